@@ -1,0 +1,209 @@
+// Spec-driven XDR codecs: one function encodes any daemon action's arguments,
+// one decodes any return kind. No action is written out by hand.
+
+import type { ActionSpec, ArgSpec, OptArgSpec, RetSpec, StructSpec } from '../../commands/spec/types.js';
+import { structByName } from '../../commands/lookup.js';
+import { UsageError } from '../errors.js';
+import { type XdrReader, XdrWriter } from './xdr.js';
+
+/** Runtime values of arguments: what a caller may pass for each kind. */
+export type ArgValue = string | number | bigint | boolean | null | readonly string[] | Uint8Array;
+export type OptArgs = Record<string, ArgValue | undefined>;
+
+/** A decoded struct: field names as in libguestfs; 64-bit fields are bigint. */
+export type StructValue = Record<string, string | number | bigint | Buffer>;
+export type RetValue = void | number | bigint | boolean | string | null | string[] | Buffer | StructValue | StructValue[] | Record<string, string>;
+
+function argError(action: string, name: string, expected: string, got: unknown): UsageError {
+  const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got;
+  return new UsageError(`${action}: argument '${name}' must be ${expected}, got ${shown}`);
+}
+
+function toBigInt(action: string, name: string, v: ArgValue): bigint {
+  if (typeof v === 'bigint') return v;
+  if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
+  throw argError(action, name, 'a 64-bit integer', v);
+}
+
+function writeArg(w: XdrWriter, action: string, a: ArgSpec, v: ArgValue | undefined): void {
+  switch (a.kind) {
+    case 'Bool':
+      if (typeof v !== 'boolean') throw argError(action, a.name, 'a boolean', v);
+      w.bool(v);
+      return;
+    case 'Int':
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < -0x80000000 || v > 0x7fffffff) {
+        throw argError(action, a.name, 'a 32-bit integer', v);
+      }
+      w.i32(v);
+      return;
+    case 'Int64':
+      w.i64(toBigInt(action, a.name, v ?? null));
+      return;
+    case 'String':
+      if (typeof v !== 'string') throw argError(action, a.name, `a string (${a.sub})`, v);
+      w.string(v);
+      return;
+    case 'OptString':
+      if (v === null || v === undefined) {
+        w.bool(false);
+      } else if (typeof v === 'string') {
+        w.bool(true).string(v);
+      } else {
+        throw argError(action, a.name, 'a string or null', v);
+      }
+      return;
+    case 'StringList':
+      if (!Array.isArray(v) || !v.every((s) => typeof s === 'string')) {
+        throw argError(action, a.name, 'a list of strings', v);
+      }
+      w.u32(v.length);
+      for (const s of v as readonly string[]) w.string(s);
+      return;
+    case 'BufferIn':
+      if (typeof v === 'string') w.opaque(Buffer.from(v, 'utf8'));
+      else if (v instanceof Uint8Array) w.opaque(v);
+      else throw argError(action, a.name, 'a buffer or string', v);
+      return;
+    case 'Pointer':
+      throw new UsageError(`${action}: pointer arguments cannot cross the wire`);
+  }
+}
+
+/** The zero value a missing optional argument is sent as (the bitmask marks it unset). */
+const optArgZero: Record<OptArgSpec['kind'], ArgValue> = {
+  OBool: false,
+  OInt: 0,
+  OInt64: 0n,
+  OString: '',
+  OStringList: [],
+};
+
+const optArgAsArg: Record<OptArgSpec['kind'], ArgSpec['kind']> = {
+  OBool: 'Bool',
+  OInt: 'Int',
+  OInt64: 'Int64',
+  OString: 'String',
+  OStringList: 'StringList',
+};
+
+/** Arguments carried in the message (FileIn/FileOut travel as chunks instead). */
+export function wireArgs(action: ActionSpec): ArgSpec[] {
+  return action.args.filter((a) => !(a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')));
+}
+
+export function encodeArgs(
+  action: ActionSpec,
+  args: readonly ArgValue[],
+  optargs: OptArgs = {},
+): { bytes: Buffer; bitmask: bigint } {
+  if (args.length !== action.args.length) {
+    throw new UsageError(
+      `${action.name}: expects ${action.args.length} argument(s) (${action.args.map((a) => a.name).join(', ')}), got ${args.length}`,
+    );
+  }
+  const known = new Set(action.optargs.map((o) => o.name));
+  for (const k of Object.keys(optargs)) {
+    if (!known.has(k)) {
+      const list = action.optargs.map((o) => o.name).join(', ') || 'none';
+      throw new UsageError(`${action.name}: unknown optional argument '${k}' (accepted: ${list})`);
+    }
+  }
+  const w = new XdrWriter();
+  action.args.forEach((a, i) => {
+    if (a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')) return;
+    writeArg(w, action.name, a, args[i]);
+  });
+  let bitmask = 0n;
+  action.optargs.forEach((o, i) => {
+    const v = optargs[o.name];
+    const asArg = { kind: optArgAsArg[o.kind], name: o.name, sub: 'PlainString' } as ArgSpec;
+    if (v === undefined) {
+      writeArg(w, action.name, asArg, optArgZero[o.kind]);
+    } else {
+      bitmask |= 1n << BigInt(i);
+      writeArg(w, action.name, asArg, v);
+    }
+  });
+  return { bytes: w.bytes(), bitmask };
+}
+
+function readStruct(r: XdrReader, s: StructSpec): StructValue {
+  const out: StructValue = {};
+  for (const f of s.fields) {
+    switch (f.type) {
+      case 'FChar':
+        out[f.name] = String.fromCharCode(r.i32());
+        break;
+      case 'FString':
+        out[f.name] = r.string();
+        break;
+      case 'FBuffer':
+        out[f.name] = Buffer.from(r.opaque());
+        break;
+      case 'FUUID':
+        out[f.name] = r.fixedOpaque(32).toString('latin1');
+        break;
+      case 'FInt32':
+        out[f.name] = r.i32();
+        break;
+      case 'FUInt32':
+        out[f.name] = r.u32();
+        break;
+      case 'FInt64':
+      case 'FBytes':
+        out[f.name] = r.i64();
+        break;
+      case 'FUInt64':
+        out[f.name] = r.u64();
+        break;
+      case 'FOptPercent':
+        out[f.name] = r.f32();
+        break;
+    }
+  }
+  return out;
+}
+
+function readStringList(r: XdrReader): string[] {
+  const n = r.u32();
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) out.push(r.string());
+  return out;
+}
+
+export function decodeRet(ret: RetSpec, r: XdrReader): RetValue {
+  switch (ret.kind) {
+    case 'RErr':
+      return undefined;
+    case 'RInt':
+      return r.i32();
+    case 'RInt64':
+      return r.i64();
+    case 'RBool':
+      return r.bool();
+    case 'RString':
+    case 'RConstString':
+    case 'RConstOptString':
+      return r.string();
+    case 'RStringList':
+      return readStringList(r);
+    case 'RHashtable': {
+      const flat = readStringList(r);
+      const out: Record<string, string> = {};
+      for (let i = 0; i + 1 < flat.length; i += 2) out[flat[i]!] = flat[i + 1]!;
+      return out;
+    }
+    case 'RBufferOut':
+      return Buffer.from(r.opaque());
+    case 'RStruct':
+      return readStruct(r, structByName(ret.struct));
+    case 'RStructList': {
+      const s = structByName(ret.struct);
+      const n = r.u32();
+      const out: StructValue[] = [];
+      for (let i = 0; i < n; i++) out.push(readStruct(r, s));
+      return out;
+    }
+  }
+}

@@ -1,0 +1,238 @@
+// One appliance VM: the qemu process, its serial console, its QMP socket and the
+// guestfsd channel. Lifecycle: starting → running → exited, each step checked.
+// A watchdog process kills qemu if this process dies without cleaning up (even
+// by SIGKILL), so no appliance outlives its owner.
+
+import { type ChildProcess, spawn } from 'node:child_process';
+import { EventEmitter } from 'node:events';
+import { readFileSync } from 'node:fs';
+import { createServer, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { daemonPortName, kernelCommandLine } from '../../../guests/libguestfs/appliance.js';
+import type { Appliance } from '../appliance/build.js';
+import { ApplianceError } from '../errors.js';
+import { DaemonChannel } from '../protocol/channel.js';
+import { type Accel, QEMU } from './accel.js';
+import { Qmp } from './qmp.js';
+
+export interface DriveConfig {
+  file: string;
+  format: string;
+  /** writeback for the user's data; unsafe for throwaway overlays (no flushes needed). */
+  cache: 'writeback' | 'unsafe';
+  readonly: boolean;
+  serial?: string | undefined;
+}
+
+export interface VmConfig {
+  appliance: Appliance;
+  drives: DriveConfig[];
+  accel: Accel;
+  memoryMiB: number;
+  smp: number;
+  verbose: boolean;
+  network: boolean;
+  /** Private directory for sockets; the watchdog removes it if we die. */
+  runDir: string;
+  launchTimeoutMs: number;
+}
+
+export type VmState = 'starting' | 'running' | 'exited';
+
+export interface ExitInfo {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+const CONSOLE_TAIL_LINES = 30;
+
+function hostLpj(): number | null {
+  // Loops per jiffy from the host's BogoMIPS (HZ=250 on Debian kernels): lets a
+  // TCG guest skip calibrating its delay loop.
+  try {
+    const m = /bogomips\s*:\s*([\d.]+)/.exec(readFileSync('/proc/cpuinfo', 'utf8'));
+    return m ? Math.round((Number(m[1]) * 500000) / 250) : null;
+  } catch {
+    return null;
+  }
+}
+
+export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }): string[] {
+  const a: string[] = ['-no-user-config', '-nodefaults', '-display', 'none'];
+  a.push('-machine', `q35,accel=${cfg.accel}`);
+  a.push('-cpu', cfg.accel === 'kvm' ? 'host' : 'max');
+  a.push('-smp', String(cfg.smp), '-m', String(cfg.memoryMiB));
+  a.push('-no-reboot', '-rtc', 'driftfix=slew');
+  if (cfg.accel === 'kvm') a.push('-global', 'kvm-pit.lost_tick_policy=discard');
+  a.push('-kernel', cfg.appliance.kernel, '-initrd', cfg.appliance.initrd);
+  a.push('-object', 'rng-random,filename=/dev/urandom,id=rng0', '-device', 'virtio-rng-pci,rng=rng0');
+  a.push('-device', 'virtio-scsi-pci,id=scsi');
+  cfg.drives.forEach((d, i) => {
+    const file = d.file.replaceAll(',', ',,');
+    a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
+    a.push('-device', `scsi-hd,drive=hd${i}${d.serial ? `,serial=${d.serial}` : ''}`);
+  });
+  // The appliance root sits on virtio-blk, a bus of its own, so the user's
+  // disks are /dev/sda, /dev/sdb … in order whatever is plugged later.
+  a.push('-drive', `file=${cfg.appliance.root.replaceAll(',', ',,')},snapshot=on,id=appliance,cache=unsafe,if=none,format=raw`);
+  a.push('-device', 'virtio-blk-pci,drive=appliance');
+  a.push('-device', 'virtio-serial-pci', '-serial', 'stdio');
+  a.push('-chardev', `socket,path=${sockets.daemon},id=channel0`);
+  a.push('-device', `virtserialport,chardev=channel0,name=${daemonPortName}`);
+  a.push('-qmp', `unix:${sockets.qmp},server=on,wait=off`);
+  if (cfg.network) {
+    a.push('-netdev', 'user,id=usernet,net=169.254.0.0/16', '-device', 'virtio-net-pci,netdev=usernet');
+  }
+  a.push(
+    '-append',
+    kernelCommandLine({
+      rootUuid: cfg.appliance.rootUuid,
+      tcg: cfg.accel === 'tcg',
+      verbose: cfg.verbose,
+      network: cfg.network,
+      lpj: cfg.accel === 'tcg' ? hostLpj() : null,
+    }),
+  );
+  return a;
+}
+
+// Polls like libguestfs's recovery process: if the owner dies, kill qemu and
+// remove the run directory.
+const WATCHDOG = `
+owner=$1 qemu=$2 dir=$3
+while kill -0 "$qemu" 2>/dev/null; do
+  if ! kill -0 "$owner" 2>/dev/null; then kill -9 "$qemu"; break; fi
+  sleep 0.5
+done
+rm -rf "$dir"
+`;
+
+export class Vm extends EventEmitter<{ console: [string] }> {
+  private state: VmState = 'starting';
+  private readonly consoleTail: string[] = [];
+  private partialLine = '';
+  private exitInfo: ExitInfo | null = null;
+  readonly exited: Promise<ExitInfo>;
+  qmp: Qmp | null = null;
+  channel: DaemonChannel | null = null;
+
+  private constructor(private readonly proc: ChildProcess) {
+    super();
+    this.exited = new Promise((resolve) => {
+      proc.on('exit', (code, signal) => {
+        this.exitInfo = { code, signal };
+        this.state = 'exited';
+        resolve(this.exitInfo);
+      });
+    });
+    proc.stdout!.on('data', (d: Buffer) => this.onConsole(d.toString('latin1')));
+    proc.stderr!.on('data', (d: Buffer) => this.onConsole(d.toString('latin1')));
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
+  }
+
+  get currentState(): VmState {
+    return this.state;
+  }
+
+  private onConsole(text: string): void {
+    const lines = (this.partialLine + text).split(/\r?\n/);
+    this.partialLine = lines.pop()!;
+    for (const line of lines) {
+      this.consoleTail.push(line);
+      if (this.consoleTail.length > CONSOLE_TAIL_LINES) this.consoleTail.shift();
+      this.emit('console', line);
+    }
+  }
+
+  consoleLines(): string[] {
+    return this.partialLine ? [...this.consoleTail, this.partialLine] : [...this.consoleTail];
+  }
+
+  /** Why the VM is gone, for error messages: exit status and the console's last lines. */
+  describeExit(): string {
+    const how = this.exitInfo
+      ? this.exitInfo.signal
+        ? `qemu was killed by ${this.exitInfo.signal}`
+        : `qemu exited with status ${this.exitInfo.code}`
+      : 'the connection to guestfsd broke';
+    const tail = this.consoleLines().filter((l) => l.trim()).slice(-8);
+    return tail.length ? `${how}; last console lines:\n  ${tail.join('\n  ')}` : how;
+  }
+
+  static async start(cfg: VmConfig): Promise<Vm> {
+    const sockets = { daemon: join(cfg.runDir, 'daemon.sock'), qmp: join(cfg.runDir, 'qmp.sock') };
+    const server: Server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(sockets.daemon, () => resolve());
+    });
+    const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+
+    const proc = spawn(QEMU, qemuArgs(cfg, sockets), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const spawnError = new Promise<never>((_, reject) =>
+      proc.once('error', (e) => reject(new ApplianceError(`cannot run ${QEMU}: ${e.message}; install it with: apt-get install qemu-system-x86`))),
+    );
+    const vm = new Vm(proc);
+    if (proc.pid !== undefined) {
+      spawn('sh', ['-c', WATCHDOG, 'guestsh-watchdog', String(process.pid), String(proc.pid), cfg.runDir], {
+        detached: true,
+        stdio: 'ignore',
+      }).unref();
+    }
+    try {
+      const died = vm.exited.then(() => {
+        throw new ApplianceError(`the appliance failed to start: ${vm.describeExit()}`);
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(
+          () => reject(new ApplianceError(`the appliance did not start within ${cfg.launchTimeoutMs / 1000} s: ${vm.describeExit()}`)),
+          cfg.launchTimeoutMs,
+        );
+      });
+      try {
+        const socket = await Promise.race([accepted, died, timeout, spawnError]);
+        vm.channel = new DaemonChannel(socket, () => vm.describeExit());
+        // guestfsd announces itself with the launch flag once it is serving.
+        const first = await Promise.race([vm.channel.next(), died, timeout]);
+        if (first.type !== 'launch') throw new ApplianceError(`guestfsd sent ${first.type} instead of its launch flag`);
+        vm.qmp = await Promise.race([Qmp.connect(sockets.qmp, 10_000), died, timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      vm.state = 'running';
+      return vm;
+    } catch (e) {
+      vm.kill();
+      await vm.exited;
+      throw e;
+    } finally {
+      server.close();
+    }
+  }
+
+  kill(): void {
+    if (this.state !== 'exited') this.proc.kill('SIGKILL');
+    this.channel?.destroy();
+    this.qmp?.close();
+  }
+
+  /** Asks qemu to quit (it flushes the drives); SIGKILL if it has not exited in time. */
+  async quit(timeoutMs = 10_000): Promise<ExitInfo> {
+    if (this.state === 'exited') return this.exitInfo!;
+    try {
+      await this.qmp?.execute('quit', undefined, timeoutMs);
+    } catch {
+      // The reply can race qemu's exit; the exit below is what counts.
+    }
+    const timer = setTimeout(() => this.kill(), timeoutMs);
+    const info = await this.exited;
+    clearTimeout(timer);
+    this.channel?.destroy();
+    this.qmp?.close();
+    return info;
+  }
+}

@@ -1,0 +1,307 @@
+// The guestfs handle: drives and settings while in config, an appliance VM while
+// ready. States move config → launching → ready → closed and every operation
+// states which states it is valid in, so a wrong-order call fails with a clear
+// message instead of a hang.
+
+import { createReadStream, createWriteStream, rmSync } from 'node:fs';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { EventEmitter } from 'node:events';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultMemoryMiB } from '../../../guests/libguestfs/appliance.js';
+import { actionByName } from '../../commands/spec/index.js';
+import type { ActionSpec } from '../../commands/spec/types.js';
+import { ensureAppliance } from '../appliance/build.js';
+import { ApplianceError, GuestfsError, UsageError } from '../errors.js';
+import { type ArgValue, decodeRet, encodeArgs, type OptArgs, type RetValue } from '../protocol/codec.js';
+import { ChannelClosedError } from '../protocol/channel.js';
+import { Rpc } from '../protocol/rpc.js';
+import { chooseAccel } from '../qemu/accel.js';
+import { type DriveConfig, Vm } from '../qemu/vm.js';
+import { createDisk, createOverlay, probeImage } from './drives.js';
+import { libraryActions } from './library.js';
+
+export type SessionState = 'config' | 'launching' | 'ready' | 'closed';
+
+export interface DriveOptions {
+  format?: string | undefined;
+  readonly?: boolean | undefined;
+  label?: string | undefined;
+}
+
+export interface Drive {
+  /** What the user added (for messages and status). */
+  path: string;
+  format: string;
+  readonly: boolean;
+  label: string | undefined;
+  /** What qemu opens: the image itself, or a throwaway overlay over it. */
+  qemu: DriveConfig;
+}
+
+export interface ProgressEvent {
+  action: string;
+  position: bigint;
+  total: bigint;
+}
+
+export interface SessionEvents {
+  progress: [ProgressEvent];
+  /** Appliance serial console lines (shown with -v). */
+  console: [string];
+  /** One line per call and result (shown with -x). */
+  trace: [string];
+  /** Notices for the user, such as the TCG fallback. */
+  notice: [string];
+}
+
+export interface CallTransfer {
+  signal?: AbortSignal | undefined;
+  /** In-memory data for a FileIn argument instead of reading its host path. */
+  fileIn?: AsyncIterable<Uint8Array> | undefined;
+  /** In-memory receiver for a FileOut argument instead of writing its host path. */
+  fileOut?: ((chunk: Buffer) => void | Promise<void>) | undefined;
+}
+
+export interface SessionSettings {
+  memsize: number;
+  smp: number;
+  verbose: boolean;
+  trace: boolean;
+  autosync: boolean;
+  network: boolean;
+  launchTimeoutMs: number;
+}
+
+// Sessions still holding a VM or temp files; reaped if the process exits.
+const live = new Set<Session>();
+process.on('exit', () => {
+  for (const s of live) s.reapNow();
+});
+
+export class Session extends EventEmitter<SessionEvents> {
+  private stateValue: SessionState = 'config';
+  readonly drives: Drive[] = [];
+  readonly settings: SessionSettings = {
+    memsize: defaultMemoryMiB,
+    smp: 1,
+    verbose: false,
+    trace: false,
+    autosync: true,
+    network: false,
+    launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
+  };
+  private runDir: string | null = null;
+  private vm: Vm | null = null;
+  private rpc: Rpc | null = null;
+
+  get state(): SessionState {
+    return this.stateValue;
+  }
+
+  /** The qemu process id while the appliance runs (for tests and `status`). */
+  get qemuPid(): number | null {
+    return this.vm?.pid ?? null;
+  }
+
+  assertState(op: string, ...states: SessionState[]): void {
+    if (states.includes(this.stateValue)) return;
+    const hint: Record<SessionState, string> = {
+      config: 'launch the appliance first (run or launch)',
+      launching: 'wait for launch to finish',
+      ready: 'this can only be done before launch',
+      closed: 'the session is closed; open a new one',
+    };
+    throw new UsageError(`${op}: not allowed in state ${this.stateValue}: ${hint[this.stateValue]}`);
+  }
+
+  private async ensureRunDir(): Promise<string> {
+    if (!this.runDir) {
+      this.runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+      live.add(this);
+    }
+    return this.runDir;
+  }
+
+  async addDrive(path: string, opts: DriveOptions = {}): Promise<void> {
+    this.assertState('add_drive', 'config');
+    const info = await probeImage(path, opts.format);
+    const format = opts.format ?? info.format;
+    const readonly = opts.readonly ?? false;
+    let qemu: DriveConfig;
+    if (readonly) {
+      // Like libguestfs: the guest may write (journal replay, for instance),
+      // but the writes land in an overlay that is thrown away.
+      const overlay = join(await this.ensureRunDir(), `overlay${this.drives.length}.qcow2`);
+      await createOverlay(path, format, overlay);
+      qemu = { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label };
+    } else {
+      qemu = { file: path, format, cache: 'writeback', readonly: false, serial: opts.label };
+    }
+    this.drives.push({ path, format, readonly, label: opts.label, qemu });
+  }
+
+  /** A temporary blank disk that disappears with the session. */
+  async addDriveScratch(sizeBytes: bigint | number, opts: { label?: string } = {}): Promise<void> {
+    this.assertState('add_drive_scratch', 'config');
+    const file = join(await this.ensureRunDir(), `scratch${this.drives.length}.qcow2`);
+    await createDisk(file, 'qcow2', sizeBytes);
+    this.drives.push({
+      path: file,
+      format: 'qcow2',
+      readonly: false,
+      label: opts.label,
+      qemu: { file, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label },
+    });
+  }
+
+  async launch(): Promise<void> {
+    this.assertState('launch', 'config');
+    if (this.drives.length === 0) throw new UsageError('launch: add at least one drive first (-a IMAGE)');
+    this.stateValue = 'launching';
+    try {
+      const appliance = await ensureAppliance((l) => this.emit('notice', l));
+      const accel = await chooseAccel(appliance.kernel);
+      if (accel.probed && accel.accel === 'tcg') this.emit('notice', accel.reason);
+      if (this.settings.verbose) this.emit('console', `guestsh: ${accel.reason}`);
+      const vmPromise = Vm.start({
+        appliance,
+        drives: this.drives.map((d) => d.qemu),
+        accel: accel.accel,
+        memoryMiB: this.settings.memsize,
+        smp: this.settings.smp,
+        verbose: this.settings.verbose,
+        network: this.settings.network,
+        runDir: await this.ensureRunDir(),
+        launchTimeoutMs: this.settings.launchTimeoutMs,
+      });
+      this.vm = await vmPromise;
+      this.vm.on('console', (l) => this.emit('console', l));
+      this.vm.channel!.on('progress', (p) => {
+        this.emit('progress', { action: this.currentAction ?? '', position: p.position, total: p.total });
+      });
+      this.rpc = new Rpc(this.vm.channel!);
+      this.stateValue = 'ready';
+    } catch (e) {
+      this.stateValue = 'config';
+      throw e;
+    }
+  }
+
+  private currentAction: string | null = null;
+
+  /** Calls any action by name (snake_case, kebab-case or alias). */
+  async call(name: string, args: readonly ArgValue[] = [], optargs: OptArgs = {}, transfer: CallTransfer = {}): Promise<RetValue> {
+    const action = actionByName(name);
+    if (!action) throw new UsageError(`unknown action '${name}'`);
+    if (action.procNr !== null) return this.daemonCall(action, args, optargs, transfer);
+    const impl = libraryActions[action.name];
+    if (!impl) throw new UsageError(`${action.name}: not available in guestsh yet`);
+    encodeArgs(action, args, optargs); // validates counts and types the same way as daemon calls
+    return impl(this, args, optargs);
+  }
+
+  private async daemonCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs, transfer: CallTransfer): Promise<RetValue> {
+    this.assertState(action.name, 'ready');
+    const { bytes, bitmask } = encodeArgs(action, args, optargs);
+    const fileInIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileIn');
+    const fileOutIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileOut');
+    let fileIn: AsyncIterable<Uint8Array> | undefined;
+    let progressHint: bigint | undefined;
+    if (fileInIndex >= 0 && transfer.fileIn) {
+      fileIn = transfer.fileIn;
+    } else if (fileInIndex >= 0) {
+      const hostPath = args[fileInIndex] as string;
+      const st = await stat(hostPath).catch(() => null);
+      if (!st) throw new UsageError(`${action.name}: host file '${hostPath}' does not exist`);
+      progressHint = st.isFile() ? BigInt(st.size) : 0n;
+      fileIn = createReadStream(hostPath, { highWaterMark: 64 * 1024 });
+    }
+    let out: ReturnType<typeof createWriteStream> | undefined;
+    if (fileOutIndex >= 0 && !transfer.fileOut) out = createWriteStream(args[fileOutIndex] as string);
+    if (this.settings.trace) this.emit('trace', `${action.name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
+    this.currentAction = action.name;
+    try {
+      const reply = await this.rpc!.call({
+        action: action.name,
+        procNr: action.procNr!,
+        args: bytes,
+        optargsBitmask: bitmask,
+        fileIn,
+        progressHint,
+        signal: transfer.signal,
+        fileOut: transfer.fileOut ?? (out
+          ? (chunk) =>
+              new Promise<void>((resolve, reject) => {
+                out!.write(chunk, (e) => (e ? reject(e) : resolve()));
+              })
+          : undefined),
+      });
+      const value = decodeRet(action.ret, reply);
+      if (this.settings.trace) this.emit('trace', `${action.name} = ${traceValue(value)}`);
+      return value;
+    } catch (e) {
+      if (e instanceof ChannelClosedError) throw await this.applianceDied(action.name);
+      throw e;
+    } finally {
+      this.currentAction = null;
+      if (out) await new Promise<void>((resolve) => out!.end(resolve));
+    }
+  }
+
+  /** The VM went away under a call: explain why, then release everything. */
+  private async applianceDied(action: string): Promise<ApplianceError> {
+    const vm = this.vm!;
+    // The socket usually closes a moment before qemu's exit status arrives.
+    await Promise.race([vm.exited, sleep(1000)]);
+    const err = new ApplianceError(`${action}: the appliance died: ${vm.describeExit()}`);
+    await this.close();
+    return err;
+  }
+
+  /** Syncs and unmounts (autosync), then stops qemu cleanly. */
+  async shutdown(): Promise<void> {
+    if (this.stateValue === 'ready' && this.vm) {
+      if (this.settings.autosync) {
+        try {
+          await this.call('internal_autosync');
+        } catch (e) {
+          if (!(e instanceof GuestfsError)) throw e;
+          // A failed umount still leaves the data synced; qemu's quit flushes too.
+        }
+      }
+      await this.vm.quit();
+    }
+    this.vm?.kill();
+    this.vm = null;
+    this.rpc = null;
+    if (this.stateValue !== 'config') this.stateValue = 'closed';
+  }
+
+  /** Shuts down if needed and removes every temporary file. Safe to call twice. */
+  async close(): Promise<void> {
+    try {
+      if (this.stateValue === 'ready') await this.shutdown();
+    } finally {
+      this.vm?.kill();
+      if (this.vm) await this.vm.exited;
+      this.vm = null;
+      this.stateValue = 'closed';
+      if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
+      this.runDir = null;
+      live.delete(this);
+    }
+  }
+
+  /** Synchronous last-resort cleanup for process exit. */
+  reapNow(): void {
+    this.vm?.kill();
+    if (this.runDir) rmSync(this.runDir, { recursive: true, force: true });
+  }
+}
+
+function traceValue(v: RetValue): string {
+  if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+}
