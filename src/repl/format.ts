@@ -2,7 +2,7 @@
 // parse guestfish's output keep working.
 
 import type { ActionSpec, StructSpec } from '../commands/spec/types.js';
-import { structByName } from '../commands/lookup.js';
+import { structByName } from '../commands/spec/index.js';
 import type { RetValue, StructValue } from '../runtime/protocol/codec.js';
 
 function structLines(s: StructSpec, v: StructValue, indent: string): string {

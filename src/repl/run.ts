@@ -1,7 +1,6 @@
 // Executes guestfish-style commands against a session and prints each result.
 
-import { actionByName } from '../commands/spec/index.js';
-import { suggestActions } from '../commands/lookup.js';
+import { actionByName, suggestActions } from '../commands/spec/index.js';
 import { parseCommandArgs } from '../commands/parse.js';
 import { UsageError } from '../runtime/errors.js';
 import type { Session } from '../runtime/session/session.js';

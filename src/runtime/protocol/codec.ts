@@ -2,7 +2,7 @@
 // one decodes any return kind. No action is written out by hand.
 
 import type { ActionSpec, ArgSpec, OptArgSpec, RetSpec, StructSpec } from '../../commands/spec/types.js';
-import { structByName } from '../../commands/lookup.js';
+import { structByName } from '../../commands/spec/index.js';
 import { UsageError } from '../errors.js';
 import { type XdrReader, XdrWriter } from './xdr.js';
 

@@ -35,6 +35,8 @@ export interface VmConfig {
   /** Private directory for sockets; the watchdog removes it if we die. */
   runDir: string;
   launchTimeoutMs: number;
+  /** Receives console lines from the first one on (boot messages included). */
+  onConsole?: ((line: string) => void) | undefined;
 }
 
 export type VmState = 'starting' | 'running' | 'exited';
@@ -176,6 +178,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       proc.once('error', (e) => reject(new ApplianceError(`cannot run ${QEMU}: ${e.message}; install it with: apt-get install qemu-system-x86`))),
     );
     const vm = new Vm(proc);
+    if (cfg.onConsole) vm.on('console', cfg.onConsole);
     if (proc.pid !== undefined) {
       spawn('sh', ['-c', WATCHDOG, 'guestsh-watchdog', String(process.pid), String(proc.pid), cfg.runDir], {
         detached: true,

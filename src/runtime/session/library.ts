@@ -62,6 +62,12 @@ async function readFile(s: Session, path: string): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
+async function listDirectory(s: Session, dir: string): Promise<string[]> {
+  const chunks: Buffer[] = [];
+  await s.call('ls0', [dir, '-'], {}, { fileOut: (c) => void chunks.push(Buffer.from(c)) });
+  return Buffer.concat(chunks).toString('utf8').split('\0').filter(Boolean).sort();
+}
+
 const [getVerbose, setVerbose] = setting('verbose');
 const [getTrace, setTrace] = setting('trace');
 const [getMemsize, setMemsize] = setting('memsize');
@@ -77,6 +83,7 @@ export const libraryActions: Record<string, LibraryAction> = {
   write: (s, [path, content]) => writeFile(s, path as string, bytesOf(content!), false),
   write_append: (s, [path, content]) => writeFile(s, path as string, bytesOf(content!), true),
   read_file: (s, [path]) => readFile(s, path as string),
+  ls: (s, [dir]) => listDirectory(s, dir as string),
   cat: async (s, [path]) => (await readFile(s, path as string)).toString('utf8'),
   shutdown: (s) => s.shutdown(),
   close: (s) => s.close(),

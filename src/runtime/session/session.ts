@@ -100,6 +100,11 @@ export class Session extends EventEmitter<SessionEvents> {
     return this.stateValue;
   }
 
+  /** The private temp directory (sockets, overlays), while one exists. */
+  get runDirectory(): string | null {
+    return this.runDir;
+  }
+
   /** The qemu process id while the appliance runs (for tests and `status`). */
   get qemuPid(): number | null {
     return this.vm?.pid ?? null;
@@ -175,9 +180,9 @@ export class Session extends EventEmitter<SessionEvents> {
         network: this.settings.network,
         runDir: await this.ensureRunDir(),
         launchTimeoutMs: this.settings.launchTimeoutMs,
+        onConsole: (l) => this.emit('console', l),
       });
       this.vm = await vmPromise;
-      this.vm.on('console', (l) => this.emit('console', l));
       this.vm.channel!.on('progress', (p) => {
         this.emit('progress', { action: this.currentAction ?? '', position: p.position, total: p.total });
       });

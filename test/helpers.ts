@@ -1,0 +1,61 @@
+// Shared by the tests: per-file temp dirs (so leaks are visible), host-side
+// image building without mounting, hashing, process checks.
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+
+/**
+ * Points TMPDIR at a fresh directory for this test file, so that whatever a
+ * session leaves behind shows up in it. Returns the dir and a restore function.
+ */
+export function isolatedTmpdir(): { dir: string; leftovers: () => string[]; restore: () => void } {
+  const previous = process.env.TMPDIR;
+  const dir = mkdtempSync(join(tmpdir(), 'guestsh-test-'));
+  process.env.TMPDIR = dir;
+  return {
+    dir,
+    leftovers: () => readdirSync(dir).filter((f) => f.startsWith('guestsh-')),
+    restore: () => {
+      if (previous === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = previous;
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function sha256(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export function rawDisk(path: string, sizeMiB: number): string {
+  execFileSync('qemu-img', ['create', '-q', '-f', 'raw', path, `${sizeMiB}M`]);
+  return path;
+}
+
+/** An unpartitioned ext4 image holding `files`, built with mke2fs -d (no mount). */
+export function ext4Image(path: string, sizeMiB: number, files: Record<string, string>): string {
+  const root = mkdtempSync(join(tmpdir(), 'guestsh-fsroot-'));
+  try {
+    for (const [name, content] of Object.entries(files)) {
+      mkdirSync(dirname(join(root, name)), { recursive: true });
+      writeFileSync(join(root, name), content);
+    }
+    execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', root, path, `${sizeMiB}M`]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+  return path;
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
