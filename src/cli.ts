@@ -4,7 +4,7 @@
 import { ApplianceError, CancelledError, GuestfsError, UsageError } from './runtime/errors.js';
 import { Session } from './runtime/session/session.js';
 import { parseOptions, usage } from './repl/options.js';
-import { runCommand } from './repl/run.js';
+import { parseCommand, runCommand } from './repl/run.js';
 
 const VERSION = '0.1.0';
 
@@ -32,6 +32,14 @@ async function main(argv: string[]): Promise<number> {
   if (opts.commands.length === 0) {
     process.stderr.write(`guestsh: no commands given (the interactive shell is not built yet)\n${usage}\n`);
     return 2;
+  }
+  try {
+    // Every command is checked before the appliance boots: a typo costs
+    // milliseconds, not a launch.
+    for (const words of opts.commands) parseCommand(words);
+  } catch (e) {
+    process.stderr.write(`guestsh: error: ${oneLine(e)}\n`);
+    return 1;
   }
   const session = new Session();
   session.settings.verbose = opts.verbose;

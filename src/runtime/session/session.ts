@@ -258,6 +258,9 @@ export class Session extends EventEmitter<SessionEvents> {
   /** The VM went away under a call: explain why, then release everything. */
   private async applianceDied(action: string): Promise<ApplianceError> {
     const vm = this.vm!;
+    // Closed from here on: nothing may try to talk to this VM again (not even
+    // shutdown's autosync).
+    this.stateValue = 'closed';
     // The socket usually closes a moment before qemu's exit status arrives.
     await Promise.race([vm.exited, sleep(1000)]);
     const err = new ApplianceError(`${action}: the appliance died: ${vm.describeExit()}`);

@@ -1,0 +1,136 @@
+// What happens when things go wrong: qemu killed mid-call, bad images, bad
+// command lines. Each must end in a clear error, never a hang or a leak.
+import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { ApplianceError, Session, UsageError } from '../src/index.js';
+import { ensureAppliance } from '../src/runtime/appliance/build.js';
+import { chooseAccel } from '../src/runtime/qemu/accel.js';
+import { isAlive, isolatedTmpdir, rawDisk } from './helpers.js';
+
+const tmp = isolatedTmpdir();
+afterAll(() => {
+  expect(tmp.leftovers()).toEqual([]);
+  tmp.restore();
+});
+
+const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
+
+function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
+      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
+}
+
+/** Resolves to the outcome of `p`, or 'timeout' if it is still pending after `ms`. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
+  return Promise.race([p, sleep(ms).then(() => 'timeout' as const)]);
+}
+
+describe('appliance death', () => {
+  it('killing qemu mid-call gives a clear error within 5 s and cleans up', async () => {
+    const s = new Session();
+    await s.addDrive(rawDisk(join(tmp.dir, 'kill.img'), 16));
+    await s.launch();
+    const pid = s.qemuPid!;
+    const runDir = s.runDirectory!;
+    // A call that would run for a minute inside the appliance.
+    const call = s.call('debug', ['sh', ['sleep 60']]).catch((e: unknown) => e);
+    await sleep(500);
+    process.kill(pid, 'SIGKILL');
+    const outcome = await within(call, 5000);
+    expect(outcome).toBeInstanceOf(ApplianceError);
+    expect((outcome as Error).message).toMatch(/debug: the appliance died: qemu was killed by SIGKILL/);
+    expect(s.state).toBe('closed');
+    expect(isAlive(pid)).toBe(false);
+    const { existsSync } = await import('node:fs');
+    expect(existsSync(runDir)).toBe(false);
+    await expect(s.call('ls', ['/'])).rejects.toThrow(/session is closed/);
+  });
+});
+
+describe('bad images', () => {
+  it('a missing image is a one-line error naming the file', async () => {
+    const s = new Session();
+    const missing = join(tmp.dir, 'nope.qcow2');
+    const err = await s.addDrive(missing).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    expect((err as Error).message).toBe(`disk image '${missing}' does not exist`);
+    await s.close();
+  });
+
+  it('a corrupt qcow2 is a one-line error naming the file', async () => {
+    const corrupt = join(tmp.dir, 'corrupt.qcow2');
+    // A qcow2 magic followed by garbage: qemu recognises the format and rejects the header.
+    writeFileSync(corrupt, Buffer.concat([Buffer.from('QFI\xfb', 'latin1'), Buffer.alloc(4, 0xff), Buffer.alloc(1024, 7)]));
+    const s = new Session();
+    const err = await s.addDrive(corrupt).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(UsageError);
+    const msg = (err as Error).message;
+    expect(msg.startsWith(`disk image '${corrupt}' cannot be opened: `)).toBe(true);
+    expect(msg.includes('\n')).toBe(false);
+    await s.close();
+  });
+
+  it('the CLI answers a missing image with one line on stderr and exit 1, before booting anything', async () => {
+    const r = await guestsh(['-a', join(tmp.dir, 'absent.img'), 'run', ':', 'list-devices']);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([`guestsh: error: disk image '${join(tmp.dir, 'absent.img')}' does not exist`]);
+    expect(r.stdout).toBe('');
+  });
+
+  it('the CLI answers an unknown option with exit 2 and an unknown command with a suggestion', async () => {
+    const bad = await guestsh(['--bogus']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("unknown option '--bogus'");
+    const img = rawDisk(join(tmp.dir, 'cli.img'), 16);
+    const typo = await guestsh(['-a', img, 'run', ':', 'list-devics']);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain("unknown command 'list-devics'; did you mean list-devices");
+  });
+});
+
+describe('acceleration probe', () => {
+  it('decides KVM or TCG with a bounded probe, and the appliance boots with the verdict', async () => {
+    const appliance = await ensureAppliance();
+    const cache = await mkdtemp(join(tmpdir(), 'probe-cache-'));
+    const saved = { cache: process.env.GUESTSH_CACHE, accel: process.env.GUESTSH_ACCEL, lg: process.env.LIBGUESTFS_BACKEND_SETTINGS };
+    process.env.GUESTSH_CACHE = cache;
+    delete process.env.GUESTSH_ACCEL;
+    delete process.env.LIBGUESTFS_BACKEND_SETTINGS;
+    try {
+      const started = Date.now();
+      const choice = await within(chooseAccel(appliance.kernel), 15_000);
+      expect(choice).not.toBe('timeout');
+      const c = choice as Awaited<ReturnType<typeof chooseAccel>>;
+      console.log(`acceleration probe: ${c.accel} after ${Date.now() - started} ms (${c.reason})`);
+      expect(c.probed).toBe(true);
+      if (c.accel === 'tcg') expect(c.reason).toMatch(/using TCG/);
+      // The verdict is cached: asking again does not probe.
+      expect((await chooseAccel(appliance.kernel)).probed).toBe(false);
+    } finally {
+      for (const [k, v] of [['GUESTSH_CACHE', saved.cache], ['GUESTSH_ACCEL', saved.accel], ['LIBGUESTFS_BACKEND_SETTINGS', saved.lg]] as const) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+      await rm(cache, { recursive: true, force: true });
+    }
+  });
+
+  it('on this machine class (nested KVM hangs guests) the probe falls back to TCG', async () => {
+    const appliance = await ensureAppliance();
+    const choice = await chooseAccel(appliance.kernel);
+    if (process.env.GUESTSH_EXPECT_KVM === '1') {
+      console.log('skipped: GUESTSH_EXPECT_KVM=1 says this host has working KVM');
+      return;
+    }
+    expect(choice.accel).toBe('tcg');
+  });
+});

@@ -1,0 +1,114 @@
+// FileIn/FileOut streaming: a 64 MiB round trip, progress events, and
+// cancellation in both directions leaving the session usable.
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CancelledError, Session, type ProgressEvent } from '../src/index.js';
+import { isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
+
+const tmp = isolatedTmpdir();
+const s = new Session();
+const SIZE = 64 * 1024 * 1024;
+let source: string;
+
+async function randomFile(path: string, bytes: number): Promise<string> {
+  const out = createWriteStream(path);
+  for (let done = 0; done < bytes; done += 1024 * 1024) {
+    if (!out.write(randomBytes(1024 * 1024))) await new Promise((r) => out.once('drain', r));
+  }
+  await new Promise((r) => out.end(r));
+  return path;
+}
+
+beforeAll(async () => {
+  source = await randomFile(join(tmp.dir, 'source.bin'), SIZE);
+  await s.addDrive(rawDisk(join(tmp.dir, 'disk.img'), 400), { format: 'raw' });
+  await s.launch();
+  await s.call('mkfs', ['ext4', '/dev/sda']);
+  await s.call('mount', ['/dev/sda', '/']);
+});
+
+afterAll(async () => {
+  await s.close();
+  expect(tmp.leftovers()).toEqual([]);
+  tmp.restore();
+});
+
+describe('file transfer', () => {
+  it('uploads and downloads 64 MiB with equal sha256, reporting progress', async () => {
+    const events: ProgressEvent[] = [];
+    s.on('progress', (p) => events.push(p));
+    await s.call('upload', [source, '/big.bin']);
+    expect(await s.call('filesize', ['/big.bin'])).toBe(BigInt(SIZE));
+    const back = join(tmp.dir, 'back.bin');
+    await s.call('download', ['/big.bin', back]);
+    expect(await sha256(back)).toBe(await sha256(source));
+    // guestfsd rate-limits progress to about one message a second, so a
+    // transfer this size yields at least one, measured against the total.
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) {
+      expect(['upload', 'download']).toContain(e.action);
+      expect(e.position <= e.total).toBe(true);
+    }
+    expect(events.some((e) => e.total === BigInt(SIZE))).toBe(true);
+    s.removeAllListeners('progress');
+  });
+
+  it('cancels an upload mid-way and stays usable', async () => {
+    const ac = new AbortController();
+    let sent = 0;
+    // An endless source: only cancellation can end this upload.
+    const endless = {
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          sent += 1024 * 1024;
+          if (sent === 8 * 1024 * 1024) ac.abort();
+          yield Buffer.alloc(1024 * 1024, 0x5a);
+        }
+      },
+    };
+    const err = await s
+      .call('upload', ['-', '/partial.bin'], {}, { fileIn: endless, signal: ac.signal })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CancelledError);
+    // The same session answers the next calls, including another transfer.
+    expect(await s.call('exists', ['/big.bin'])).toBe(true);
+    await s.call('write', ['/after-cancel', 'still here']);
+    expect(await s.call('cat', ['/after-cancel'])).toBe('still here');
+  });
+
+  it('cancels a download mid-way and stays usable', async () => {
+    const ac = new AbortController();
+    let received = 0;
+    const err = await s
+      .call('download', ['/big.bin', '-'], {}, {
+        signal: ac.signal,
+        fileOut: (chunk) => {
+          received += chunk.length;
+          if (received >= 4 * 1024 * 1024) ac.abort();
+        },
+      })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CancelledError);
+    expect(received).toBeLessThan(SIZE);
+    expect(await s.call('cat', ['/after-cancel'])).toBe('still here');
+  });
+
+  it('reports a host write failure during download and stays usable', async () => {
+    const err = await s
+      .call('download', ['/big.bin', '-'], {}, {
+        fileOut: () => {
+          throw new Error('disk full (simulated)');
+        },
+      })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toBe('disk full (simulated)');
+    expect(await s.call('filesize', ['/big.bin'])).toBe(BigInt(SIZE));
+  });
+
+  it('gets an upload refused by guestfsd as an error, in sync', async () => {
+    await expect(s.call('upload', [source, '/no/such/dir/file'])).rejects.toThrow(/upload/);
+    expect(await s.call('exists', ['/big.bin'])).toBe(true);
+  });
+});
