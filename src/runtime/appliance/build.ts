@@ -9,6 +9,10 @@ import { execa } from 'execa';
 import { applianceName, hostPackages, superminDirCandidates } from '../../../guests/libguestfs/appliance.js';
 import { cacheRoot } from '../cache.js';
 import { UsageError } from '../errors.js';
+import { extractPvhKernel } from './pvh.js';
+
+/** The uncompressed ELF kernel, booted at its PVH entry when present. */
+const PVH_KERNEL = 'vmlinux';
 
 export interface Appliance {
   dir: string;
@@ -57,7 +61,9 @@ async function ext2Uuid(path: string): Promise<string> {
 
 async function describe(dir: string): Promise<Appliance> {
   const root = join(dir, 'root');
-  return { dir, kernel: join(dir, 'kernel'), initrd: join(dir, 'initrd'), root, rootUuid: await ext2Uuid(root) };
+  const pvh = join(dir, PVH_KERNEL);
+  const kernel = existsSync(pvh) ? pvh : join(dir, 'kernel');
+  return { dir, kernel, initrd: join(dir, 'initrd'), root, rootUuid: await ext2Uuid(root) };
 }
 
 export async function ensureAppliance(log: (line: string) => void = () => {}): Promise<Appliance> {
@@ -65,7 +71,8 @@ export async function ensureAppliance(log: (line: string) => void = () => {}): P
   if (!superminDir) throw missing('the libguestfs appliance recipe (supermin.d)', hostPackages.recipe);
   const key = await hostStateKey(superminDir);
   const parent = join(cacheRoot(), 'appliance');
-  const dir = join(parent, `${applianceName}-${key}`);
+  // v2: the layout gained the PVH kernel.
+  const dir = join(parent, `${applianceName}-v2-${key}`);
   if (existsSync(join(dir, 'root'))) return describe(dir);
 
   if (!(await readdir('/boot')).some((f) => f.startsWith('vmlinuz-'))) {
@@ -81,6 +88,9 @@ export async function ensureAppliance(log: (line: string) => void = () => {}): P
     const err = e as { code?: string; stderr?: string };
     if (err.code === 'ENOENT') throw missing('the supermin program', hostPackages.builder);
     throw new UsageError(`supermin failed to build the appliance: ${(err.stderr ?? String(e)).trim().split('\n').pop()}`);
+  }
+  if (!(await extractPvhKernel(join(tmp, 'kernel'), join(tmp, PVH_KERNEL)))) {
+    log('the kernel cannot be booted directly (PVH); booting it through the BIOS loader instead (slower)');
   }
   try {
     await rename(tmp, dir);

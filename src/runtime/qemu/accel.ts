@@ -36,7 +36,7 @@ function kvmBootsKernel(kernel: string): Promise<boolean> {
   return new Promise((resolve) => {
     const qemu = spawn(
       QEMU,
-      ['-no-user-config', '-nodefaults', '-display', 'none', '-machine', 'q35,accel=kvm', '-cpu', 'host', '-m', '256',
+      ['-no-user-config', '-nodefaults', '-display', 'none', '-machine', 'accel=kvm', '-cpu', 'host', '-m', '256',
         '-no-reboot', '-serial', 'stdio', '-kernel', kernel, '-append', 'console=ttyS0 panic=-1 quiet'],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );

@@ -67,21 +67,28 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
   }
 
   /** Connects once qemu has created the socket, and negotiates capabilities. */
-  static async connect(path: string, timeoutMs: number): Promise<Qmp> {
+  static async connect(path: string, timeoutMs: number, cancel?: AbortSignal): Promise<Qmp> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
+      if (cancel?.aborted) throw new ApplianceError('QMP connection abandoned: qemu is gone');
       try {
         const socket = await new Promise<Socket>((resolve, reject) => {
           const s = connect(path, () => resolve(s));
           s.once('error', reject);
         });
         const qmp = new Qmp(socket);
-        await Promise.race([
-          qmp.greeted,
-          sleep(Math.max(0, deadline - Date.now())).then(() => {
-            throw new ApplianceError('qemu did not greet on the QMP socket');
-          }),
-        ]);
+        const timeout = new AbortController();
+        try {
+          await Promise.race([
+            qmp.greeted,
+            // Abortable, so a pending timer never keeps the process alive.
+            sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timeout.signal }).then(() => {
+              throw new ApplianceError('qemu did not greet on the QMP socket');
+            }),
+          ]);
+        } finally {
+          timeout.abort();
+        }
         await qmp.execute('qmp_capabilities');
         return qmp;
       } catch (e) {
