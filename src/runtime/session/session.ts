@@ -20,7 +20,7 @@ import { Rpc } from '../protocol/rpc.js';
 import { chooseAccel } from '../qemu/accel.js';
 import { type DriveConfig, Vm } from '../qemu/vm.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
-import { libraryActions } from './library.js';
+import { libraryActions } from './library/index.js';
 
 export type SessionState = 'config' | 'launching' | 'ready' | 'closed';
 

@@ -1,0 +1,133 @@
+// Drives and host-side disk images: the add_drive family (local image files
+// only) and disk_create/disk_format/disk_virtual_size/disk_has_backing_file
+// over qemu-img.
+
+import { existsSync, statSync } from 'node:fs';
+import { execa } from 'execa';
+import { UsageError } from '../../errors.js';
+import type { Session } from '../session.js';
+import { type LibraryAction, notSupported } from './util.js';
+
+const REMOTE_OPTS = ['protocol', 'server', 'username', 'secret'];
+
+async function addDrive(s: Session, filename: string, opt: Record<string, unknown>, action = 'add_drive'): Promise<void> {
+  const remote = REMOTE_OPTS.filter((k) => opt[k] !== undefined);
+  if (remote.length) {
+    throw notSupported(action, `optional argument ${remote.join(', ')}: guestsh opens local image files only (no network block devices)`);
+  }
+  if (opt.iface !== undefined) {
+    throw notSupported(action, 'optional argument iface: guestsh attaches every drive to one virtio-scsi controller');
+  }
+  for (const k of ['name', 'blocksize', 'copyonread', 'discard']) {
+    if (opt[k] !== undefined) throw notSupported(action, `optional argument ${k}: the guestsh qemu command line does not expose it`);
+  }
+  if (opt.cachemode !== undefined && opt.cachemode !== 'writeback') {
+    throw notSupported(action, 'optional argument cachemode: guestsh opens writable drives with cache=writeback only');
+  }
+  await s.addDrive(filename, {
+    format: opt.format as string | undefined,
+    readonly: opt.readonly as boolean | undefined,
+    label: opt.label as string | undefined,
+  });
+}
+
+async function qemuImgInfo(action: string, filename: string): Promise<Record<string, unknown>> {
+  if (!existsSync(filename)) throw new UsageError(`${action}: ${filename}: No such file or directory`);
+  try {
+    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', filename]);
+    return JSON.parse(stdout) as Record<string, unknown>;
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new UsageError(`${action}: qemu-img info: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+const QCOW2_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', metadata: 'metadata', full: 'falloc' };
+const RAW_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', full: 'full' };
+
+async function diskCreate(filename: string, format: string, size: bigint, opt: Record<string, unknown>): Promise<void> {
+  const a = 'disk_create';
+  const backing = opt.backingfile as string | undefined;
+  if (backing !== undefined) {
+    if (size !== -1n) throw new UsageError(`${a}: if using a backing file, size must be passed as -1`);
+  } else if (size < 0n) {
+    throw new UsageError(`${a}: invalid size: ${size}`);
+  }
+  if (format !== 'raw' && format !== 'qcow2') throw new UsageError(`${a}: unsupported format '${format}'`);
+  if (existsSync(filename) && statSync(filename).isCharacterDevice()) {
+    throw new UsageError(`${a}: refusing to overwrite char device '${filename}'`);
+  }
+  const options: string[] = [];
+  const prealloc = opt.preallocation as string | undefined;
+  if (format === 'raw') {
+    for (const k of ['backingfile', 'backingformat', 'compat', 'clustersize']) {
+      if (opt[k] !== undefined) throw new UsageError(`${a}: ${k} parameter cannot be used with raw format`);
+    }
+    if (prealloc !== undefined) {
+      const p = RAW_PREALLOC[prealloc];
+      if (!p) throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
+      options.push(`preallocation=${p}`);
+    }
+  } else {
+    if (backing !== undefined) {
+      options.push(`backing_file=${backing}`);
+      let bfmt = opt.backingformat as string | undefined;
+      if (bfmt !== undefined && !/^[a-z0-9_]{1,16}$/i.test(bfmt)) {
+        throw new UsageError(`${a}: invalid value for backingformat parameter '${bfmt}'`);
+      }
+      bfmt ??= (await qemuImgInfo(a, backing)).format as string;
+      options.push(`backing_fmt=${bfmt}`);
+    }
+    if (prealloc !== undefined) {
+      const p = QCOW2_PREALLOC[prealloc];
+      if (!p) throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
+      options.push(`preallocation=${p}`);
+    }
+    const compat = opt.compat as string | undefined;
+    if (compat !== undefined) {
+      if (compat !== '0.10' && compat !== '1.1') throw new UsageError(`${a}: invalid value for compat parameter '${compat}'`);
+      options.push(`compat=${compat}`);
+    }
+    const cs = opt.clustersize as number | undefined;
+    if (cs !== undefined) {
+      if (cs < 512 || cs > 2097152 || (cs & (cs - 1)) !== 0) throw new UsageError(`${a}: invalid value for clustersize parameter '${cs}'`);
+      options.push(`cluster_size=${cs}`);
+    }
+  }
+  // A leading "./" keeps a name such as "a:b" from being read as a protocol.
+  const target = filename.startsWith('/') ? filename : `./${filename}`;
+  const args = ['create', '-q', '-f', format, ...(options.length ? ['-o', options.join(',')] : []), target];
+  if (backing === undefined) args.push(String(size));
+  try {
+    await execa('qemu-img', args);
+  } catch (e) {
+    const err = e as { stderr?: string; message: string };
+    throw new UsageError(`${a}: qemu-img create: ${(err.stderr ?? err.message).trim()}`);
+  }
+}
+
+export const diskActions: Record<string, LibraryAction> = {
+  add_drive: (s, [f], opt) => addDrive(s, f as string, opt),
+  add_drive_ro: (s, [f]) => addDrive(s, f as string, { readonly: true }, 'add_drive_ro'),
+  add_cdrom: (s, [f]) => addDrive(s, f as string, { readonly: true }, 'add_cdrom'),
+  add_drive_with_if: (s, [f, iface]) => addDrive(s, f as string, { iface }, 'add_drive_with_if'),
+  add_drive_ro_with_if: (s, [f, iface]) => addDrive(s, f as string, { iface, readonly: true }, 'add_drive_ro_with_if'),
+  add_drive_scratch: (s, [size], opt) => {
+    for (const k of ['name', 'blocksize']) {
+      if (opt[k] !== undefined) throw notSupported('add_drive_scratch', `optional argument ${k}: the guestsh qemu command line does not expose it`);
+    }
+    return s.addDriveScratch(size as bigint, { label: opt.label as string | undefined });
+  },
+  remove_drive: () => {
+    throw new UsageError('remove_drive: hotplugging support was removed in libguestfs 1.48');
+  },
+  disk_create: (_s, [f, fmt, size], opt) => diskCreate(f as string, fmt as string, size as bigint, opt),
+  disk_format: async (_s, [f]) => (await qemuImgInfo('disk_format', f as string)).format as string,
+  disk_virtual_size: async (_s, [f]) => BigInt((await qemuImgInfo('disk_virtual_size', f as string))['virtual-size'] as number),
+  disk_has_backing_file: async (_s, [f]) => {
+    const b = (await qemuImgInfo('disk_has_backing_file', f as string))['backing-filename'];
+    return b !== undefined && b !== null;
+  },
+  // virtio-scsi, as in libguestfs's direct backend.
+  max_disks: () => 255,
+};
