@@ -52,6 +52,13 @@ describe('engine', () => {
     expect(await s.call('ls', ['/'])).toEqual(['hello.txt', 'lost+found']);
   });
 
+  it('offers every public action as a typed method on session.g', async () => {
+    expect(await s.g.listDevices()).toEqual(['/dev/sda', '/dev/sdb', '/dev/sdc']);
+    await s.g.writeAppend('/hello.txt', 'again\n');
+    expect(await s.g.readLines('/hello.txt')).toEqual(['hello from guestsh', 'again']);
+    await s.g.write('/hello.txt', 'hello from guestsh\n');
+  });
+
   it('uses a second drive in the same session', async () => {
     await s.call('mkfs', ['ext2', '/dev/sdb']);
     await s.call('mkdir', ['/second']);

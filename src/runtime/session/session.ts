@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultMemoryMiB } from '../../../guests/libguestfs/appliance.js';
+import { createApi, type GuestfsApi } from '../../commands/api.js';
 import { actionByName } from '../../commands/spec/index.js';
 import type { ActionSpec } from '../../commands/spec/types.js';
 import { ensureAppliance } from '../appliance/build.js';
@@ -92,6 +93,8 @@ export class Session extends EventEmitter<SessionEvents> {
     network: false,
     launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
   };
+  /** Every public libguestfs action as a typed method, e.g. `await s.g.mkfs('ext4', '/dev/sda1', { label: 'root' })`. */
+  readonly g: GuestfsApi = createApi(this);
   private runDir: string | null = null;
   private vm: Vm | null = null;
   private rpc: Rpc | null = null;

@@ -1,0 +1,107 @@
+// Engine benchmark, guestsh against guestfish on the same image in one run:
+//   launch: process start → first answered call (list-devices), both as CLIs;
+//   calls:  1000 small calls (is-file) after launch, timed inside each tool.
+// Runs alternate between the tools so machine load hits both alike. Prints
+// medians and the guestsh/guestfish ratios (below 1.0 means guestsh is faster).
+//
+//   npx tsx bench/engine.ts [--runs N] [--calls N]
+
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Session } from '../src/index.js';
+import { ext4Image } from '../test/helpers.js';
+
+const arg = (name: string, dflt: number): number => {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
+};
+const RUNS = arg('--runs', 3);
+const CALLS = arg('--calls', 1000);
+const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
+const GUESTFISH_ENV = { ...process.env, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+};
+
+/** ms from spawn until the first byte on stdout; the process is then left to finish. */
+function timeToFirstOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let first: number | null = null;
+    let stderr = '';
+    p.stdout.on('data', () => {
+      first ??= Number(process.hrtime.bigint() - t0) / 1e6;
+    });
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => {
+      if (code !== 0 || first === null) reject(new Error(`${cmd} failed (${code}): ${stderr.trim()}`));
+      else resolve(first);
+    });
+  });
+}
+
+/** guestfish timing its own loop: host `date` before and after the calls. */
+function guestfishCalls(image: string, n: number): Promise<number> {
+  const script = join(work, 'calls.gfs');
+  writeFileSync(script, ['run', 'mount /dev/sda /', '!date +%s%N', ...Array(n).fill('is-file /hello'), '!date +%s%N', ''].join('\n'));
+  return new Promise((resolve, reject) => {
+    const p = spawn('guestfish', ['-a', image, '-f', script], { env: GUESTFISH_ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.on('exit', (code) => {
+      const stamps = out.split('\n').filter((l) => /^\d{18,}$/.test(l)).map(BigInt);
+      const answers = out.split('\n').filter((l) => l === 'true').length;
+      if (code !== 0 || stamps.length !== 2 || answers !== n) reject(new Error(`guestfish call loop failed (${code})`));
+      else resolve(Number(stamps[1]! - stamps[0]!) / 1e6);
+    });
+  });
+}
+
+async function guestshCalls(image: string, n: number): Promise<number> {
+  const s = new Session();
+  try {
+    await s.addDrive(image, { format: 'raw' });
+    await s.launch();
+    await s.call('mount', ['/dev/sda', '/']);
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i < n; i++) {
+      if ((await s.call('is_file', ['/hello'])) !== true) throw new Error('is_file answered false');
+    }
+    return Number(process.hrtime.bigint() - t0) / 1e6;
+  } finally {
+    await s.close();
+  }
+}
+
+const work = mkdtempSync(join(tmpdir(), 'guestsh-bench-'));
+try {
+  const image = ext4Image(join(work, 'bench.img'), 64, { hello: 'hello\n' });
+  const launch = { guestsh: [] as number[], guestfish: [] as number[] };
+  const calls = { guestsh: [] as number[], guestfish: [] as number[] };
+  // One unmeasured guestsh launch first: it builds the appliance and runs the
+  // KVM probe if this machine has never done so (guestfish's cache is warm).
+  await timeToFirstOutput('node', [CLI, '-a', image, 'run', ':', 'list-devices'], process.env);
+  for (let r = 0; r < RUNS; r++) {
+    launch.guestfish.push(await timeToFirstOutput('guestfish', ['-a', image, 'run', ':', 'list-devices'], GUESTFISH_ENV));
+    launch.guestsh.push(await timeToFirstOutput('node', [CLI, '-a', image, 'run', ':', 'list-devices'], process.env));
+    process.stderr.write(`launch run ${r + 1}/${RUNS}: guestfish ${launch.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${launch.guestsh.at(-1)!.toFixed(0)} ms\n`);
+  }
+  for (let r = 0; r < RUNS; r++) {
+    calls.guestfish.push(await guestfishCalls(image, CALLS));
+    calls.guestsh.push(await guestshCalls(image, CALLS));
+    process.stderr.write(`calls run ${r + 1}/${RUNS}: guestfish ${calls.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${calls.guestsh.at(-1)!.toFixed(0)} ms\n`);
+  }
+  const lf = median(launch.guestfish);
+  const lg = median(launch.guestsh);
+  const cf = median(calls.guestfish) / CALLS;
+  const cg = median(calls.guestsh) / CALLS;
+  console.log(`launch → first answer (median of ${RUNS}): guestfish ${(lf / 1000).toFixed(2)} s, guestsh ${(lg / 1000).toFixed(2)} s, ratio ${(lg / lf).toFixed(2)}`);
+  console.log(`small call is-file (median of ${RUNS}×${CALLS}): guestfish ${cf.toFixed(2)} ms, guestsh ${cg.toFixed(2)} ms, ratio ${(cg / cf).toFixed(2)}`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
