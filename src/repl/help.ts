@@ -1,0 +1,109 @@
+// `help` and `help CMD`. The synopsis, argument kinds and flags come from the
+// spec; the prose comes from the libguestfs documentation installed on this
+// machine (guestfish(1), rendered by man at run time). No documentation text
+// is stored in guestsh.
+
+import { execFileSync } from 'node:child_process';
+import { actionByName, publicActions } from '../commands/spec/index.js';
+import type { ActionSpec } from '../commands/spec/types.js';
+import { kebab, kindName, signature } from '../commands/parse.js';
+import { META_COMMANDS } from './meta.js';
+
+let manText: string[] | null | undefined;
+
+/** guestfish(1) as plain text lines, or null when man or the page is missing. */
+function manual(): string[] | null {
+  if (manText !== undefined) return manText;
+  try {
+    const raw = execFileSync('man', ['-P', 'cat', 'guestfish'], {
+      env: { ...process.env, MANWIDTH: '80', MAN_KEEP_FORMATTING: '0', GROFF_NO_SGR: '1' },
+      stdio: ['ignore', 'pipe', 'ignore'],
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 10_000,
+    }).toString('utf8');
+    // Strip overstrike formatting (bold/underline) in case col(1) is absent.
+    manText = raw.replace(/.\x08/g, '').split('\n');
+  } catch {
+    manText = null;
+  }
+  return manText;
+}
+
+/** The guestfish(1) subsection for `name` (its heading aliases, synopsis and prose). */
+export function manualSection(name: string): string | null {
+  const lines = manual();
+  if (!lines) return null;
+  const heading = (l: string | undefined): boolean => l !== undefined && /^ {3}\S/.test(l);
+  const start = lines.findIndex((l) => l === `   ${name}`);
+  if (start < 0) return null;
+  let i = start;
+  while (heading(lines[i + 1])) i++;
+  let end = i + 1;
+  while (end < lines.length && !heading(lines[end]) && !/^\S/.test(lines[end]!)) end++;
+  const body = lines.slice(i + 1, end).map((l) => l.replace(/^ {7}/, ''));
+  while (body.length && body[body.length - 1]!.trim() === '') body.pop();
+  while (body.length && body[0]!.trim() === '') body.shift();
+  return `${body.join('\n')}\n`;
+}
+
+function firstSentence(section: string | null): string {
+  if (!section) return '';
+  const prose = section
+    .split('\n')
+    .filter((l) => !/^ /.test(l))
+    .join(' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+  const m = /^(.*?[.!?])(\s|$)/.exec(prose);
+  const s = (m ? m[1]! : prose).trim();
+  return s.length > 57 ? `${s.slice(0, 56)}…` : s;
+}
+
+function shellActions(): ActionSpec[] {
+  return publicActions()
+    .filter((a) => a.visibility === 'VPublic')
+    .sort((x, y) => (x.name < y.name ? -1 : 1));
+}
+
+/** `help` / `help --list`: every command with a one-line summary. */
+export function listCommands(): string {
+  let out = '';
+  const row = (n: string, d: string): void => void (out += `${n.padEnd(25)} ${d}\n`);
+  row('help', META_COMMANDS.help!.summary);
+  row('quit', META_COMMANDS.quit!.summary);
+  for (const [n, m] of Object.entries(META_COMMANDS)) if (!['help', 'quit', 'exit', 'q'].includes(n)) row(n, m.summary);
+  for (const a of shellActions()) {
+    const summary = firstSentence(manualSection(kebab(a.name)));
+    row(kebab(a.name), summary || signature(a));
+  }
+  out += "    Use 'help <cmd>' to show help on a command, or 'man' for the full manual.\n";
+  return out;
+}
+
+/** `help CMD`, or null when CMD is not a command. */
+export function helpFor(nameIn: string): string | null {
+  const name = nameIn.toLowerCase();
+  const meta = META_COMMANDS[name];
+  if (meta) {
+    const doc = manualSection(name);
+    return `${name} - ${meta.summary}\n  ${meta.synopsis}\n${doc ? `\n${doc}` : ''}`;
+  }
+  const a = actionByName(name);
+  if (!a || (a.visibility !== 'VPublic' && a.visibility !== 'VDebug')) return null;
+  let out = `${kebab(a.name)}${a.fishAlias.length ? ` (alias: ${a.fishAlias.join(', ')})` : ''}\n  ${signature(a)}\n`;
+  if (a.args.length || a.optargs.length) {
+    out += '\n';
+    for (const x of a.args) out += `  ${x.name.padEnd(16)} ${kindName(x)}\n`;
+    for (const x of a.optargs) out += `  ${`${x.name}:`.padEnd(16)} ${kindName(x)} (optional)\n`;
+  }
+  const ret = a.ret.kind === 'RStruct' || a.ret.kind === 'RStructList' ? `${a.ret.kind} ${a.ret.struct}` : a.ret.kind;
+  out += `\n  returns: ${ret}${a.procNr === null ? '  (library-side)' : ''}\n`;
+  if (a.deprecatedBy) {
+    out += `  DEPRECATED${a.deprecatedBy.replacedBy ? `: use ${kebab(a.deprecatedBy.replacedBy)} instead` : ''}\n`;
+  }
+  if (a.protocolLimitWarning) out += '  Protocol limit: results travel in one message of at most 4 MiB; use download for large data.\n';
+  if (a.optional) out += `  Optional feature group: ${a.optional} (see 'supported')\n`;
+  const doc = manualSection(kebab(a.name));
+  out += doc ? `\n${doc}` : '\n  (no installed documentation found: install libguestfs-tools for guestfish(1))\n';
+  return out;
+}

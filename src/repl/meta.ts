@@ -1,0 +1,30 @@
+// guestfish's own commands (not libguestfs actions) that guestsh implements.
+
+/** Commands the shell implements itself (guestfish's "fish commands"), with their synopsis. */
+export const META_COMMANDS: Record<string, { synopsis: string; summary: string }> = {
+  help: { synopsis: 'help [cmd] | help --list', summary: 'list commands, or show help for one' },
+  quit: { synopsis: 'quit', summary: 'quit the shell (also exit, q, Ctrl-D)' },
+  exit: { synopsis: 'exit', summary: 'quit the shell' },
+  q: { synopsis: 'q', summary: 'quit the shell' },
+  echo: { synopsis: 'echo [params ...]', summary: 'print the parameters' },
+  glob: { synopsis: 'glob command args...', summary: 'expand wildcards in guest paths and devices, run the command for each combination' },
+  time: { synopsis: 'time command args...', summary: 'run a command and print the elapsed time' },
+  lcd: { synopsis: 'lcd directory', summary: 'change the host working directory' },
+  'copy-in': { synopsis: 'copy-in local [local ...] remotedir', summary: 'copy host files or directories into the guest' },
+  'copy-out': { synopsis: 'copy-out remote [remote ...] localdir', summary: 'copy guest files or directories to the host' },
+  edit: { synopsis: 'edit filename', summary: 'edit a guest file with $EDITOR (also vi, emacs)' },
+  vi: { synopsis: 'vi filename', summary: 'edit a guest file with vi' },
+  emacs: { synopsis: 'emacs filename', summary: 'edit a guest file with emacs' },
+  more: { synopsis: 'more filename', summary: 'view a guest file with $PAGER (less: with less)' },
+  less: { synopsis: 'less filename', summary: 'view a guest file with less' },
+  display: { synopsis: 'display filename', summary: 'show a guest image file with $GUESTFISH_DISPLAY_IMAGE (default display)' },
+  supported: { synopsis: 'supported', summary: 'list optional feature groups and whether the appliance has them' },
+  reopen: { synopsis: 'reopen', summary: 'close the session and open a new, empty one with the same settings' },
+  setenv: { synopsis: 'setenv VAR value', summary: 'set a host environment variable' },
+  unsetenv: { synopsis: 'unsetenv VAR', summary: 'unset a host environment variable' },
+  alloc: { synopsis: 'alloc filename size', summary: 'create a fully allocated raw image and add it (also allocate)' },
+  allocate: { synopsis: 'allocate filename size', summary: 'create a fully allocated raw image and add it' },
+  sparse: { synopsis: 'sparse filename size', summary: 'create a sparse raw image and add it' },
+  man: { synopsis: 'man', summary: 'open the guestfish manual page (also manual)' },
+  manual: { synopsis: 'manual', summary: 'open the guestfish manual page' },
+};
