@@ -8,6 +8,8 @@ import { ext4Image, isAlive, isolatedTmpdir, rawDisk, sha256 } from './helpers.j
 
 const tmp = isolatedTmpdir();
 const s = new Session();
+// This file exercises the cold boot path (console capture included); snapshot.test.ts covers resume.
+s.settings.snapshots = false;
 let roImage: string;
 let roHashBefore: string;
 const consoleLines: string[] = [];

@@ -8,6 +8,7 @@ import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonPortName, kernelCommandLine } from '../../../guests/libguestfs/appliance.js';
 import type { Appliance } from '../appliance/build.js';
 import { ApplianceError } from '../errors.js';
@@ -24,8 +25,18 @@ export interface DriveConfig {
   serial?: string | undefined;
 }
 
+/** The appliance's root filesystem as qemu opens it. */
+export interface RootDisk {
+  file: string;
+  format: 'raw' | 'qcow2';
+  /** true: qemu keeps the guest's writes in a hidden temporary overlay. */
+  throwaway: boolean;
+}
+
 export interface VmConfig {
   appliance: Appliance;
+  /** Defaults to the appliance's pristine root, thrown away after use. */
+  root?: RootDisk | undefined;
   drives: DriveConfig[];
   accel: Accel;
   memoryMiB: number;
@@ -75,12 +86,19 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   cfg.drives.forEach((d, i) => {
     const file = d.file.replaceAll(',', ',,');
     a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
-    a.push('-device', `scsi-hd,drive=hd${i}${d.serial ? `,serial=${d.serial}` : ''}`);
+    a.push('-device', `scsi-hd,drive=hd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
   });
   // The appliance root sits on virtio-blk, a bus of its own, so the user's
   // disks are /dev/sda, /dev/sdb … in order whatever is plugged later.
-  a.push('-drive', `file=${cfg.appliance.root.replaceAll(',', ',,')},snapshot=on,id=appliance,cache=unsafe,if=none,format=raw`);
+  const root = cfg.root ?? { file: cfg.appliance.root, format: 'raw', throwaway: true };
+  a.push(
+    '-drive',
+    `file=${root.file.replaceAll(',', ',,')},${root.throwaway ? 'snapshot=on,cache=unsafe' : 'cache=writeback'},id=appliance,if=none,format=${root.format}`,
+  );
   a.push('-device', 'virtio-blk-pci,drive=appliance');
+  // A new generation ID on every restore makes the guest kernel reseed its
+  // random number generator, so sessions resumed from one snapshot differ.
+  a.push('-device', 'vmgenid,guid=auto');
   a.push('-device', 'virtio-serial-pci', '-serial', 'stdio');
   a.push('-chardev', `socket,path=${sockets.daemon},id=channel0`);
   a.push('-device', `virtserialport,chardev=channel0,name=${daemonPortName}`);
@@ -111,6 +129,10 @@ while kill -0 "$qemu" 2>/dev/null; do
 done
 rm -rf "$dir"
 `;
+
+function shellQuote(s: string): string {
+  return `'${s.replaceAll("'", "'\\''")}'`;
+}
 
 export class Vm extends EventEmitter<{ console: [string] }> {
   private state: VmState = 'starting';
@@ -167,7 +189,35 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     return tail.length ? `${how}; last console lines:\n  ${tail.join('\n  ')}` : how;
   }
 
-  static async start(cfg: VmConfig): Promise<Vm> {
+  /** Boots the appliance and waits until guestfsd announces itself. */
+  static start(cfg: VmConfig): Promise<Vm> {
+    return Vm.spawn(cfg, [], async (vm, abort) => {
+      const first = await Promise.race([vm.channel!.next(), abort]);
+      if (first.type !== 'launch') throw new ApplianceError(`guestfsd sent ${first.type} instead of its launch flag`);
+    });
+  }
+
+  /**
+   * Restores an appliance saved by saveState, left paused so that drives can
+   * be hot-plugged before the guest runs again (resume()). guestfsd sent its
+   * launch flag before the save, so none comes now.
+   */
+  static restore(cfg: VmConfig, stateFile: string): Promise<Vm> {
+    return Vm.spawn(cfg, ['-incoming', 'defer', '-S'], async (vm, abort) => {
+      await Promise.race([vm.qmp!.execute('migrate-incoming', { uri: `exec:cat ${shellQuote(stateFile)}` }), abort]);
+      await Promise.race([vm.migrationDone(cfg.launchTimeoutMs), abort]);
+    });
+  }
+
+  /**
+   * Starts qemu, connects guestfsd's channel and QMP, then runs `until`; any
+   * failure kills qemu. `abort` rejects if qemu exits or the launch times out.
+   */
+  private static async spawn(
+    cfg: VmConfig,
+    extraArgs: string[],
+    until: (vm: Vm, abort: Promise<never>) => Promise<void>,
+  ): Promise<Vm> {
     const sockets = { daemon: join(cfg.runDir, 'daemon.sock'), qmp: join(cfg.runDir, 'qmp.sock') };
     const server: Server = createServer();
     await new Promise<void>((resolve, reject) => {
@@ -176,10 +226,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     });
     const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
 
-    const proc = spawn(QEMU, qemuArgs(cfg, sockets), { stdio: ['ignore', 'pipe', 'pipe'] });
-    const spawnError = new Promise<never>((_, reject) =>
-      proc.once('error', (e) => reject(new ApplianceError(`cannot run ${QEMU}: ${e.message}; install it with: apt-get install qemu-system-x86`))),
-    );
+    const proc = spawn(QEMU, [...qemuArgs(cfg, sockets), ...extraArgs], { stdio: ['ignore', 'pipe', 'pipe'] });
     const vm = new Vm(proc);
     if (cfg.onConsole) vm.on('console', cfg.onConsole);
     if (proc.pid !== undefined) {
@@ -188,32 +235,34 @@ export class Vm extends EventEmitter<{ console: [string] }> {
         stdio: 'ignore',
       }).unref();
     }
-    try {
-      const died = vm.exited.then(() => {
+    let timer: NodeJS.Timeout | undefined;
+    const abort = Promise.race([
+      new Promise<never>((_, reject) =>
+        proc.once('error', (e) =>
+          reject(new ApplianceError(`cannot run ${QEMU}: ${e.message}; install it with: apt-get install qemu-system-x86`)),
+        ),
+      ),
+      vm.exited.then(() => {
         throw new ApplianceError(`the appliance failed to start: ${vm.describeExit()}`);
-      });
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
+      }),
+      new Promise<never>((_, reject) => {
         timer = setTimeout(
           () => reject(new ApplianceError(`the appliance did not start within ${cfg.launchTimeoutMs / 1000} s: ${vm.describeExit()}`)),
           cfg.launchTimeoutMs,
         );
-      });
-      // qemu creates the QMP socket at once; connect while the kernel boots.
-      const qmpCancel = new AbortController();
-      void vm.exited.then(() => qmpCancel.abort());
-      const qmpReady = Qmp.connect(sockets.qmp, cfg.launchTimeoutMs, qmpCancel.signal);
-      qmpReady.catch(() => undefined); // a failed boot is reported by `died`, not twice
-      try {
-        const socket = await Promise.race([accepted, died, timeout, spawnError]);
-        vm.channel = new DaemonChannel(socket, () => vm.describeExit());
-        // guestfsd announces itself with the launch flag once it is serving.
-        const first = await Promise.race([vm.channel.next(), died, timeout]);
-        if (first.type !== 'launch') throw new ApplianceError(`guestfsd sent ${first.type} instead of its launch flag`);
-        vm.qmp = await Promise.race([qmpReady, died, timeout]);
-      } finally {
-        clearTimeout(timer);
-      }
+      }),
+    ]);
+    abort.catch(() => undefined); // observed through the races below
+    // qemu creates the QMP socket at once; connect while the kernel boots.
+    const qmpCancel = new AbortController();
+    void vm.exited.then(() => qmpCancel.abort());
+    const qmpReady = Qmp.connect(sockets.qmp, cfg.launchTimeoutMs, qmpCancel.signal);
+    qmpReady.catch(() => undefined); // a failed start is reported by `abort`, not twice
+    try {
+      const socket = await Promise.race([accepted, abort]);
+      vm.channel = new DaemonChannel(socket, () => vm.describeExit());
+      vm.qmp = await Promise.race([qmpReady, abort]);
+      await until(vm, abort);
       vm.state = 'running';
       return vm;
     } catch (e) {
@@ -221,8 +270,53 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       await vm.exited;
       throw e;
     } finally {
+      clearTimeout(timer);
       server.close();
     }
+  }
+
+  private async migrationDone(timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const info = await this.qmp!.execute<{ status?: string; 'error-desc'?: string }>('query-migrate');
+      if (info.status === 'completed') return;
+      if (info.status === 'failed' || info.status === 'cancelled') {
+        throw new ApplianceError(`saving or restoring the appliance state failed: ${info['error-desc'] ?? info.status}`);
+      }
+      if (Date.now() > deadline) throw new ApplianceError('saving or restoring the appliance state timed out');
+      await sleep(10);
+    }
+  }
+
+  /** Plugs drives into the SCSI bus as /dev/sda, /dev/sdb … (target i for drive i). */
+  async hotplug(drives: readonly DriveConfig[]): Promise<void> {
+    for (const [i, d] of drives.entries()) {
+      await this.qmp!.execute('blockdev-add', {
+        'node-name': `hd${i}`,
+        driver: d.format,
+        'read-only': d.readonly,
+        cache: { direct: false, 'no-flush': d.cache === 'unsafe' },
+        file: { driver: 'file', filename: d.file },
+      });
+      await this.qmp!.execute('device_add', {
+        driver: 'scsi-hd',
+        drive: `hd${i}`,
+        id: `sd${i}`,
+        'scsi-id': i,
+        ...(d.serial ? { serial: d.serial } : {}),
+      });
+    }
+  }
+
+  async resume(): Promise<void> {
+    await this.qmp!.execute('cont');
+  }
+
+  /** Stops the guest and writes its whole state to `file`; qemu stays up, paused. */
+  async saveState(file: string, timeoutMs: number): Promise<void> {
+    await this.qmp!.execute('stop');
+    await this.qmp!.execute('migrate', { uri: `exec:cat > ${shellQuote(file)}` });
+    await this.migrationDone(timeoutMs);
   }
 
   kill(): void {

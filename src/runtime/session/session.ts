@@ -19,7 +19,8 @@ import { type ArgValue, decodeRet, encodeArgs, type OptArgs, type RetValue } fro
 import { ChannelClosedError } from '../protocol/channel.js';
 import { Rpc } from '../protocol/rpc.js';
 import { chooseAccel } from '../qemu/accel.js';
-import { type DriveConfig, Vm } from '../qemu/vm.js';
+import { type DriveConfig, Vm, type VmConfig } from '../qemu/vm.js';
+import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
 import { libraryActions } from './library/index.js';
 
@@ -73,7 +74,15 @@ export interface SessionSettings {
   autosync: boolean;
   network: boolean;
   launchTimeoutMs: number;
+  /** Resume a saved appliance instead of booting (GUESTSH_SNAPSHOT=0 turns it off). */
+  snapshots: boolean;
 }
+
+export type LaunchStats =
+  | { mode: 'boot'; bootMs: number }
+  | { mode: 'snapshot'; snapshotMs: number; restoreMs: number; hotplugMs: number; settleMs: number };
+
+const HOTPLUG_SETTLE_MS = 30_000;
 
 // Sessions still holding a VM or temp files; reaped if the process exits.
 const live = new Set<Session>();
@@ -92,6 +101,7 @@ export class Session extends EventEmitter<SessionEvents> {
     autosync: true,
     network: false,
     launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
+    snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
   };
   /** Every public libguestfs action as a typed method, e.g. `await s.g.mkfs('ext4', '/dev/sda1', { label: 'root' })`. */
   readonly g: GuestfsApi = createApi(this);
@@ -173,7 +183,7 @@ export class Session extends EventEmitter<SessionEvents> {
       const accel = await chooseAccel(appliance.kernel);
       if (accel.probed && accel.accel === 'tcg') this.emit('notice', accel.reason);
       if (this.settings.verbose) this.emit('console', `guestsh: ${accel.reason}`);
-      const vmPromise = Vm.start({
+      const cfg: VmConfig = {
         appliance,
         drives: this.drives.map((d) => d.qemu),
         accel: accel.accel,
@@ -184,17 +194,73 @@ export class Session extends EventEmitter<SessionEvents> {
         runDir: await this.ensureRunDir(),
         launchTimeoutMs: this.settings.launchTimeoutMs,
         onConsole: (l) => this.emit('console', l),
-      });
-      this.vm = await vmPromise;
-      this.vm.channel!.on('progress', (p) => {
-        this.emit('progress', { action: this.currentAction ?? '', position: p.position, total: p.total });
-      });
-      this.rpc = new Rpc(this.vm.channel!);
+      };
+      let resumed = false;
+      if (this.settings.snapshots) {
+        try {
+          await this.resumeSnapshot(cfg);
+          resumed = true;
+        } catch (e) {
+          this.vm?.kill();
+          this.vm = null;
+          if (this.settings.verbose) this.emit('console', `guestsh: resuming a saved appliance failed, booting instead: ${(e as Error).message}`);
+        }
+      }
+      if (!resumed) {
+        const started = Date.now();
+        this.attach(await Vm.start(cfg));
+        this.launchStats = { mode: 'boot', bootMs: Date.now() - started };
+      }
       this.stateValue = 'ready';
     } catch (e) {
+      this.vm?.kill();
+      this.vm = null;
       this.stateValue = 'config';
       throw e;
     }
+  }
+
+  /** How the last launch went, for -v and the benchmarks. */
+  launchStats: LaunchStats | null = null;
+
+  private attach(vm: Vm): void {
+    this.vm = vm;
+    vm.channel!.on('progress', (p) => {
+      this.emit('progress', { action: this.currentAction ?? '', position: p.position, total: p.total });
+    });
+    this.rpc = new Rpc(vm.channel!);
+  }
+
+  /**
+   * Restores the saved appliance, plugs the drives in, and makes the guest
+   * fresh: its clock set to now, its random generator reseeded (vmgenid), its
+   * devices settled.
+   */
+  private async resumeSnapshot(cfg: VmConfig): Promise<void> {
+    const t0 = Date.now();
+    const snap = await ensureSnapshot(cfg, (l) => this.emit('notice', l));
+    const t1 = Date.now();
+    this.attach(await Vm.restore({ ...cfg, drives: [], root: { file: snap.root, format: 'qcow2', throwaway: true } }, snap.state));
+    const t2 = Date.now();
+    await this.vm!.hotplug(cfg.drives);
+    await this.vm!.resume();
+    const t3 = Date.now();
+    this.stateValue = 'ready';
+    // Wait inside the guest (one round trip, no polling over the wire) until
+    // the kernel has created every plugged disk and udev has settled.
+    const last = `/dev/sd${String.fromCharCode(0x61 + cfg.drives.length - 1)}`;
+    const settle =
+      `i=0; while [ ! -b ${last} ] && [ $i -lt ${HOTPLUG_SETTLE_MS / 10} ]; do sleep 0.01; i=$((i+1)); done; ` +
+      'udevadm settle; ls /sys/block';
+    const blocks = ((await this.call('debug', ['sh', [settle]])) as string).split(/\s+/).filter((b) => b.startsWith('sd'));
+    if (blocks.length !== cfg.drives.length) {
+      throw new ApplianceError(`the appliance saw ${blocks.length} of ${cfg.drives.length} hot-plugged drives`);
+    }
+    // The guest's clock stopped when it was saved; a call takes milliseconds,
+    // so setting it last leaves it that close to the host's.
+    const now = Date.now();
+    await this.call('debug', ['sh', [`date -u -s @${Math.floor(now / 1000)}.${String(now % 1000).padStart(3, '0')} >/dev/null`]]);
+    this.launchStats = { mode: 'snapshot', snapshotMs: t1 - t0, restoreMs: t2 - t1, hotplugMs: t3 - t2, settleMs: Date.now() - t3 };
   }
 
   private currentAction: string | null = null;

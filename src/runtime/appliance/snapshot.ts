@@ -1,0 +1,105 @@
+// A booted appliance saved to disk, so sessions resume it instead of booting.
+// Saved once per (appliance build, qemu binary, accelerator, memory, vCPUs,
+// network, verbosity), beside the appliance it belongs to, which is deleted
+// (with its snapshots) when the host packages change.
+//
+// The appliance root the saved guest had mounted is a qcow2 overlay saved with
+// it: the guest's page cache refers to blocks written there during boot.
+// Each resumed session opens it with snapshot=on, so it stays frozen.
+
+import { createHash } from 'node:crypto';
+import { existsSync, statSync } from 'node:fs';
+import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import type { Accel } from '../qemu/accel.js';
+import { QEMU } from '../qemu/accel.js';
+import { Vm } from '../qemu/vm.js';
+import { createOverlay } from '../session/drives.js';
+import type { Appliance } from './build.js';
+
+// Bump when the saved layout or the VM's device model changes.
+const SNAPSHOT_LAYOUT = 1;
+const SAVE_TIMEOUT_MS = 120_000;
+
+export interface SnapshotParams {
+  appliance: Appliance;
+  accel: Accel;
+  memoryMiB: number;
+  smp: number;
+  network: boolean;
+  verbose: boolean;
+  launchTimeoutMs: number;
+}
+
+export interface Snapshot {
+  dir: string;
+  /** The VM state, as qemu's migration stream. */
+  state: string;
+  /** The appliance root as the saved guest left it. */
+  root: string;
+}
+
+function qemuIdentity(): string {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const p = join(dir, QEMU);
+    if (existsSync(p)) {
+      const st = statSync(p);
+      return `${p}:${st.size}:${st.mtimeMs}`;
+    }
+  }
+  return QEMU;
+}
+
+export function snapshotDir(p: SnapshotParams): string {
+  const key = createHash('sha256')
+    .update(JSON.stringify([SNAPSHOT_LAYOUT, p.appliance.dir, p.appliance.kernel, qemuIdentity(), p.accel, p.memoryMiB, p.smp, p.network, p.verbose]))
+    .digest('hex')
+    .slice(0, 16);
+  return join(p.appliance.dir, 'snapshots', key);
+}
+
+function describe(dir: string): Snapshot {
+  return { dir, state: join(dir, 'state'), root: join(dir, 'root.qcow2') };
+}
+
+/** The snapshot for these parameters, booting and saving an appliance if there is none yet. */
+export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => void): Promise<Snapshot> {
+  const dir = snapshotDir(p);
+  if (existsSync(join(dir, 'state'))) return describe(dir);
+  log('saving a booted appliance for fast starts (once per appliance build) ...');
+  const tmp = `${dir}.tmp-${process.pid}`;
+  const runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+  let vm: Vm | null = null;
+  try {
+    await mkdir(tmp, { recursive: true });
+    const draft = describe(tmp);
+    await createOverlay(p.appliance.root, 'raw', draft.root);
+    vm = await Vm.start({
+      appliance: p.appliance,
+      root: { file: draft.root, format: 'qcow2', throwaway: false },
+      drives: [],
+      accel: p.accel,
+      memoryMiB: p.memoryMiB,
+      smp: p.smp,
+      verbose: p.verbose,
+      network: p.network,
+      runDir,
+      launchTimeoutMs: p.launchTimeoutMs,
+    });
+    await vm.saveState(draft.state, SAVE_TIMEOUT_MS);
+    await vm.quit();
+    vm = null;
+    try {
+      await rename(tmp, dir);
+    } catch {
+      // Another process saved one first: theirs is as good.
+    }
+    return describe(dir);
+  } finally {
+    vm?.kill();
+    if (vm) await vm.exited;
+    await rm(tmp, { recursive: true, force: true });
+    await rm(runDir, { recursive: true, force: true });
+  }
+}
