@@ -1,0 +1,33 @@
+// The guestfish script corpus: every script in testdata/scripts runs under
+// guestfish and under guestsh on identical fresh copies of the test guest;
+// stdout and the exit status must be identical, except for the differences
+// listed below with their reasons.
+
+import { describe, expect, it } from 'vitest';
+import { runCorpus, sameResult, type ScriptResult } from './shell/corpus.js';
+
+/** Accepted differences: script name → why guestsh's output may differ. */
+export const ACCEPTED: Record<string, string> = {};
+
+describe('guestfish script corpus', () => {
+  let results: ScriptResult[] = [];
+
+  it('runs every script with guestfish and guestsh and compares stdout and exit status', { timeout: 900_000 }, async () => {
+    results = await runCorpus(process.env.GUESTSH_CORPUS_FILTER, (s) => console.error(s));
+    expect(results.length).toBeGreaterThanOrEqual(process.env.GUESTSH_CORPUS_FILTER ? 1 : 50);
+    const failures: string[] = [];
+    let pass = 0;
+    for (const r of results) {
+      if (sameResult(r)) {
+        pass++;
+        continue;
+      }
+      if (ACCEPTED[r.name]) continue;
+      failures.push(
+        `${r.name}: exit guestfish ${r.guestfish.code} / guestsh ${r.guestsh.code}\n--- guestfish\n${r.guestfish.stdout}--- guestsh\n${r.guestsh.stdout}`,
+      );
+    }
+    console.error(`corpus: ${pass}/${results.length} identical, ${Object.keys(ACCEPTED).length} accepted differences`);
+    expect(failures, failures.join('\n\n')).toEqual([]);
+  });
+});
