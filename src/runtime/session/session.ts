@@ -23,6 +23,7 @@ import { type DriveConfig, Vm, type VmConfig } from '../qemu/vm.js';
 import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
 import { libraryActions } from './library/index.js';
+import { Transaction } from './transaction.js';
 
 export type SessionState = 'config' | 'launching' | 'ready' | 'closed';
 
@@ -38,8 +39,10 @@ export interface Drive {
   format: string;
   readonly: boolean;
   label: string | undefined;
-  /** What qemu opens: the image itself, or a throwaway overlay over it. */
+  /** What qemu opens: the transaction's overlay, or a throwaway overlay (read-only). */
   qemu: DriveConfig;
+  /** The all-or-nothing write to the image, for read-write drives. */
+  tx: Transaction | null;
 }
 
 export interface ProgressEvent {
@@ -56,6 +59,8 @@ export interface SessionEvents {
   trace: [string];
   /** Notices for the user, such as the TCG fallback. */
   notice: [string];
+  /** A read-write image's changes are being merged into it (journal written next). */
+  commit: [{ image: string }];
 }
 
 export interface CallTransfer {
@@ -76,6 +81,11 @@ export interface SessionSettings {
   launchTimeoutMs: number;
   /** Resume a saved appliance instead of booting (GUESTSH_SNAPSHOT=0 turns it off). */
   snapshots: boolean;
+  /**
+   * Write through an overlay that shutdown() merges into the image and
+   * close() without shutdown discards. Off: qemu writes the image directly.
+   */
+  transactions: boolean;
 }
 
 export type LaunchStats =
@@ -102,6 +112,7 @@ export class Session extends EventEmitter<SessionEvents> {
     network: false,
     launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
     snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
+    transactions: true,
   };
   /** Every public libguestfs action as a typed method, e.g. `await s.g.mkfs('ext4', '/dev/sda1', { label: 'root' })`. */
   readonly g: GuestfsApi = createApi(this);
@@ -154,10 +165,22 @@ export class Session extends EventEmitter<SessionEvents> {
       const overlay = join(await this.ensureRunDir(), `overlay${this.drives.length}.qcow2`);
       await createOverlay(path, format, overlay);
       qemu = { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label };
-    } else {
-      qemu = { file: path, format, cache: 'writeback', readonly: false, serial: opts.label };
+      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null });
+      return;
     }
-    this.drives.push({ path, format, readonly, label: opts.label, qemu });
+    if (!this.settings.transactions) {
+      qemu = { file: path, format, cache: 'writeback', readonly: false, serial: opts.label };
+      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null });
+      return;
+    }
+    const tx = await Transaction.begin(path, format);
+    live.add(this);
+    if (tx.recovered === 'rolled-forward') this.emit('notice', `completed an interrupted commit of '${path}' first`);
+    if (tx.recovered === 'discarded-abandoned-run') {
+      this.emit('notice', `removed the uncommitted changes an interrupted run left beside '${path}'`);
+    }
+    qemu = { file: tx.files.overlay, format: 'qcow2', cache: 'writeback', readonly: false, serial: opts.label };
+    this.drives.push({ path, format, readonly, label: opts.label, qemu, tx });
   }
 
   /** A temporary blank disk that disappears with the session. */
@@ -171,6 +194,7 @@ export class Session extends EventEmitter<SessionEvents> {
       readonly: false,
       label: opts.label,
       qemu: { file, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label },
+      tx: null,
     });
   }
 
@@ -337,7 +361,10 @@ export class Session extends EventEmitter<SessionEvents> {
     return err;
   }
 
-  /** Syncs and unmounts (autosync), then stops qemu cleanly. */
+  /**
+   * The successful end of a session: syncs and unmounts (autosync), stops qemu
+   * cleanly, and commits every read-write image's changes.
+   */
   async shutdown(): Promise<void> {
     if (this.stateValue === 'ready' && this.vm) {
       if (this.settings.autosync) {
@@ -349,6 +376,15 @@ export class Session extends EventEmitter<SessionEvents> {
         }
       }
       await this.vm.quit();
+      this.vm = null;
+      this.rpc = null;
+      this.stateValue = 'closed';
+      // qemu has closed the overlays: the run succeeded, make it permanent.
+      for (const d of this.drives) {
+        if (!d.tx?.open) continue;
+        this.emit('commit', { image: d.path });
+        await d.tx.commit();
+      }
     }
     this.vm?.kill();
     this.vm = null;
@@ -356,15 +392,21 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.stateValue !== 'config') this.stateValue = 'closed';
   }
 
-  /** Shuts down if needed and removes every temporary file. Safe to call twice. */
+  /**
+   * Ends the session. Changes not committed by shutdown() are discarded, so
+   * an error path that only closes leaves every image as it was. Safe to call twice.
+   */
   async close(): Promise<void> {
     try {
-      if (this.stateValue === 'ready') await this.shutdown();
+      // Nothing of the guest's will be kept, so there is nothing to sync.
+      await this.vm?.quit();
     } finally {
       this.vm?.kill();
       if (this.vm) await this.vm.exited;
       this.vm = null;
       this.stateValue = 'closed';
+      // Whatever was not committed by shutdown() is thrown away.
+      for (const d of this.drives) await d.tx?.discard();
       if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
       this.runDir = null;
       live.delete(this);
@@ -374,6 +416,7 @@ export class Session extends EventEmitter<SessionEvents> {
   /** Synchronous last-resort cleanup for process exit. */
   reapNow(): void {
     this.vm?.kill();
+    for (const d of this.drives) d.tx?.discardNow();
     if (this.runDir) rmSync(this.runDir, { recursive: true, force: true });
   }
 }
