@@ -1,5 +1,7 @@
 // Engine benchmark, guestsh against guestfish on the same image in one run:
 //   launch: process start → first answered call (list-devices), both as CLIs;
+//           guestsh twice: booting (GUESTSH_SNAPSHOT=0) and resuming a saved appliance;
+//   resume breakdown: where a resumed session's time goes (in process);
 //   calls:  1000 small calls (is-file) after launch, timed inside each tool.
 // Runs alternate between the tools so machine load hits both alike. Prints
 // medians and the guestsh/guestfish ratios (below 1.0 means guestsh is faster).
@@ -81,15 +83,40 @@ async function guestshCalls(image: string, n: number): Promise<number> {
 const work = mkdtempSync(join(tmpdir(), 'guestsh-bench-'));
 try {
   const image = ext4Image(join(work, 'bench.img'), 64, { hello: 'hello\n' });
-  const launch = { guestsh: [] as number[], guestfish: [] as number[] };
+  const launch = { guestfish: [] as number[], boot: [] as number[], resume: [] as number[] };
   const calls = { guestsh: [] as number[], guestfish: [] as number[] };
-  // One unmeasured guestsh launch first: it builds the appliance and runs the
-  // KVM probe if this machine has never done so (guestfish's cache is warm).
-  await timeToFirstOutput('node', [CLI, '-a', image, 'run', ':', 'list-devices'], process.env);
+  const cli = ['-a', image, 'run', ':', 'list-devices'];
+  const bootEnv = { ...process.env, GUESTSH_SNAPSHOT: '0' };
+  // One unmeasured guestsh run first: it builds the appliance, runs the KVM
+  // probe and saves the appliance if this machine never did (guestfish's
+  // appliance cache is warm too by then).
+  await timeToFirstOutput('node', [CLI, ...cli], process.env);
   for (let r = 0; r < RUNS; r++) {
-    launch.guestfish.push(await timeToFirstOutput('guestfish', ['-a', image, 'run', ':', 'list-devices'], GUESTFISH_ENV));
-    launch.guestsh.push(await timeToFirstOutput('node', [CLI, '-a', image, 'run', ':', 'list-devices'], process.env));
-    process.stderr.write(`launch run ${r + 1}/${RUNS}: guestfish ${launch.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${launch.guestsh.at(-1)!.toFixed(0)} ms\n`);
+    launch.guestfish.push(await timeToFirstOutput('guestfish', cli, GUESTFISH_ENV));
+    launch.boot.push(await timeToFirstOutput('node', [CLI, ...cli], bootEnv));
+    launch.resume.push(await timeToFirstOutput('node', [CLI, ...cli], process.env));
+    process.stderr.write(
+      `launch run ${r + 1}/${RUNS}: guestfish ${launch.guestfish.at(-1)!.toFixed(0)} ms, ` +
+        `guestsh boot ${launch.boot.at(-1)!.toFixed(0)} ms, guestsh resume ${launch.resume.at(-1)!.toFixed(0)} ms\n`,
+    );
+  }
+  const phases: Record<string, number[]> = { restoreMs: [], hotplugMs: [], settleMs: [], firstCallMs: [] };
+  for (let r = 0; r < RUNS; r++) {
+    const s = new Session();
+    try {
+      await s.addDrive(image, { format: 'raw' });
+      await s.launch();
+      const t0 = process.hrtime.bigint();
+      await s.call('list_devices');
+      const stats = s.launchStats;
+      if (stats?.mode !== 'snapshot') throw new Error('the in-process session did not resume a saved appliance');
+      phases.restoreMs!.push(stats.restoreMs);
+      phases.hotplugMs!.push(stats.hotplugMs);
+      phases.settleMs!.push(stats.settleMs);
+      phases.firstCallMs!.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    } finally {
+      await s.close();
+    }
   }
   for (let r = 0; r < RUNS; r++) {
     calls.guestfish.push(await guestfishCalls(image, CALLS));
@@ -97,10 +124,17 @@ try {
     process.stderr.write(`calls run ${r + 1}/${RUNS}: guestfish ${calls.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${calls.guestsh.at(-1)!.toFixed(0)} ms\n`);
   }
   const lf = median(launch.guestfish);
-  const lg = median(launch.guestsh);
+  const lb = median(launch.boot);
+  const lr = median(launch.resume);
   const cf = median(calls.guestfish) / CALLS;
   const cg = median(calls.guestsh) / CALLS;
-  console.log(`launch → first answer (median of ${RUNS}): guestfish ${(lf / 1000).toFixed(2)} s, guestsh ${(lg / 1000).toFixed(2)} s, ratio ${(lg / lf).toFixed(2)}`);
+  const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
+  console.log(`launch → first answer, booting (median of ${RUNS}): guestfish ${sec(lf)}, guestsh ${sec(lb)}, ratio ${(lb / lf).toFixed(2)}`);
+  console.log(`launch → first answer, resuming (median of ${RUNS}): guestfish ${sec(lf)}, guestsh ${sec(lr)}, ratio ${(lr / lf).toFixed(2)}`);
+  console.log(
+    `resume breakdown (median of ${RUNS}): restore ${median(phases.restoreMs!)} ms, hot-plug ${median(phases.hotplugMs!)} ms, ` +
+      `devices settled + clock ${median(phases.settleMs!)} ms, first call ${median(phases.firstCallMs!).toFixed(0)} ms`,
+  );
   console.log(`small call is-file (median of ${RUNS}×${CALLS}): guestfish ${cf.toFixed(2)} ms, guestsh ${cg.toFixed(2)} ms, ratio ${(cg / cf).toFixed(2)}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
