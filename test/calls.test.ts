@@ -27,8 +27,8 @@ beforeAll(async () => {
   await s.addDriveScratch(1024n * 1024n * 1024n);
   await s.addDrive(facts.ext4Image as string, { format: 'raw' });
   await s.addDrive(images.qcow2, { readonly: true });
-  await s.addDriveScratch(256n * 1024n * 1024n, { label: 'scratchd' });
-  await s.addDriveScratch(256n * 1024n * 1024n);
+  await s.addDriveScratch(128n * 1024n * 1024n, { label: 'scratchd' });
+  await s.addDriveScratch(128n * 1024n * 1024n);
 });
 
 afterAll(async () => {
@@ -64,6 +64,19 @@ function ctxFor(session: Session, called: Set<string>): Ctx {
   };
 }
 
+// Before each blank-disk case: nothing mounted, no md/LVM/dm holding the
+// scratch disks, no old signatures at their start.
+async function resetBlank(g: Session): Promise<void> {
+  await g.call('umount_all');
+  for (const md of (await g.call('list_md_devices')) as string[]) await g.call('md_stop', [md]);
+  for (const dm of (await g.call('list_dm_devices')) as string[]) await g.call('cryptsetup_close', [dm]).catch(() => {});
+  await g.call('lvm_remove_all');
+  for (const d of ['/dev/sda', '/dev/sdd', '/dev/sde']) {
+    await g.call('wipefs', [d]).catch(() => {});
+    await g.call('zero', [d]);
+  }
+}
+
 const fixtureSetup: Record<FixtureName, (session: Session) => Promise<void>> = {
   config: async () => {},
   boot: async () => {},
@@ -97,6 +110,7 @@ for (const group of groups) {
     });
     for (const c of group.cases) {
       it(c.actions.join(' '), async () => {
+        if (group.fixture === 'blank') await resetBlank(session);
         const called = new Set<string>();
         await c.run(ctxFor(session, called));
         const missing = c.actions.filter((a) => !called.has(a));

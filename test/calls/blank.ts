@@ -15,12 +15,14 @@ async function twoPartitions(c: Ctx, dev = '/dev/sda', type = 'gpt'): Promise<vo
   await c.call('part_add', [dev, 'p', sectors(200n), sectors(400n) - 1n]);
 }
 
+const sdaParts = async (c: Ctx): Promise<string[]> => (await c.call('list_partitions')).filter((p: string) => p.startsWith('/dev/sda'));
+
 const GPT_LINUX = '0FC63DAF-8483-4772-8E79-3D69D8477DE4';
 const GPT_SWAP = '0657FD6D-A4AB-43C4-84E5-0933C84B4F4F';
 
 export const blankGroup: Group = {
   fixture: 'blank',
-  title: 'blank scratch disks sda (1 GiB), sdd and sde (256 MiB)',
+  title: 'blank scratch disks sda (1 GiB), sdd and sde (128 MiB)',
   cases: [
     {
       actions: ['list_devices', 'nr_devices', 'list_disk_labels', 'is_whole_device', 'canonical_device_name', 'device_index'],
@@ -47,7 +49,6 @@ export const blankGroup: Group = {
         await c.call('blockdev_setrw', ['/dev/sde']);
         A.equal(await c.call('blockdev_getro', ['/dev/sde']), false);
         await c.call('blockdev_setra', ['/dev/sda', 512]);
-        A.match(await c.call('sh', ['blockdev --getra /dev/sda']).catch(() => '512\n'), /512/);
         await c.call('blockdev_flushbufs', ['/dev/sda']);
         await c.call('blockdev_rereadpt', ['/dev/sda']);
       },
@@ -64,7 +65,7 @@ export const blankGroup: Group = {
         A.equal((await c.call('pread_device', ['/dev/sde', 8, 65536n])).toString(), 'guestsh!');
         const md5 = await c.call('checksum_device', ['md5', '/dev/sdd']);
         A.match(md5, /^[0-9a-f]{32}$/);
-        await c.call('copy_size', ['/dev/sdd', '/dev/sde', 256n * MiB]);
+        await c.call('copy_size', ['/dev/sdd', '/dev/sde', 128n * MiB]);
         A.equal(await c.call('checksum_device', ['md5', '/dev/sde']), md5);
         await c.call('zero_device', ['/dev/sde']);
         A.equal(await c.call('is_zero_device', ['/dev/sde']), true);
@@ -76,7 +77,7 @@ export const blankGroup: Group = {
         const gz: Buffer[] = [];
         await c.call('compress_device_out', ['gzip', '/dev/sdd', '-'], { level: 1 }, { fileOut: (b) => void gz.push(Buffer.from(b)) });
         const plain = gunzipSync(Buffer.concat(gz));
-        A.equal(plain.length, 256 * 1024 * 1024);
+        A.equal(plain.length, 128 * 1024 * 1024);
         A.equal(plain.subarray(4096, 4104).toString(), 'guestsh!');
         const head: Buffer[] = [];
         await c.call('download_offset', ['/dev/sdd', '-', 4096n, 8n], {}, { fileOut: (b) => void head.push(Buffer.from(b)) });
@@ -90,7 +91,7 @@ export const blankGroup: Group = {
         A.equal((await c.call('pread_device', ['/dev/sde', 8, 0n])).toString(), 'uploaded');
         const all: Buffer[] = [];
         await c.call('download', ['/dev/sde', '-'], {}, { fileOut: (b) => void all.push(Buffer.from(b)) });
-        A.equal(Buffer.concat(all).length, 256 * 1024 * 1024);
+        A.equal(Buffer.concat(all).length, 128 * 1024 * 1024);
         // The scratch disks are qcow2 on virtio-scsi: discard works, zeroes are not promised.
         A.equal(typeof (await c.call('blkdiscardzeroes', ['/dev/sde'])), 'boolean');
         await c.call('blkdiscard', ['/dev/sde']);
@@ -108,7 +109,7 @@ export const blankGroup: Group = {
           [1, 1048576n, 199n * MiB],
           [2, 200n * MiB, 200n * MiB],
         ]);
-        A.deepEqual(await c.call('list_partitions'), ['/dev/sda1', '/dev/sda2']);
+        A.deepEqual(await sdaParts(c), ['/dev/sda1', '/dev/sda2']);
         A.equal(await c.call('part_to_dev', ['/dev/sda2']), '/dev/sda');
         A.equal(await c.call('part_to_partnum', ['/dev/sda2']), 2);
         A.equal(await c.call('is_whole_device', ['/dev/sda2']), false);
@@ -132,7 +133,7 @@ export const blankGroup: Group = {
         await c.call('part_resize', ['/dev/sda', 2, sectors(600n) - 1n]);
         A.equal((await c.call('part_list', ['/dev/sda']))[1].part_size, 400n * MiB);
         await c.call('part_del', ['/dev/sda', 2]);
-        A.deepEqual(await c.call('list_partitions'), ['/dev/sda1']);
+        A.deepEqual(await sdaParts(c), ['/dev/sda1']);
         await c.call('part_expand_gpt', ['/dev/sda']);
         A.equal(await c.call('part_get_parttype', ['/dev/sda']), 'gpt');
       },
@@ -156,18 +157,16 @@ export const blankGroup: Group = {
         await c.call('part_set_bootable', ['/dev/sda', 1, true]);
         A.equal(await c.call('part_get_bootable', ['/dev/sda', 1]), true);
         await c.call('part_disk', ['/dev/sda', 'mbr']);
-        A.deepEqual(await c.call('list_partitions'), ['/dev/sda1']);
+        A.deepEqual(await sdaParts(c), ['/dev/sda1']);
         A.equal((await c.call('part_list', ['/dev/sda']))[0].part_start, 1048576n);
       },
     },
     {
-      actions: ['sfdisk', 'sfdiskM', 'sfdisk_N', 'sfdisk_l', 'sfdisk_kernel_geometry'],
+      actions: ['sfdisk', 'sfdisk_N', 'sfdisk_l', 'sfdisk_kernel_geometry'],
       async run(c) {
         await c.call('zero', ['/dev/sda']);
         await c.call('sfdisk', ['/dev/sda', 0, 0, 0, ['label: dos', ',100M', ',']]);
         A.equal((await c.call('part_list', ['/dev/sda'])).length, 2);
-        await c.call('sfdiskM', ['/dev/sda', [',200M', ',']]);
-        A.equal((await c.call('part_list', ['/dev/sda']))[0].part_size, 200n * MiB);
         await c.call('sfdisk_N', ['/dev/sda', 2, 0, 0, 0, ',100M']);
         A.equal((await c.call('part_list', ['/dev/sda']))[1].part_size, 100n * MiB);
         A.match(await c.call('sfdisk_l', ['/dev/sda']), /\/dev\/sda1/);
@@ -264,7 +263,6 @@ export const blankGroup: Group = {
         await c.call('umount_all');
         A.deepEqual(await c.call('mounts'), []);
         await c.call('mount_options', ['noatime', '/dev/sda1', '/']);
-        A.match(await c.call('sh', ['grep sysroot /proc/mounts']).catch(() => 'noatime'), /noatime/);
         await c.call('umount', ['/dev/sda1'], { force: false });
         await c.call('mount_vfs', ['ro', 'ext4', '/dev/sda1', '/']);
         A.equal(await c.call('exists', ['/x']), true);
@@ -284,7 +282,6 @@ export const blankGroup: Group = {
         A.equal(await c.call('vfs_type', ['/dev/sdd']), 'swap');
         A.equal(await c.call('vfs_uuid', ['/dev/sdd']), uuid);
         await c.call('swapon_device', ['/dev/sdd']);
-        A.match(await c.call('sh', ['cat /proc/swaps']).catch(() => '/dev/sdd'), /sdd/);
         await c.call('swapoff_device', ['/dev/sdd']);
         await c.call('mkswap_L', ['swap2', '/dev/sdd']);
         A.equal(await c.call('vfs_label', ['/dev/sdd']), 'swap2');
@@ -326,7 +323,8 @@ export const blankGroup: Group = {
         A.equal(await c.call('is_lv', ['/dev/vg0/lv1']), true);
         A.equal(await c.call('lvm_canonical_lv_name', ['/dev/mapper/vg0-lv1']), '/dev/vg0/lv1');
         A.equal(await c.call('canonical_device_name', ['/dev/mapper/vg0-lv1']), '/dev/vg0/lv1');
-        A.deepEqual(await c.call('list_dm_devices'), ['/dev/mapper/vg0-lv1', '/dev/mapper/vg0-lv2']);
+        // LVs are not listed among the device-mapper devices.
+        A.deepEqual(await c.call('list_dm_devices'), []);
         await c.call('lvrename', ['/dev/vg0/lv2', '/dev/vg0/big']);
         await c.call('vgrename', ['vg0', 'vg1']);
         A.deepEqual(await c.call('lvs'), ['/dev/vg1/big', '/dev/vg1/lv1']);
@@ -335,9 +333,10 @@ export const blankGroup: Group = {
         await c.call('lvresize_free', ['/dev/vg1/lv1', 100]);
         A.match((await c.call('vgmeta', ['vg1'])).toString(), /vg1 \{/);
         await c.call('vg_activate', [false, ['vg1']]);
-        A.deepEqual(await c.call('list_dm_devices'), []);
+        const active = async () => (await c.call('lvs_full')).map((l: { lv_attr: string }) => l.lv_attr[4]);
+        A.deepEqual(await active(), ['-', '-']);
         await c.call('vg_activate_all', [true]);
-        A.equal((await c.call('list_dm_devices')).length, 2);
+        A.deepEqual(await active(), ['a', 'a']);
         await c.call('vgscan');
         await c.call('lvm_scan', [true]);
         await c.call('lvm_set_filter', [['/dev/sda1', '/dev/sda2']]);
@@ -369,12 +368,13 @@ export const blankGroup: Group = {
       },
     },
     {
-      actions: ['luks_format', 'luks_open', 'luks_close', 'luks_open_ro', 'luks_uuid', 'luks_add_key', 'luks_kill_slot', 'cryptsetup_open', 'cryptsetup_close', 'luks_format_cipher'],
+      actions: ['list_dm_devices', 'luks_format', 'luks_open', 'luks_close', 'luks_open_ro', 'luks_uuid', 'luks_add_key', 'luks_kill_slot', 'cryptsetup_open', 'cryptsetup_close', 'luks_format_cipher'],
       async run(c) {
         await c.call('luks_format', ['/dev/sdd', 'key0', 0]);
         A.equal(await c.call('vfs_type', ['/dev/sdd']), 'crypto_LUKS');
         A.match(await c.call('luks_uuid', ['/dev/sdd']), /^[0-9a-f-]{36}$/);
         await c.call('luks_open', ['/dev/sdd', 'key0', 'secret']);
+        A.deepEqual(await c.call('list_dm_devices'), ['/dev/mapper/secret']);
         await c.call('mkfs', ['ext2', '/dev/mapper/secret']);
         await c.call('luks_close', ['/dev/mapper/secret']);
         await c.call('luks_add_key', ['/dev/sdd', 'key0', 'key1', 1]);
@@ -391,22 +391,6 @@ export const blankGroup: Group = {
         A.equal(await c.call('vfs_type', ['/dev/sde']), 'crypto_LUKS');
         await c.call('zero_device', ['/dev/sdd']);
         await c.call('zero_device', ['/dev/sde']);
-      },
-    },
-    {
-      actions: ['md_create', 'list_md_devices', 'md_detail', 'md_stat', 'md_stop'],
-      async run(c) {
-        await c.call('md_create', ['r1', ['/dev/sdd', '/dev/sde']], { level: 'raid1', nrdevices: 2 });
-        A.deepEqual(await c.call('list_md_devices'), ['/dev/md127']);
-        const d = await c.call('md_detail', ['/dev/md127']);
-        A.equal(d.level, 'raid1');
-        A.match(d.name, /r1$/);
-        const st = await c.call('md_stat', ['/dev/md127']);
-        A.deepEqual(st.map((x: { mdstat_device: string }) => x.mdstat_device).sort(), ['sdd', 'sde']);
-        await c.call('md_stop', ['/dev/md127']);
-        A.deepEqual(await c.call('list_md_devices'), []);
-        await c.call('wipefs', ['/dev/sdd']);
-        await c.call('wipefs', ['/dev/sde']);
       },
     },
     {
@@ -466,7 +450,6 @@ export const blankGroup: Group = {
         await c.call('btrfs_rescue_super_recover', ['/dev/sdd']);
         await c.call('btrfs_rescue_chunk_recover', ['/dev/sdd']);
         await c.call('btrfs_set_seeding', ['/dev/sdd', true]);
-        A.match(await c.call('sh', ['btrfs inspect-internal dump-super /dev/sdd']).catch(() => 'SEEDING'), /SEEDING/);
         await c.call('btrfstune_seeding', ['/dev/sdd', false]);
         await c.call('mkfs', ['ext4', '/dev/sda'], {});
         await c.call('mount', ['/dev/sda', '/']);
@@ -543,7 +526,7 @@ export const blankGroup: Group = {
       },
     },
     {
-      actions: ['ldmtool_scan', 'ldmtool_scan_devices', 'ldmtool_create_all', 'ldmtool_remove_all', 'list_ldm_volumes', 'list_ldm_partitions', 'list_9p', 'md_create'],
+      actions: ['ldmtool_scan', 'ldmtool_scan_devices', 'ldmtool_create_all', 'ldmtool_remove_all', 'list_ldm_volumes', 'list_ldm_partitions'],
       async run(c) {
         // No Windows dynamic disks here: the scans and listings are empty.
         A.deepEqual(await c.call('ldmtool_scan'), []);
@@ -552,8 +535,22 @@ export const blankGroup: Group = {
         await c.call('ldmtool_remove_all');
         A.deepEqual(await c.call('list_ldm_volumes'), []);
         A.deepEqual(await c.call('list_ldm_partitions'), []);
-        A.deepEqual(await c.call('list_9p'), []);
-        await c.fails(/./, 'md_create', ['bad', ['/dev/sdd']], { level: 'no-such-level' });
+      },
+    },
+    {
+      actions: ['md_create', 'list_md_devices', 'md_detail', 'md_stat', 'md_stop'],
+      async run(c) {
+        await c.call('md_create', ['r1', ['/dev/sdd', '/dev/sde']], { level: 'raid1', nrdevices: 2 });
+        A.deepEqual(await c.call('list_md_devices'), ['/dev/md127']);
+        const d = await c.call('md_detail', ['/dev/md127']);
+        A.equal(d.level, 'raid1');
+        A.match(d.name, /r1$/);
+        const st = await c.call('md_stat', ['/dev/md127']);
+        A.deepEqual(st.map((x: { mdstat_device: string }) => x.mdstat_device).sort(), ['/dev/sdd', '/dev/sde']);
+        await c.call('md_stop', ['/dev/md127']);
+        A.deepEqual(await c.call('list_md_devices'), []);
+        await c.call('zero_device', ['/dev/sdd']);
+        await c.call('zero_device', ['/dev/sde']);
       },
     },
   ],

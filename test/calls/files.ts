@@ -41,11 +41,12 @@ export const filesGroup: Group = {
         A.match(await c.call('ll', ['/d/a']), /f1/);
         A.match(await c.call('llz', ['/d/a']), /f1/);
         const ents = await c.call('readdir', ['/d/a']);
-        A.deepEqual(ents.map((e: { name: string; ftyp: string }) => `${e.name}:${e.ftyp}`).sort(), ['.:d', '..:d', 'b:d', 'f1:r']);
-        A.deepEqual(await c.call('find', ['/d/a']), ['b', 'b/c', 'f1']);
+        A.deepEqual(ents.map((e: { name: string; ftyp: string }) => `${e.name}:${e.ftyp}`).sort(), ['..:d', '.:d', 'b:d', 'f1:r']);
+        // As in libguestfs 1.48: below a subdirectory the names keep their leading slash.
+        A.deepEqual(await c.call('find', ['/d/a']), ['/b', '/b/c', '/f1']);
         const f0 = collect();
         await c.call('find0', ['/d/a', '-'], {}, f0);
-        A.deepEqual(f0.data.toString().split('\0').filter(Boolean).sort(), ['b', 'b/c', 'f1']);
+        A.deepEqual(f0.data.toString().split('\0').filter(Boolean).sort(), ['/b', '/b/c', '/f1']);
         A.deepEqual(await c.call('glob_expand', ['/d/a/*']), ['/d/a/b', '/d/a/f1']);
         A.deepEqual(await c.call('glob_expand', ['/d/a/*'], { directoryslash: true }), ['/d/a/b/', '/d/a/f1']);
         const t = await c.call('mkdtemp', ['/d/tmpXXXXXX']);
@@ -183,7 +184,7 @@ export const filesGroup: Group = {
         A.deepEqual((await c.call('lgetxattrs', ['/x/l'])).map((x: { attrname: string }) => x.attrname), ['trusted.k']);
         const list = await c.call('lxattrlist', ['/x', ['f', 'l']]);
         // One entry with an empty name (the count) starts each file's attributes.
-        A.deepEqual(list.map((x: { attrname: string; attrval: Buffer }) => [x.attrname, x.attrval.toString()]), [['', '1'], ['user.color', 'blue'], ['', '1'], ['trusted.k', 'v']]);
+        A.deepEqual(list.map((x: { attrname: string; attrval: Buffer }) => [x.attrname, x.attrval.toString()]), [['', '1\0'], ['user.color', 'blue'], ['', '1\0'], ['trusted.k', 'v']]);
         await c.call('removexattr', ['user.color', '/x/f']);
         await c.call('lremovexattr', ['trusted.k', '/x/l']);
         A.deepEqual(await c.call('getxattrs', ['/x/f']), []);
@@ -222,7 +223,7 @@ export const filesGroup: Group = {
         A.equal(await c.call('is_chardev', ['/n/chrlink']), false);
         A.equal(await c.call('is_chardev', ['/n/chrlink'], { followsymlinks: true }), true);
         A.equal(await c.call('file', ['/n/fifo']), 'FIFO');
-        A.match(await c.call('file', ['/n/chr']), /character special/);
+        A.match(await c.call('file', ['/n/chr']), /character (special|device)/);
         await c.call('write', ['/n/t.gz', gzipSync('hello zfile\n')]);
         A.match(await c.call('zfile', ['gzip', '/n/t.gz']), /ASCII text/);
         A.match(await c.call('file', ['/n/t.gz']), /gzip compressed/);
@@ -240,7 +241,8 @@ export const filesGroup: Group = {
         await c.call('write', ['/g/t.gz', gzipSync(text)]);
         A.deepEqual(await c.call('grep', ['^b', '/g/t']), ['beta2']);
         A.deepEqual(await c.call('grep', ['^B', '/g/t'], { insensitive: true }), ['Beta', 'beta2']);
-        A.deepEqual(await c.call('grep', ['a.x', '/g/t'], { fixed: true }), []);
+        A.deepEqual(await c.call('grep', ['a.x', '/g/t'], { fixed: true }), ['gamma.x']);
+        A.deepEqual(await c.call('grep', ['a\\.x|^alpha', '/g/t'], { extended: true }), ['alpha', 'gamma.x']);
         A.deepEqual(await c.call('grep', ['beta', '/g/t.gz'], { compressed: true, insensitive: true }), ['Beta', 'beta2']);
         A.deepEqual(await c.call('egrep', ['^(alpha|beta2)$', '/g/t']), ['alpha', 'beta2']);
         A.deepEqual(await c.call('fgrep', ['a.x', '/g/t']), ['gamma.x']);
@@ -280,7 +282,7 @@ export const filesGroup: Group = {
         execFileSync('tar', ['-C', join(host, 'tree'), '-cf', tarFile, '.']);
         await c.call('mkdir', ['/io/t']);
         await c.call('tar_in', [tarFile, '/io/t']);
-        A.deepEqual(await c.call('find', ['/io/t']), ['a.txt', 'sub', 'sub/b.txt']);
+        A.deepEqual(await c.call('find', ['/io/t']), ['/a.txt', '/sub', '/sub/b.txt']);
         const tarOut = collect();
         await c.call('tar_out', ['/io/t', '-'], { compress: 'gzip', excludes: ['sub'] }, tarOut);
         writeFileSync(join(host, 'out.tgz'), tarOut.data);
@@ -309,7 +311,7 @@ export const filesGroup: Group = {
         A.equal(gunzipSync(z.data).toString(), 'file a\nfile b\n');
         await c.call('mkdir', ['/io/in']);
         await c.call('copy_in', [join(host, 'tree'), '/io/in']);
-        A.deepEqual(await c.call('find', ['/io/in']), ['tree', 'tree/a.txt', 'tree/sub', 'tree/sub/b.txt']);
+        A.deepEqual(await c.call('find', ['/io/in']), ['/tree', '/tree/a.txt', '/tree/sub', '/tree/sub/b.txt']);
         const outDir = join(host, 'out');
         mkdirSync(outDir);
         await c.call('copy_out', ['/io/in/tree', outDir]);
@@ -344,7 +346,6 @@ export const filesGroup: Group = {
         await c.call('fallocate64', ['/k/swap', 16n * 1024n * 1024n]);
         await c.call('mkswap_file', ['/k/swap']);
         await c.call('swapon_file', ['/k/swap']);
-        A.match(await c.call('sh', ['cat /proc/swaps']).catch(() => '/k/swap'), /swap/);
         await c.call('swapoff_file', ['/k/swap']);
         await c.call('mkdir_p', ['/k/sq/dir']);
         await c.call('write', ['/k/sq/dir/f', 'squashed']);
@@ -381,7 +382,8 @@ export const filesGroup: Group = {
         await fresh(c, '/w');
         await c.call('write', ['/w/walked', 'found by tsk']);
         const ino = (await c.call('statns', ['/w/walked'])).st_ino as bigint;
-        await c.call('sync');
+        // The sleuthkit reads the device, not the journal: unmount so everything is checkpointed.
+        await c.call('umount', ['/']);
         const walk = await c.call('filesystem_walk', ['/dev/sdb']);
         const entry = walk.find((e: { tsk_name: string }) => e.tsk_name === 'w/walked');
         A.ok(entry, 'w/walked in filesystem_walk');
@@ -396,6 +398,7 @@ export const filesGroup: Group = {
         const blocks = collect();
         await c.call('download_blocks', ['/dev/sdb', 0n, 2n, '-'], { unallocated: false }, blocks);
         A.ok(blocks.data.length > 0);
+        await c.call('mount', ['/dev/sdb', '/']);
         // ntfscat_i on a small NTFS made on sde: inode 5 is the root directory, 3 $Volume.
         await c.call('mkfs', ['ntfs', '/dev/sde']);
         const vol = collect();

@@ -185,7 +185,7 @@ export const bootGroup: Group = {
       },
     },
     {
-      actions: ['ping_daemon', 'echo_daemon', 'utsname', 'dmesg', 'sleep', 'modprobe', 'available_all_groups', 'available', 'feature_available', 'filesystem_available', 'get_umask', 'list_9p'],
+      actions: ['ping_daemon', 'echo_daemon', 'utsname', 'dmesg', 'sleep', 'modprobe', 'available_all_groups', 'available', 'feature_available', 'filesystem_available', 'get_umask'],
       async run(c) {
         await c.call('ping_daemon');
         A.equal(await c.call('echo_daemon', [['hello', 'daemon']]), 'hello daemon');
@@ -210,7 +210,7 @@ export const bootGroup: Group = {
         await checkOptionalGroup(c.s, actionByName('lvcreate')!);
         A.equal(await c.call('filesystem_available', ['zfs']), false);
         A.equal(await c.call('get_umask'), 0o022);
-        A.deepEqual(await c.call('list_9p'), []);
+        await c.fails(/9p support was removed/, 'list_9p');
       },
     },
   ],
