@@ -15,6 +15,7 @@ import { CancelledError, GuestfsError, UsageError } from '../runtime/errors.js';
 import type { ArgValue, OptArgs, RetValue } from '../runtime/protocol/codec.js';
 import { Session, type CallTransfer } from '../runtime/session/session.js';
 import { formatJson, formatResult } from './format.js';
+import { shellAction } from './run.js';
 import { globToRegExp } from './glob.js';
 import { type LineSource, StringLineSource } from './input.js';
 import { ParseError, parseLine } from './lexer.js';
@@ -256,8 +257,8 @@ export class Shell {
       case 'delete_event':
         throw new UsageError(`${name}: this guestfish command is not available in guestsh`);
     }
-    const action = actionByName(name);
-    if (!action || (action.visibility !== 'VPublic' && action.visibility !== 'VDebug')) {
+    const action = shellAction(nameIn);
+    if (!action) {
       const near = suggestActions(name);
       throw new UsageError(`unknown command '${nameIn}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
     }

@@ -42,7 +42,7 @@ export interface ScriptResult {
 
 export function loadScripts(filter?: string): Script[] {
   return readdirSync(SCRIPTS_DIR)
-    .filter((f) => f.endsWith('.gfs') && (!filter || f.includes(filter)))
+    .filter((f) => f.endsWith('.gfs') && (!filter || new RegExp(filter).test(f)))
     .sort()
     .map((f) => {
       const text = readFileSync(join(SCRIPTS_DIR, f), 'utf8');
