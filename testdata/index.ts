@@ -4,11 +4,13 @@
 import * as fs from 'node:fs';
 import { BuildError, defaultCacheDir, removeAbandonedTempDirs, run } from './build-support.js';
 import { ensureDebianImages, type DebianImages, type DebianTruth } from './debian.js';
+import { ensureLvmImages } from './lvm.js';
 
 export { BuildError, defaultCacheDir } from './build-support.js';
 export type { DebianImages, DebianTruth, GuestUser } from './debian.js';
+export type { GuestImages, LayeredDebianTruth, LvmTruth, TruthFilesystem, TruthPartition } from './lvm.js';
 
-export const GUEST_NAMES = ['debian'] as const;
+export const GUEST_NAMES = ['debian', 'lvm'] as const;
 export type GuestName = (typeof GUEST_NAMES)[number];
 
 export interface EnsureOptions {
@@ -24,6 +26,8 @@ export async function ensureGuest(name: string, options: EnsureOptions = {}): Pr
   switch (name as GuestName) {
     case 'debian':
       return ensureDebianImages(cacheDir);
+    case 'lvm':
+      return ensureLvmImages(cacheDir);
     default:
       throw new BuildError(`unknown test guest "${name}": known guests are ${GUEST_NAMES.join(', ')}`);
   }
