@@ -1,0 +1,260 @@
+// Tab completion for the interactive shell: command names; optional-argument
+// names (`format:`) of the command being typed; devices, partitions, LVs and
+// mountables for Device-like arguments; live guest paths (directories get a
+// trailing /) for Pathname arguments; host paths for FileIn/FileOut and
+// host-side arguments of meta-commands.
+//
+// Guest directories are listed with one readdir call (names and types
+// together) and cached per directory, so completing in a large directory
+// costs one round trip the first time and a map lookup afterwards. The cache
+// is dropped after every command the user runs (it may have changed the
+// guest).
+
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { publicActions } from '../commands/spec/index.js';
+import type { ActionSpec } from '../commands/spec/types.js';
+import { kebab } from '../commands/parse.js';
+import type { Session } from '../runtime/session/session.js';
+import { META_COMMANDS } from './meta.js';
+import { shellAction } from './run.js';
+import { expandTilde } from './lexer.js';
+
+interface Entry {
+  name: string;
+  dir: boolean;
+}
+
+type ArgCompletion = 'device' | 'guest' | 'device-or-guest' | 'host' | 'command' | 'none';
+
+/** Words of a partial line: the finished ones and the one under the cursor (quotes removed). */
+export function splitPartial(line: string): { words: string[]; current: string } {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i]!;
+    if (quote) {
+      if (c === quote) quote = null;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === ' ' || c === '\t') {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  return { words, current: cur };
+}
+
+function commandNames(): string[] {
+  const names = new Set<string>(Object.keys(META_COMMANDS));
+  for (const a of publicActions()) {
+    if (a.visibility !== 'VPublic') continue;
+    names.add(kebab(a.name));
+    for (const al of a.fishAlias) names.add(al);
+  }
+  return [...names].sort();
+}
+
+function argKind(action: ActionSpec, index: number): ArgCompletion {
+  const a = action.args[index];
+  if (!a) return 'none';
+  if (a.kind !== 'String' && a.kind !== 'StringList') return 'none';
+  switch (a.sub) {
+    case 'Device':
+    case 'Mountable':
+      return 'device';
+    case 'Dev_or_Path':
+    case 'Mountable_or_Path':
+      return 'device-or-guest';
+    case 'Pathname':
+      return 'guest';
+    case 'FileIn':
+    case 'FileOut':
+      return 'host';
+    default:
+      return 'none';
+  }
+}
+
+function metaKind(cmd: string, index: number, nWords: number): ArgCompletion {
+  void nWords;
+  switch (cmd) {
+    case 'help':
+      return index === 0 ? 'command' : 'none';
+    case 'time':
+    case 'glob':
+      return index === 0 ? 'command' : 'device-or-guest';
+    case 'lcd':
+    case 'alloc':
+    case 'allocate':
+    case 'sparse':
+      return index === 0 ? 'host' : 'none';
+    case 'copy-in':
+      return 'host-or-last-guest' as ArgCompletion;
+    case 'copy-out':
+    case 'edit':
+    case 'vi':
+    case 'emacs':
+    case 'more':
+    case 'less':
+    case 'display':
+      return cmd === 'copy-out' ? ('guest-or-last-host' as ArgCompletion) : index === 0 ? 'guest' : 'none';
+    default:
+      return 'none';
+  }
+}
+
+export class Completer {
+  private dirCache = new Map<string, Entry[]>();
+  private devCache: string[] | null = null;
+  private readonly commands = commandNames();
+
+  constructor(private readonly getSession: () => Session) {}
+
+  /** Forget what was listed (after a command ran). */
+  invalidate(): void {
+    this.dirCache.clear();
+    this.devCache = null;
+  }
+
+  /** readline's completer contract: [candidates, the text they replace]. */
+  async complete(line: string): Promise<[string[], string]> {
+    const { words, current } = splitPartial(line);
+    let first = words[0];
+    if (words.length === 0) {
+      const prefix = current.replace(/^-+/, '');
+      return [this.commands.filter((c) => c.startsWith(prefix.toLowerCase())), prefix];
+    }
+    first = first!.replace(/^-+/, '').toLowerCase();
+    const index = words.length - 1;
+    // glob/time: complete the inner command as if typed alone.
+    if ((first === 'glob' || first === 'time') && words.length >= 2) {
+      const innerLine = line.replace(/^\s*-?\s*\S+\s+/, '');
+      return this.complete(innerLine);
+    }
+    const action = META_COMMANDS[first] ? null : shellAction(first);
+    let kind: ArgCompletion;
+    if (action) {
+      if (index >= action.args.length) return [this.optargNames(action, words.slice(1 + action.args.length), current), current];
+      kind = argKind(action, index);
+    } else if (META_COMMANDS[first]) {
+      kind = metaKind(first, index, words.length);
+      if ((kind as string) === 'host-or-last-guest') kind = current.startsWith('/') && index > 0 ? 'guest' : 'host';
+      if ((kind as string) === 'guest-or-last-host') kind = current.startsWith('/') && !current.startsWith('/dev/') ? 'guest' : 'host';
+    } else return [[], current];
+    switch (kind) {
+      case 'command':
+        return [this.commands.filter((c) => c.startsWith(current.toLowerCase())), current];
+      case 'device':
+        return [(await this.devices()).filter((d) => d.startsWith(current)), current];
+      case 'device-or-guest':
+        if (current.startsWith('/dev/') || (current !== '' && '/dev/'.startsWith(current) && current.length > 1)) {
+          return [(await this.devices()).filter((d) => d.startsWith(current)), current];
+        }
+        return [await this.guestPaths(current), current];
+      case 'guest':
+        return [await this.guestPaths(current), current];
+      case 'host':
+        return [hostPaths(current), current];
+      default:
+        return [[], current];
+    }
+  }
+
+  private optargNames(action: ActionSpec, given: string[], current: string): string[] {
+    const used = new Set(given.map((w) => w.split(':')[0]));
+    return action.optargs
+      .map((o) => `${o.name}:`)
+      .filter((n) => !used.has(n.slice(0, -1)) && n.startsWith(current));
+  }
+
+  /** Devices, partitions, LVs, md devices and every mountable filesystem. */
+  async devices(): Promise<string[]> {
+    if (this.devCache) return this.devCache;
+    const s = this.getSession();
+    if (s.state !== 'ready') return [];
+    const all = new Set<string>();
+    for (const name of ['list_devices', 'list_partitions', 'list_md_devices', 'lvs']) {
+      try {
+        for (const d of (await s.call(name)) as string[]) all.add(d);
+      } catch {
+        // LVM or md may be unavailable
+      }
+    }
+    try {
+      for (const d of Object.keys((await s.call('list_filesystems')) as Record<string, string>)) all.add(d);
+    } catch {
+      // as above
+    }
+    this.devCache = [...all].sort();
+    return this.devCache;
+  }
+
+  /** Entries of a guest directory (cached), or [] when it cannot be listed. */
+  async listGuestDir(dir: string): Promise<Entry[]> {
+    const hit = this.dirCache.get(dir);
+    if (hit) return hit;
+    const s = this.getSession();
+    if (s.state !== 'ready') return [];
+    let entries: Entry[] = [];
+    try {
+      const dirents = (await s.call('readdir', [dir])) as { name: string; ftyp: string }[];
+      entries = dirents.filter((d) => d.name !== '.' && d.name !== '..').map((d) => ({ name: d.name, dir: d.ftyp === 'd' }));
+      entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    } catch {
+      entries = [];
+    }
+    this.dirCache.set(dir, entries);
+    return entries;
+  }
+
+  async guestPaths(current: string): Promise<string[]> {
+    if (!current.startsWith('/')) return current === '' ? ['/'] : [];
+    const slash = current.lastIndexOf('/');
+    const dir = slash === 0 ? '/' : current.slice(0, slash);
+    const prefix = current.slice(slash + 1);
+    const base = dir === '/' ? '/' : `${dir}/`;
+    const out: string[] = [];
+    for (const e of await this.listGuestDir(dir)) {
+      if (e.name.startsWith(prefix)) out.push(`${base}${e.name}${e.dir ? '/' : ''}`);
+    }
+    return out;
+  }
+}
+
+/** Host files and directories (directories with a trailing /). */
+export function hostPaths(current: string): string[] {
+  const expanded = expandTilde(current);
+  const slash = expanded.lastIndexOf('/');
+  const dir = slash < 0 ? '.' : slash === 0 ? '/' : expanded.slice(0, slash);
+  const prefix = slash < 0 ? expanded : expanded.slice(slash + 1);
+  const shownBase = slash < 0 ? '' : current.slice(0, current.lastIndexOf('/') + 1);
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  for (const n of names.sort()) {
+    if (!n.startsWith(prefix) || (prefix === '' && n.startsWith('.'))) continue;
+    let isDir = false;
+    try {
+      isDir = statSync(join(dir, n)).isDirectory();
+    } catch {
+      // dangling symlink
+    }
+    out.push(`${shownBase}${n}${isDir ? '/' : ''}`);
+  }
+  void dirname;
+  return out;
+}
