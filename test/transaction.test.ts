@@ -17,6 +17,8 @@ afterAll(() => {
 });
 
 const TRIALS = Number(process.env.GUESTSH_TX_TRIALS ?? 20);
+// Each trial is a whole guestsh run (resume, writes, maybe a merge): seconds each.
+const TRIAL_TIMEOUT_MS = TRIALS * 30_000;
 const WRITER = join(import.meta.dirname, 'fixtures', 'tx-writer.mjs');
 const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
 const pristine = ext4Image(join(tmp.dir, 'pristine.img'), 96, { 'keep.txt': 'original\n' });
@@ -184,7 +186,7 @@ describe('transactions', () => {
     }
     console.log(`kill during run: ${JSON.stringify(outcomes)}`);
     expect((outcomes['abandoned-run-removed'] ?? 0) + (outcomes['killed-before-writing'] ?? 0)).toBeGreaterThanOrEqual(TRIALS - 2);
-  });
+   }, TRIAL_TIMEOUT_MS);
 
   it(`kill -9 during commit is rolled forward by the next open, to the uninterrupted result (${TRIALS} trials)`, async () => {
     const img = freshImage('killcommit.img');
@@ -223,7 +225,7 @@ describe('transactions', () => {
     }
     console.log(`kill during commit (merge ≈ ${mergeMs} ms): ${JSON.stringify(outcomes)}`);
     expect(rolledForward).toBe(TRIALS);
-  });
+   }, TRIAL_TIMEOUT_MS);
 
   it(`qemu killed at random moments of a run leaves the image unchanged (${TRIALS} trials)`, async () => {
     const img = freshImage('killqemu.img');
@@ -249,5 +251,5 @@ describe('transactions', () => {
     }
     console.log(`qemu killed during run: ${failedRuns} of ${TRIALS} runs failed cleanly, image unchanged each time`);
     expect(failedRuns).toBeGreaterThanOrEqual(TRIALS - 2);
-  });
+   }, TRIAL_TIMEOUT_MS);
 });

@@ -14,7 +14,7 @@ import type { Appliance } from '../appliance/build.js';
 import { ApplianceError } from '../errors.js';
 import { DaemonChannel } from '../protocol/channel.js';
 import { type Accel, QEMU } from './accel.js';
-import { Qmp } from './qmp.js';
+import { Qmp, type QmpEvent } from './qmp.js';
 
 export interface DriveConfig {
   file: string;
@@ -86,7 +86,7 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   cfg.drives.forEach((d, i) => {
     const file = d.file.replaceAll(',', ',,');
     a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
-    a.push('-device', `scsi-hd,drive=hd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
+    a.push('-device', `scsi-hd,drive=hd${i},id=sd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
   });
   // The appliance root sits on virtio-blk, a bus of its own, so the user's
   // disks are /dev/sda, /dev/sdb … in order whatever is plugged later.
@@ -120,14 +120,15 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
 }
 
 // Polls like libguestfs's recovery process: if the owner dies, kill qemu and
-// remove the run directory.
+// remove the run directory. While the owner lives the directory is its own to
+// clean up (it still needs it after qemu exits: savepoint layers, overlays).
 const WATCHDOG = `
 owner=$1 qemu=$2 dir=$3
 while kill -0 "$qemu" 2>/dev/null; do
-  if ! kill -0 "$owner" 2>/dev/null; then kill -9 "$qemu"; break; fi
+  kill -0 "$owner" 2>/dev/null || kill -9 "$qemu"
   sleep 0.5
 done
-rm -rf "$dir"
+kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
 `;
 
 function shellQuote(s: string): string {
@@ -290,22 +291,63 @@ export class Vm extends EventEmitter<{ console: [string] }> {
 
   /** Plugs drives into the SCSI bus as /dev/sda, /dev/sdb … (target i for drive i). */
   async hotplug(drives: readonly DriveConfig[]): Promise<void> {
-    for (const [i, d] of drives.entries()) {
-      await this.qmp!.execute('blockdev-add', {
-        'node-name': `hd${i}`,
-        driver: d.format,
-        'read-only': d.readonly,
-        cache: { direct: false, 'no-flush': d.cache === 'unsafe' },
-        file: { driver: 'file', filename: d.file },
-      });
-      await this.qmp!.execute('device_add', {
-        driver: 'scsi-hd',
-        drive: `hd${i}`,
-        id: `sd${i}`,
-        'scsi-id': i,
-        ...(d.serial ? { serial: d.serial } : {}),
-      });
-    }
+    for (const [i, d] of drives.entries()) await this.plug(i, d, `hd${i}`);
+  }
+
+  /**
+   * Freezes the disk whose top block node is `top`: qemu creates `file`, a
+   * qcow2 layer over it, and sends every later write there. Returns the new
+   * top node's name.
+   */
+  async addLayer(top: string, file: string, node: string): Promise<string> {
+    await this.qmp!.execute('blockdev-snapshot-sync', {
+      // qemu looks `device` up as a drive name and `node-name` as a node name;
+      // a cold-booted disk's top is the former, a hot-plugged one's the latter.
+      device: top,
+      'node-name': top,
+      'snapshot-file': file,
+      'snapshot-node-name': node,
+      format: 'qcow2',
+    });
+    return node;
+  }
+
+  /** Unplugs SCSI disk `i` (qemu side); the guest notices asynchronously. */
+  async unplug(i: number): Promise<void> {
+    const deleted = new Promise<void>((resolve) => {
+      const onEvent = (e: QmpEvent): void => {
+        if (e.event === 'DEVICE_DELETED' && e.data?.device === `sd${i}`) {
+          this.qmp!.off('event', onEvent);
+          resolve();
+        }
+      };
+      this.qmp!.on('event', onEvent);
+    });
+    await this.qmp!.execute('device_del', { id: `sd${i}` });
+    await Promise.race([
+      deleted,
+      sleep(10_000).then(() => {
+        throw new ApplianceError(`qemu did not unplug disk ${i} within 10 s`);
+      }),
+    ]);
+  }
+
+  /** Plugs `d` in as SCSI disk `i` (target i), its block node named `node`. */
+  async plug(i: number, d: DriveConfig, node: string): Promise<void> {
+    await this.qmp!.execute('blockdev-add', {
+      'node-name': node,
+      driver: d.format,
+      'read-only': d.readonly,
+      cache: { direct: false, 'no-flush': d.cache === 'unsafe' },
+      file: { driver: 'file', filename: d.file },
+    });
+    await this.qmp!.execute('device_add', {
+      driver: 'scsi-hd',
+      drive: node,
+      id: `sd${i}`,
+      'scsi-id': i,
+      ...(d.serial ? { serial: d.serial } : {}),
+    });
   }
 
   async resume(): Promise<void> {

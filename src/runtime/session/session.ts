@@ -43,6 +43,25 @@ export interface Drive {
   qemu: DriveConfig;
   /** The all-or-nothing write to the image, for read-write drives. */
   tx: Transaction | null;
+  /**
+   * qcow2 files qemu writes through, bottom first: the transaction overlay,
+   * then one layer per savepoint since. The last is the active one.
+   */
+  layers: string[];
+  /** QMP name of the active (top) block node. */
+  top: string;
+}
+
+interface Savepoint {
+  name: string;
+  /** Per drive index: how many layers existed when it was taken (the last of them is frozen since). */
+  depth: Map<number, number>;
+}
+
+/** guestsh's own operations, beside libguestfs's on `session.g`. */
+export interface SessionControls {
+  savepoint(name: string): Promise<void>;
+  rollbackTo(name: string): Promise<void>;
 }
 
 export interface ProgressEvent {
@@ -94,6 +113,12 @@ export type LaunchStats =
 
 const HOTPLUG_SETTLE_MS = 30_000;
 
+/** The appliance's name for the i-th user disk (0 → sda); past 26 the kernel goes on sdaa. */
+function diskName(i: number): string {
+  const letters = (n: number): string => (n < 26 ? String.fromCharCode(0x61 + n) : letters(Math.floor(n / 26) - 1) + letters(n % 26));
+  return `sd${letters(i)}`;
+}
+
 // Sessions still holding a VM or temp files; reaped if the process exits.
 const live = new Set<Session>();
 process.on('exit', () => {
@@ -115,7 +140,11 @@ export class Session extends EventEmitter<SessionEvents> {
     transactions: true,
   };
   /** Every public libguestfs action as a typed method, e.g. `await s.g.mkfs('ext4', '/dev/sda1', { label: 'root' })`. */
-  readonly g: GuestfsApi = createApi(this);
+  readonly g: GuestfsApi & SessionControls = Object.freeze({
+    ...createApi(this),
+    savepoint: (name: string) => this.savepoint(name),
+    rollbackTo: (name: string) => this.rollbackTo(name),
+  });
   private runDir: string | null = null;
   private vm: Vm | null = null;
   private rpc: Rpc | null = null;
@@ -165,12 +194,12 @@ export class Session extends EventEmitter<SessionEvents> {
       const overlay = join(await this.ensureRunDir(), `overlay${this.drives.length}.qcow2`);
       await createOverlay(path, format, overlay);
       qemu = { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label };
-      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null });
+      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null, layers: [], top: '' });
       return;
     }
     if (!this.settings.transactions) {
       qemu = { file: path, format, cache: 'writeback', readonly: false, serial: opts.label };
-      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null });
+      this.drives.push({ path, format, readonly, label: opts.label, qemu, tx: null, layers: [], top: '' });
       return;
     }
     const tx = await Transaction.begin(path, format);
@@ -180,7 +209,7 @@ export class Session extends EventEmitter<SessionEvents> {
       this.emit('notice', `removed the uncommitted changes an interrupted run left beside '${path}'`);
     }
     qemu = { file: tx.files.overlay, format: 'qcow2', cache: 'writeback', readonly: false, serial: opts.label };
-    this.drives.push({ path, format, readonly, label: opts.label, qemu, tx });
+    this.drives.push({ path, format, readonly, label: opts.label, qemu, tx, layers: [tx.files.overlay], top: `hd${this.drives.length}` });
   }
 
   /** A temporary blank disk that disappears with the session. */
@@ -195,6 +224,8 @@ export class Session extends EventEmitter<SessionEvents> {
       label: opts.label,
       qemu: { file, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label },
       tx: null,
+      layers: [],
+      top: '',
     });
   }
 
@@ -244,6 +275,90 @@ export class Session extends EventEmitter<SessionEvents> {
     }
   }
 
+  /**
+   * Waits inside the guest (one round trip, no polling over the wire) until
+   * the kernel has created `count` SCSI disks and udev has settled.
+   */
+  private async waitForDisks(count: number): Promise<void> {
+    const last = `/dev/${diskName(count - 1)}`;
+    const settle =
+      `i=0; while [ ! -b ${last} ] && [ $i -lt ${HOTPLUG_SETTLE_MS / 10} ]; do sleep 0.01; i=$((i+1)); done; ` +
+      'udevadm settle; ls /sys/block';
+    const blocks = (await this.guestShell(settle)).split(/\s+/).filter((b) => b.startsWith('sd'));
+    if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
+  }
+
+  /** Runs a shell snippet in the appliance (guestfsd's debug sh), for orchestration only. */
+  private async guestShell(script: string): Promise<string> {
+    return (await this.call('debug', ['sh', [script]])) as string;
+  }
+
+  private savepoints: Savepoint[] = [];
+
+  /**
+   * Marks the current state of every read-write drive; rollbackTo(name)
+   * returns to it. Costs one new qcow2 layer per drive, no copying.
+   */
+  async savepoint(name: string): Promise<void> {
+    this.assertState('savepoint', 'ready');
+    const writable = [...this.drives.entries()].filter(([, d]) => d.tx);
+    if (writable.length === 0) throw new UsageError('savepoint: no read-write drive to mark (savepoints work on transactional drives)');
+    this.savepoints = this.savepoints.filter((p) => p.name !== name);
+    await this.call('sync');
+    const depth = new Map<number, number>();
+    const n = this.savepointCounter++;
+    for (const [i, d] of writable) {
+      depth.set(i, d.layers.length);
+      const file = join(this.runDir!, `savepoint${n}-${i}.qcow2`);
+      d.top = await this.vm!.addLayer(d.top, file, `sp${n}d${i}`);
+      d.layers.push(file);
+    }
+    this.savepoints.push({ name, depth });
+  }
+
+  private savepointCounter = 0;
+
+  /**
+   * Returns every read-write drive to savepoint `name`, in the same session:
+   * filesystems are unmounted, the disks swapped for fresh layers over the
+   * savepoint's state, and the filesystems mounted again where they were.
+   * Savepoints taken after `name` are forgotten.
+   */
+  async rollbackTo(name: string): Promise<void> {
+    this.assertState('rollback', 'ready');
+    const at = this.savepoints.findIndex((p) => p.name === name);
+    if (at < 0) {
+      const known = this.savepoints.map((p) => p.name).join(', ') || 'none';
+      throw new UsageError(`rollback: no savepoint named '${name}' (savepoints: ${known})`);
+    }
+    const sp = this.savepoints[at]!;
+    const mounts = Object.entries((await this.call('mountpoints')) as Record<string, string>);
+    await this.call('umount_all');
+    const n = this.savepointCounter++;
+    // Out first, all of them, then back in one at a time: the guest names a
+    // disk by the lowest free sdX, so this order gives every disk its name back.
+    for (const i of sp.depth.keys()) await this.vm!.unplug(i);
+    const gone = [...sp.depth.keys()].map((i) => `/dev/${diskName(i)}`).join(' ');
+    await this.guestShell(`for d in ${gone}; do i=0; while [ -b $d ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; done`);
+    for (const [i, depth] of sp.depth) {
+      const d = this.drives[i]!;
+      // A fresh layer over the savepoint's frozen one: what was written
+      // since is left behind in the discarded layers.
+      const frozen = d.layers[depth - 1]!;
+      const file = join(this.runDir!, `rollback${n}-${i}.qcow2`);
+      await createOverlay(frozen, 'qcow2', file);
+      const node = `rb${n}d${i}`;
+      await this.vm!.plug(i, { ...d.qemu, file, format: 'qcow2' }, node);
+      await this.guestShell(`i=0; while [ ! -b /dev/${diskName(i)} ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; udevadm settle`);
+      d.layers.splice(depth, Infinity, file);
+      d.top = node;
+    }
+    this.savepoints.splice(at + 1);
+    await this.waitForDisks(this.drives.length);
+    mounts.sort(([, a], [, b]) => a.length - b.length);
+    for (const [device, mountpoint] of mounts) await this.call('mount', [device, mountpoint]);
+  }
+
   /** How the last launch went, for -v and the benchmarks. */
   launchStats: LaunchStats | null = null;
 
@@ -270,16 +385,7 @@ export class Session extends EventEmitter<SessionEvents> {
     await this.vm!.resume();
     const t3 = Date.now();
     this.stateValue = 'ready';
-    // Wait inside the guest (one round trip, no polling over the wire) until
-    // the kernel has created every plugged disk and udev has settled.
-    const last = `/dev/sd${String.fromCharCode(0x61 + cfg.drives.length - 1)}`;
-    const settle =
-      `i=0; while [ ! -b ${last} ] && [ $i -lt ${HOTPLUG_SETTLE_MS / 10} ]; do sleep 0.01; i=$((i+1)); done; ` +
-      'udevadm settle; ls /sys/block';
-    const blocks = ((await this.call('debug', ['sh', [settle]])) as string).split(/\s+/).filter((b) => b.startsWith('sd'));
-    if (blocks.length !== cfg.drives.length) {
-      throw new ApplianceError(`the appliance saw ${blocks.length} of ${cfg.drives.length} hot-plugged drives`);
-    }
+    await this.waitForDisks(cfg.drives.length);
     // The guest's clock stopped when it was saved; a call takes milliseconds,
     // so setting it last leaves it that close to the host's.
     const now = Date.now();
@@ -383,7 +489,7 @@ export class Session extends EventEmitter<SessionEvents> {
       for (const d of this.drives) {
         if (!d.tx?.open) continue;
         this.emit('commit', { image: d.path });
-        await d.tx.commit();
+        await d.tx.commit(d.layers.at(-1));
       }
     }
     this.vm?.kill();

@@ -178,10 +178,24 @@ export class Transaction {
     return this.state === 'open';
   }
 
-  /** Merges the overlay into the image. qemu must have closed the overlay first. */
-  async commit(): Promise<void> {
+  /**
+   * Merges the overlay into the image. qemu must have closed it first. `top`
+   * is the active layer when savepoints stacked layers over the overlay:
+   * they are folded into the overlay first (the image is not touched yet, so
+   * an interruption there is an abandoned run, discarded on the next open).
+   */
+  async commit(top: string = this.files.overlay): Promise<void> {
     if (this.state !== 'open') throw new UsageError(`commit: the transaction on '${this.files.image}' is already ${this.state}`);
     this.state = 'committing';
+    if (top !== this.files.overlay) {
+      try {
+        await execa('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', this.files.overlay, top]);
+      } catch (e) {
+        this.state = 'open';
+        const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop();
+        throw new UsageError(`folding savepoint layers of '${this.files.image}' failed: ${msg}`);
+      }
+    }
     const j: Journal = { image: this.files.image, overlay: this.files.overlay, format: this.format };
     // The journal is durable before the image is touched: from here on, any
     // interruption is completed by the next open.
