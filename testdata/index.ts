@@ -4,13 +4,15 @@
 import * as fs from 'node:fs';
 import { BuildError, defaultCacheDir, removeAbandonedTempDirs, run } from './build-support.js';
 import { ensureDebianImages, type DebianImages, type DebianTruth } from './debian.js';
+import { ensureLuksImages } from './luks.js';
 import { ensureLvmImages } from './lvm.js';
 
 export { BuildError, defaultCacheDir } from './build-support.js';
 export type { DebianImages, DebianTruth, GuestUser } from './debian.js';
+export { LUKS_KEY, type LuksTruth } from './luks.js';
 export type { GuestImages, LayeredDebianTruth, LvmTruth, TruthFilesystem, TruthPartition } from './lvm.js';
 
-export const GUEST_NAMES = ['debian', 'lvm'] as const;
+export const GUEST_NAMES = ['debian', 'lvm', 'luks'] as const;
 export type GuestName = (typeof GUEST_NAMES)[number];
 
 export interface EnsureOptions {
@@ -28,6 +30,8 @@ export async function ensureGuest(name: string, options: EnsureOptions = {}): Pr
       return ensureDebianImages(cacheDir);
     case 'lvm':
       return ensureLvmImages(cacheDir);
+    case 'luks':
+      return ensureLuksImages(cacheDir);
     default:
       throw new BuildError(`unknown test guest "${name}": known guests are ${GUEST_NAMES.join(', ')}`);
   }
