@@ -24,6 +24,7 @@ import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
 import { libraryActions } from './library/index.js';
 import { Transaction } from './transaction.js';
+import { changesAgainstBase, type FileChange } from './changes.js';
 
 export type SessionState = 'config' | 'launching' | 'ready' | 'closed';
 
@@ -288,6 +289,32 @@ export class Session extends EventEmitter<SessionEvents> {
     if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
   }
 
+  /**
+   * Plugs another image into the running appliance, read-only through a
+   * throwaway overlay, after the session's own drives. Returns its device.
+   */
+  async attachReadOnly(path: string, format?: string): Promise<string> {
+    this.assertState('attach', 'ready');
+    const info = await probeImage(path, format);
+    const i = this.drives.length + this.attached++;
+    const overlay = join(this.runDir!, `attached${i}.qcow2`);
+    await createOverlay(path, format ?? info.format, overlay);
+    await this.vm!.plug(i, { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false }, `at${i}`);
+    await this.guestShell(`i=0; while [ ! -b /dev/${diskName(i)} ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; udevadm settle`);
+    return `/dev/${diskName(i)}`;
+  }
+
+  private attached = 0;
+
+  /**
+   * Files added, removed and modified on the read-write drives so far,
+   * compared with the images as they were (what --dry-run reports).
+   */
+  changes(): Promise<FileChange[]> {
+    this.assertState('changes', 'ready');
+    return changesAgainstBase(this);
+  }
+
   /** Runs a shell snippet in the appliance (guestfsd's debug sh), for orchestration only. */
   private async guestShell(script: string): Promise<string> {
     return (await this.call('debug', ['sh', [script]])) as string;
@@ -354,7 +381,7 @@ export class Session extends EventEmitter<SessionEvents> {
       d.top = node;
     }
     this.savepoints.splice(at + 1);
-    await this.waitForDisks(this.drives.length);
+    await this.waitForDisks(this.drives.length + this.attached);
     mounts.sort(([, a], [, b]) => a.length - b.length);
     for (const [device, mountpoint] of mounts) await this.call('mount', [device, mountpoint]);
   }
