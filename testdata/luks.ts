@@ -12,11 +12,12 @@
 //
 // Determinism: the partition table, the LUKS UUID and label, the filesystem
 // UUIDs and labels and every file's content, owner, mode and mtime are fixed.
-// luks_format has no UUID argument, so the builder sets it afterwards with
-// `cryptsetup luksUUID --uuid` through the `debug sh` call. Not fixed, so the
-// image bytes differ between builds: the LUKS volume key, salts and PBKDF
-// cost (cryptsetup benchmarks the machine), hence all ciphertext; ext4 hash
-// seeds and times as in the `lvm` guest.
+// luks_format has no UUID or PBKDF argument, so the builder sets the UUID with
+// `cryptsetup luksUUID --uuid` and a fixed PBKDF2 count (instead of the
+// benchmarked argon2id) with `cryptsetup luksConvertKey` through the
+// `debug sh` call. Not fixed, so the image bytes differ between builds: the
+// LUKS volume key and salts, hence all ciphertext; ext4 hash seeds and times
+// as in the `lvm` guest.
 
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -57,6 +58,8 @@ const LUKS = {
   keyslot: 0,
   /** Name in /etc/crypttab, and the name the builder opens it under. */
   mapName: 'cryptroot',
+  /** Key slot 0's PBKDF after the builder's luksConvertKey. */
+  pbkdf: { type: 'pbkdf2', hash: 'sha256', iterations: 1000 },
 };
 
 const PARTITIONS: TruthPartition[] = [
@@ -80,6 +83,7 @@ export interface LuksTruth extends LayeredDebianTruth {
     mapName: string;
     /** The guest's /etc/crypttab, as written. */
     crypttab: string;
+    pbkdf: { type: string; hash: string; iterations: number };
   };
 }
 
@@ -100,8 +104,17 @@ export async function ensureLuksImages(cacheDir: string): Promise<GuestImages> {
     await withBuildSession(images.raw, 'luks', async (s) => {
       step(`luks: luks_format ${LUKS.device} (key slot ${LUKS.keyslot}; cryptsetup benchmarks its PBKDF, slow under TCG)`);
       await s.call('luks_format', [LUKS.device, LUKS_KEY, LUKS.keyslot]);
-      step(`luks: setting the LUKS UUID ${LUKS.uuid} and label "${LUKS.label}" (cryptsetup luksUUID, config)`);
-      await sh(s, `cryptsetup luksUUID -q --uuid ${LUKS.uuid} ${LUKS.device} && cryptsetup config --label ${LUKS.label} ${LUKS.device}`);
+      step(`luks: setting the LUKS UUID ${LUKS.uuid}, label "${LUKS.label}" and a fixed, cheap PBKDF (cryptsetup luksUUID, config, luksConvertKey)`);
+      await sh(
+        s,
+        [
+          `cryptsetup luksUUID -q --uuid ${LUKS.uuid} ${LUKS.device}`,
+          `cryptsetup config --label ${LUKS.label} ${LUKS.device}`,
+          // The benchmarked argon2id costs ~10 s per open under TCG; a fixed
+          // PBKDF2 count makes opens fast and the same on every machine.
+          `printf %s '${LUKS_KEY}' | cryptsetup luksConvertKey --key-file=- --key-slot ${LUKS.keyslot} --pbkdf ${LUKS.pbkdf.type} --pbkdf-force-iterations ${LUKS.pbkdf.iterations} --hash ${LUKS.pbkdf.hash} ${LUKS.device}`,
+        ].join(' && '),
+      );
       const uuid = String(await s.call('luks_uuid', [LUKS.device]));
       if (uuid !== LUKS.uuid) throw new BuildError(`cryptsetup luksUUID did not set the LUKS UUID (got ${uuid})`);
       step(`luks: cryptsetup_open ${LUKS.device} as ${LUKS.mapName}`);
