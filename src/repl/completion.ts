@@ -10,8 +10,8 @@
 // is dropped after every command the user runs (it may have changed the
 // guest).
 
-import { readdirSync, statSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { appendFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { publicActions } from '../commands/spec/index.js';
 import type { ActionSpec } from '../commands/spec/types.js';
 import { kebab } from '../commands/parse.js';
@@ -128,6 +128,13 @@ export class Completer {
 
   /** readline's completer contract: [candidates, the text they replace]. */
   async complete(line: string): Promise<[string[], string]> {
+    const t0 = process.hrtime.bigint();
+    const r = await this.completeInner(line);
+    logTiming(`complete ${line}`, 'total', t0, r[0].length);
+    return r;
+  }
+
+  private async completeInner(line: string): Promise<[string[], string]> {
     const { words, current } = splitPartial(line);
     let first = words[0];
     if (words.length === 0) {
@@ -139,7 +146,7 @@ export class Completer {
     // glob/time: complete the inner command as if typed alone.
     if ((first === 'glob' || first === 'time') && words.length >= 2) {
       const innerLine = line.replace(/^\s*-?\s*\S+\s+/, '');
-      return this.complete(innerLine);
+      return this.completeInner(innerLine);
     }
     const action = META_COMMANDS[first] ? null : shellAction(first);
     let kind: ArgCompletion;
@@ -201,8 +208,12 @@ export class Completer {
 
   /** Entries of a guest directory (cached), or [] when it cannot be listed. */
   async listGuestDir(dir: string): Promise<Entry[]> {
+    const t0 = process.hrtime.bigint();
     const hit = this.dirCache.get(dir);
-    if (hit) return hit;
+    if (hit) {
+      logTiming(dir, 'cached', t0, hit.length);
+      return hit;
+    }
     const s = this.getSession();
     if (s.state !== 'ready') return [];
     let entries: Entry[] = [];
@@ -214,6 +225,7 @@ export class Completer {
       entries = [];
     }
     this.dirCache.set(dir, entries);
+    logTiming(dir, 'listed', t0, entries.length);
     return entries;
   }
 
@@ -228,6 +240,18 @@ export class Completer {
       if (e.name.startsWith(prefix)) out.push(`${base}${e.name}${e.dir ? '/' : ''}`);
     }
     return out;
+  }
+}
+
+/** GUESTSH_COMPLETION_LOG=FILE records each guest directory lookup (for latency tests). */
+function logTiming(dir: string, how: string, t0: bigint, n: number): void {
+  const file = process.env.GUESTSH_COMPLETION_LOG;
+  if (!file) return;
+  const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+  try {
+    appendFileSync(file, `${JSON.stringify({ dir, how, ms, entries: n })}\n`);
+  } catch {
+    // logging is best effort
   }
 }
 
@@ -255,6 +279,5 @@ export function hostPaths(current: string): string[] {
     }
     out.push(`${shownBase}${n}${isDir ? '/' : ''}`);
   }
-  void dirname;
   return out;
 }

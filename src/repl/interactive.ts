@@ -11,6 +11,10 @@ import { Completer } from './completion.js';
 import type { LineSource } from './input.js';
 import type { Shell } from './shell.js';
 import { isTypeScriptLine, TsEvaluator } from './ts-eval.js';
+import { META_COMMANDS } from './meta.js';
+import { shellAction } from './run.js';
+
+const isCommand = (name: string): boolean => Boolean(META_COMMANDS[name.toLowerCase()] || shellAction(name));
 
 export const PROMPT = '><fs> ';
 const HISTORY_MAX = 1000;
@@ -134,7 +138,7 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
     }
     running = true;
     try {
-      if (isTypeScriptLine(line)) {
+      if (isTypeScriptLine(line, isCommand)) {
         try {
           const v = await ts.evaluate(line);
           if (v !== undefined) process.stdout.write(`${TsEvaluator.show(v)}\n`);

@@ -30,10 +30,21 @@ function loadSwc(): Swc {
 
 const TS_START = /^(await|const|let|var|for|while|if|function|async|class|try|do|switch|return|throw|type|interface|enum|import\s*\()\b|^g\.|^\{/;
 
-/** Is this line TypeScript rather than a guestfish command? (`>` forces it.) */
-export function isTypeScriptLine(line: string): boolean {
+/**
+ * Is this line TypeScript rather than a guestfish command? `>` forces it; a
+ * line starting with a statement keyword or `g.` is; otherwise a line whose
+ * first word is not a command but an identifier followed by `.`, `(`, `[`,
+ * `=` or nothing (e.g. `xs.length`, `x = 2`, `x`) is too.
+ */
+export function isTypeScriptLine(line: string, isCommand: (name: string) => boolean = () => false): boolean {
   const t = line.trimStart();
-  return t.startsWith('>') || TS_START.test(t);
+  if (t.startsWith('>') || TS_START.test(t)) return true;
+  // kebab-case words (list-devics) are commands, even unknown ones.
+  if (/^[A-Za-z_$][\w$]*-[A-Za-z]/.test(t)) return false;
+  const m = /^([A-Za-z_$][\w$]*)\s*([.([=+\-*/?!<>]|$)/.exec(t);
+  if (!m || isCommand(m[1]!)) return false;
+  // `name -x` is more likely a command typo than arithmetic.
+  return !(m[2] === '-' && /^[A-Za-z_$][\w$]*\s+-/.test(t));
 }
 
 interface Span {
