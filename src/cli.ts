@@ -85,13 +85,14 @@ async function main(argv: string[]): Promise<number> {
     return s;
   });
 
-  if (!interactive) {
-    const stop = (signal: NodeJS.Signals): void => {
-      void shell.session.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-    };
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
-  }
+  const stop = (signal: NodeJS.Signals): void => {
+    void shell.session.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143));
+  };
+  // At the prompt Ctrl-C arrives as a key (it cancels the running call);
+  // a SIGINT from elsewhere, SIGTERM or a closed terminal ends the session.
+  if (!interactive) process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+  process.once('SIGHUP', stop);
   try {
     let root: string | null = null;
     try {
