@@ -6,13 +6,15 @@ import { BuildError, defaultCacheDir, removeAbandonedTempDirs, run } from './bui
 import { ensureDebianImages, type DebianImages, type DebianTruth } from './debian.js';
 import { ensureLuksImages } from './luks.js';
 import { ensureLvmImages } from './lvm.js';
+import { ensureWindowsImages } from './windows.js';
 
 export { BuildError, defaultCacheDir } from './build-support.js';
 export type { DebianImages, DebianTruth, GuestUser } from './debian.js';
 export { LUKS_KEY, type LuksTruth } from './luks.js';
+export type { RegistryHive, RegistryKey, RegistryValue, WindowsTruth } from './windows.js';
 export type { GuestImages, LayeredDebianTruth, LvmTruth, TruthFilesystem, TruthPartition } from './lvm.js';
 
-export const GUEST_NAMES = ['debian', 'lvm', 'luks'] as const;
+export const GUEST_NAMES = ['debian', 'lvm', 'luks', 'windows'] as const;
 export type GuestName = (typeof GUEST_NAMES)[number];
 
 export interface EnsureOptions {
@@ -32,6 +34,8 @@ export async function ensureGuest(name: string, options: EnsureOptions = {}): Pr
       return ensureLvmImages(cacheDir);
     case 'luks':
       return ensureLuksImages(cacheDir);
+    case 'windows':
+      return ensureWindowsImages(cacheDir);
     default:
       throw new BuildError(`unknown test guest "${name}": known guests are ${GUEST_NAMES.join(', ')}`);
   }
