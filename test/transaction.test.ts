@@ -52,12 +52,14 @@ function startWriter(img: string, mib: number): Writer {
   let out = '';
   const waiters: { marker: string; resolve: () => void; reject: (e: Error) => void }[] = [];
   const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  let err = '';
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   proc.stdout!.on('data', (d: Buffer) => {
     out += d.toString();
     for (const w of waiters.filter((x) => out.includes(`${x.marker}\n`))) w.resolve();
   });
   void exited.then(() => {
-    for (const w of waiters) w.reject(new Error(`writer exited before ${w.marker}; output: ${out}`));
+    for (const w of waiters) w.reject(new Error(`writer exited before ${w.marker}; output: ${out}; stderr: ${err}`));
   });
   const reached = (marker: string) =>
     out.includes(`${marker}\n`) ? Promise.resolve() : new Promise<void>((resolve, reject) => waiters.push({ marker, resolve, reject }));
