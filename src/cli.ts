@@ -8,7 +8,7 @@ import { parseCommand } from './repl/run.js';
 import { Shell } from './repl/shell.js';
 import { StreamLineSource } from './repl/input.js';
 import { addDrives, inspectBanner, inspectMount, KeyReader, listPrepared, mountAll, prepareDrives } from './repl/setup.js';
-import { helpFor } from './repl/help.js';
+import { helpFor, listCommands } from './repl/help.js';
 import { META_COMMANDS } from './repl/meta.js';
 
 const VERSION = '0.1.0';
@@ -38,7 +38,7 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(text);
       return 0;
     }
-    process.stdout.write(`${usage}\n`);
+    process.stdout.write(opts.listCommands ? listCommands() : `${usage}\n`);
     return 0;
   }
   if (opts.version) {

@@ -16,6 +16,7 @@ import { parseOptions } from '../src/repl/options.js';
 import { compileLine, isTypeScriptLine, TsEvaluator } from '../src/repl/ts-eval.js';
 import { splitPartial } from '../src/repl/completion.js';
 import { globToRegExp } from '../src/repl/glob.js';
+import { ext4Image } from './helpers.js';
 
 const GUESTSH = resolve(import.meta.dirname, '..', 'bin', 'guestsh.js');
 const tmp = mkdtempSync(join(tmpdir(), 'guestsh-shell-'));
@@ -210,5 +211,20 @@ describe('the CLI before anything boots', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('mkfs fstype device [blocksize:N] [features:..] [inode:N] [sectorsize:N] [label:..]');
     expect(r.stdout).toMatch(/fstype\s+string/);
+  });
+});
+
+describe('the CLI with an appliance', () => {
+  it('FileIn "-" reads stdin, FileOut "-" writes stdout, and reopen starts a fresh session', { timeout: 300_000 }, async () => {
+    const img = ext4Image(join(tmp, 'fs.img'), 32, { 'etc/hostname': 'cli-test\n' });
+    const r = await guestsh(
+      ['-a', img, '-m', '/dev/sda', 'upload', '-', '/from-stdin', ':', 'cat', '/from-stdin', ':', 'download', '/etc/hostname', '-',
+        ':', 'reopen', ':', 'add', img, 'format:raw', ':', 'run', ':', 'mount', '/dev/sda', '/', ':', 'cat', '/from-stdin'],
+      'piped into upload\n',
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    // cat prints the content and a newline, as guestfish does.
+    expect(r.stdout).toBe('piped into upload\n\ncli-test\npiped into upload\n\n');
   });
 });

@@ -20,15 +20,13 @@ export interface LineSource {
 export class StreamLineSource implements LineSource {
   private buf: Buffer = Buffer.alloc(0);
   private ended = false;
-  private iter: AsyncIterator<Buffer | string>;
+  private iter: AsyncIterator<Buffer | string> | null = null;
   lineNo = 0;
 
   constructor(
-    stream: Readable,
+    private readonly stream: Readable,
     readonly name: string,
-  ) {
-    this.iter = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
-  }
+  ) {}
 
   static file(path: string): StreamLineSource {
     return new StreamLineSource(createReadStream(path), path);
@@ -40,6 +38,8 @@ export class StreamLineSource implements LineSource {
 
   private async fill(): Promise<boolean> {
     if (this.ended) return false;
+    // Created on first use: an unused source must not start consuming its stream.
+    this.iter ??= this.stream[Symbol.asyncIterator]() as AsyncIterator<Buffer | string>;
     const r = await this.iter.next();
     if (r.done) {
       this.ended = true;

@@ -25,6 +25,8 @@ export interface Options {
   help: boolean;
   /** --cmd-help / -h CMD */
   helpCommand: string | null;
+  /** -h / --cmd-help without a command: list the commands (guestfish's -h) */
+  listCommands: boolean;
   version: boolean;
   file: string | null;
   json: boolean;
@@ -54,7 +56,8 @@ export const usage = `usage: guestsh [--options] [CMD ARGS [: CMD ARGS]...]
   --progress-bars / --no-progress-bars   force progress bars on or off
   -v, --verbose          show the appliance console and launch details on stderr
   -x                     trace each call and its result on stderr
-  -h, --help [CMD]       this text, or help on CMD; -V, --version: the version
+  --help                 this text; -h [CMD]: list the commands, or help on CMD
+  -V, --version          the version
 Without commands, guestsh runs a script from stdin, or the interactive shell on a terminal.
 Commands are libguestfs actions and guestfish commands, e.g.
   guestsh -a disk.img --ro -i cat /etc/hostname
@@ -87,6 +90,7 @@ export function parseOptions(argv: readonly string[]): Options {
     trace: false,
     help: false,
     helpCommand: null,
+    listCommands: false,
     version: false,
     file: null,
     json: false,
@@ -149,12 +153,15 @@ export function parseOptions(argv: readonly string[]): Options {
         prepared++;
         continue;
       }
-      case '-h':
       case '--help':
+        o.help = true;
+        continue;
+      case '-h':
       case '--cmd-help':
         o.help = true;
         if (inline !== undefined) o.helpCommand = inline;
         else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) o.helpCommand = argv[++i]!;
+        else o.listCommands = true;
         continue;
       case '--ro':
         o.readonly = true;
