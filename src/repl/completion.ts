@@ -85,29 +85,30 @@ function argKind(action: ActionSpec, index: number): ArgCompletion {
   }
 }
 
-function metaKind(cmd: string, index: number, nWords: number): ArgCompletion {
-  void nWords;
+/** What the index-th argument of a meta-command is (`current` decides for copy-in/out). */
+function metaKind(cmd: string, index: number, current: string): ArgCompletion {
+  const guestish = current.startsWith('/') && !current.startsWith('/dev/');
   switch (cmd) {
     case 'help':
       return index === 0 ? 'command' : 'none';
-    case 'time':
-    case 'glob':
-      return index === 0 ? 'command' : 'device-or-guest';
     case 'lcd':
     case 'alloc':
     case 'allocate':
     case 'sparse':
       return index === 0 ? 'host' : 'none';
     case 'copy-in':
-      return 'host-or-last-guest' as ArgCompletion;
+      // copy-in LOCAL... REMOTEDIR: host paths, and a guest directory last.
+      return index > 0 && guestish ? 'guest' : 'host';
     case 'copy-out':
+      // copy-out REMOTE... LOCALDIR: guest paths, and a host directory last.
+      return index === 0 || guestish ? 'guest' : 'host';
     case 'edit':
     case 'vi':
     case 'emacs':
     case 'more':
     case 'less':
     case 'display':
-      return cmd === 'copy-out' ? ('guest-or-last-host' as ArgCompletion) : index === 0 ? 'guest' : 'none';
+      return index === 0 ? 'guest' : 'none';
     default:
       return 'none';
   }
@@ -154,9 +155,7 @@ export class Completer {
       if (index >= action.args.length) return [this.optargNames(action, words.slice(1 + action.args.length), current), current];
       kind = argKind(action, index);
     } else if (META_COMMANDS[first]) {
-      kind = metaKind(first, index, words.length);
-      if ((kind as string) === 'host-or-last-guest') kind = current.startsWith('/') && index > 0 ? 'guest' : 'host';
-      if ((kind as string) === 'guest-or-last-host') kind = current.startsWith('/') && !current.startsWith('/dev/') ? 'guest' : 'host';
+      kind = metaKind(first, index, current);
     } else return [[], current];
     switch (kind) {
       case 'command':
