@@ -77,16 +77,32 @@ async function resetBlank(g: Session): Promise<void> {
   }
 }
 
-const fixtureSetup: Record<FixtureName, (session: Session) => Promise<void>> = {
+async function mountGuest(g: Session, mps: Record<string, string>): Promise<void> {
+  for (const mp of Object.keys(mps).sort((a, b) => a.length - b.length)) await g.call('mount', [mps[mp]!, mp]);
+}
+
+// A case that failed half-way (or inspect_os, which unmounts everything) must
+// not take the next case's mounts with it.
+async function remount(g: Session, fixture: 'ext4' | 'guest'): Promise<void> {
+  const want = fixture === 'ext4' ? ['/dev/sdb'] : Object.values(facts.mountpoints as Record<string, string>).sort();
+  const have = ((await g.call('mounts')) as string[]).sort();
+  if (JSON.stringify(have) === JSON.stringify(want)) return;
+  if (fixture === 'ext4') return fixtureSetup.ext4(g, false);
+  // The daemon keeps its inspection results: no need to inspect again (slow under TCG).
+  await g.call('umount_all');
+  await mountGuest(g, facts.mountpoints as Record<string, string>);
+}
+
+const fixtureSetup: Record<FixtureName, (session: Session, first?: boolean) => Promise<void>> = {
   config: async () => {},
   boot: async () => {},
   blank: async (g) => {
     await g.call('umount_all');
     for (const d of ['/dev/sda', '/dev/sdd', '/dev/sde']) await g.call('zero', [d]);
   },
-  ext4: async (g) => {
+  ext4: async (g, first = true) => {
     await g.call('umount_all');
-    await g.call('mkfs', ['ext4', '/dev/sdb']);
+    if (first) await g.call('mkfs', ['ext4', '/dev/sdb']);
     await g.call('mount', ['/dev/sdb', '/']);
   },
   guest: async (g) => {
@@ -94,7 +110,8 @@ const fixtureSetup: Record<FixtureName, (session: Session) => Promise<void>> = {
     const roots = (await g.call('inspect_os')) as string[];
     facts.root = roots[0];
     const mps = (await g.call('inspect_get_mountpoints', [roots[0]!])) as Record<string, string>;
-    for (const mp of Object.keys(mps).sort((a, b) => a.length - b.length)) await g.call('mount', [mps[mp]!, mp]);
+    facts.mountpoints = mps;
+    await mountGuest(g, mps);
   },
   lifecycle: async (g) => {
     await g.call('umount_all');
@@ -109,8 +126,9 @@ for (const group of groups) {
       if (group.fixture !== 'config' && group.fixture !== 'boot') await fixtureSetup[group.fixture](session);
     });
     for (const c of group.cases) {
-      it(c.actions.join(' '), async () => {
+      it(c.actions.join(' '), { timeout: c.timeoutMs ?? 120_000 }, async () => {
         if (group.fixture === 'blank') await resetBlank(session);
+        if (group.fixture === 'ext4' || group.fixture === 'guest') await remount(session, group.fixture);
         const called = new Set<string>();
         await c.run(ctxFor(session, called));
         const missing = c.actions.filter((a) => !called.has(a));

@@ -47,8 +47,8 @@ export const filesGroup: Group = {
         const f0 = collect();
         await c.call('find0', ['/d/a', '-'], {}, f0);
         A.deepEqual(f0.data.toString().split('\0').filter(Boolean).sort(), ['/b', '/b/c', '/f1']);
-        A.deepEqual(await c.call('glob_expand', ['/d/a/*']), ['/d/a/b', '/d/a/f1']);
-        A.deepEqual(await c.call('glob_expand', ['/d/a/*'], { directoryslash: true }), ['/d/a/b/', '/d/a/f1']);
+        A.deepEqual(await c.call('glob_expand', ['/d/a/*']), ['/d/a/b/', '/d/a/f1']);
+        A.deepEqual(await c.call('glob_expand', ['/d/a/*'], { directoryslash: false }), ['/d/a/b', '/d/a/f1']);
         const t = await c.call('mkdtemp', ['/d/tmpXXXXXX']);
         A.match(t, /^\/d\/tmp.{6}$/);
         A.equal(await c.call('is_dir', [t]), true);
@@ -171,7 +171,7 @@ export const filesGroup: Group = {
       },
     },
     {
-      actions: ['setxattr', 'getxattr', 'getxattrs', 'removexattr', 'lsetxattr', 'lgetxattr', 'lgetxattrs', 'lremovexattr', 'lxattrlist', 'acl_set_file', 'acl_get_file', 'acl_delete_def_file', 'cap_set_file', 'cap_get_file', 'set_e2attrs', 'get_e2attrs', 'set_e2generation', 'get_e2generation'],
+      actions: ['setxattr', 'getxattr', 'getxattrs', 'removexattr', 'lsetxattr', 'lgetxattr', 'lgetxattrs', 'lremovexattr', 'lxattrlist', 'acl_set_file', 'acl_get_file', 'acl_delete_def_file', 'cap_set_file', 'cap_get_file', 'set_e2attrs', 'get_e2attrs', 'get_e2generation'],
       async run(c) {
         await fresh(c, '/x');
         await c.call('touch', ['/x/f']);
@@ -202,8 +202,9 @@ export const filesGroup: Group = {
         A.match(await c.call('get_e2attrs', ['/x/f']), /A/);
         await c.call('set_e2attrs', ['/x/f', 'A'], { clear: true });
         A.doesNotMatch(await c.call('get_e2attrs', ['/x/f']), /A/);
-        await c.call('set_e2generation', ['/x/f', 123456n]);
-        A.equal(await c.call('get_e2generation', ['/x/f']), 123456n);
+        A.equal(typeof (await c.call('get_e2generation', ['/x/f'])), 'bigint');
+        // The appliance kernel refuses FS_IOC_SETVERSION on ext4 (see notExercised).
+        await c.fails(/Inappropriate ioctl/, 'set_e2generation', ['/x/f', 123456n]);
       },
     },
     {
@@ -336,9 +337,8 @@ export const filesGroup: Group = {
         A.equal((await c.call('pread_device', ['/dev/sde', 7, 512n])).toString(), 'copy me');
         await c.call('copy_device_to_file', ['/dev/sde', '/k/fromdev'], { srcoffset: 512n, size: 7n });
         A.equal(await c.call('cat', ['/k/fromdev']), 'copy me');
-        await c.call('fallocate64', ['/k/loop.img', 32n * 1024n * 1024n]);
         await c.call('mkfs', ['ext2', '/dev/sde']);
-        await c.call('copy_device_to_file', ['/dev/sde', '/k/loop.img'], { size: 32n * 1024n * 1024n });
+        await c.call('copy_device_to_file', ['/dev/sde', '/k/loop.img']);
         await c.call('mkdir', ['/k/mnt']);
         await c.call('mount_loop', ['/k/loop.img', '/k/mnt']);
         A.ok((await c.call('ls', ['/k/mnt'])).includes('lost+found'));
@@ -396,8 +396,10 @@ export const filesGroup: Group = {
         await c.call('download_inode', ['/dev/sdb', ino, '-'], {}, data);
         A.equal(data.data.toString(), 'found by tsk');
         const blocks = collect();
-        await c.call('download_blocks', ['/dev/sdb', 0n, 2n, '-'], { unallocated: false }, blocks);
-        A.ok(blocks.data.length > 0);
+        // Free blocks near the end of the fresh filesystem: zeroes, one 4 KiB block each.
+        await c.call('download_blocks', ['/dev/sdb', 120000n, 120002n, '-'], { unallocated: true }, blocks);
+        A.equal(blocks.data.length, 3 * 4096);
+        A.ok(blocks.data.every((b) => b === 0));
         await c.call('mount', ['/dev/sdb', '/']);
         // ntfscat_i on a small NTFS made on sde: inode 5 is the root directory, 3 $Volume.
         await c.call('mkfs', ['ntfs', '/dev/sde']);

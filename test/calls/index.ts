@@ -45,6 +45,7 @@ export const notExercised: Record<string, string> = {
   journal_get_realtime_usec: 'needs systemd journal files; the minbase Debian guest has none',
   mount_9p: 'needs a 9p share; guestsh does not attach virtio-9p devices',
   grub_install: 'needs GRUB\'s platform modules, which the appliance does not carry (grub2-common only)',
+  set_e2generation: 'the appliance kernel refuses FS_IOC_SETVERSION on ext4 ("Inappropriate ioctl for device"; asserted in the ext4 group)',
   sfdiskM: 'util-linux 2.38 sfdisk no longer has -uM (the daemon runs "sfdisk -uM"); sfdisk and sfdisk_N are exercised',
   list_9p: 'the 1.48 daemon answers "9p support was removed in libguestfs 1.48" (checked in the boot group)',
   remove_drive: 'libguestfs 1.48 itself refuses it ("hotplugging support was removed"); guestsh answers the same',

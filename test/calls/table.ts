@@ -25,6 +25,8 @@ export interface Ctx {
 export interface Case {
   /** Public actions this case exercises (snake_case names as in spec.json). */
   actions: string[];
+  /** For the slow ones (LUKS key derivation under TCG). */
+  timeoutMs?: number;
   run(c: Ctx): Promise<void>;
 }
 
