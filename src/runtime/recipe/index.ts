@@ -1,0 +1,10 @@
+// Recipes: `.gfs.ts` modules run in an isolated-vm sandbox against a live session.
+export { runRecipe, stdRecipeName, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
+export type { RunOptions, RunResult, RunImage, RunMount, RunTimings } from './run.js';
+export { initRecipe } from './init.js';
+export type { InitResult } from './init.js';
+export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES } from './sandbox.js';
+export type { RecipeFailure, SandboxOptions, SandboxResult, SourceLocation } from './sandbox.js';
+export { PathPolicy, RecipePolicyError, checkCall, refusal, refusedActions, hostPathArgs } from './policy.js';
+export type { RecipeContext, RecipeGuestfs, Recipe } from './types.js';
+export { formatRunResult } from './report.js';

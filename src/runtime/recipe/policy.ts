@@ -1,0 +1,189 @@
+// What a recipe may do with the session it is handed.
+//
+// Every public libguestfs action is reachable, except the ones that change
+// what the host executes or how the appliance is started, or that end the
+// session (the run owns its lifetime and its commit). Host paths in
+// file-transfer arguments are confined: reads to the recipe's directory (and
+// the run's output directory), writes to the run's output directory.
+// Symlinks are resolved before the check, so a link planted in the output
+// directory (copy_out can extract one from the guest) cannot point a later
+// upload or download outside.
+
+import { lstat, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
+import { actionByName } from '../../commands/spec/index.js';
+import type { ActionSpec } from '../../commands/spec/types.js';
+import type { ArgValue, OptArgs } from '../protocol/codec.js';
+
+export class RecipePolicyError extends Error {
+  override name = 'RecipePolicyError';
+}
+
+const LAUNCH = 'it changes how the appliance is launched, which a recipe cannot do (the run launched it already)';
+const HOST = 'it would run or read something on the host outside the recipe sandbox';
+const LIFETIME = 'the run owns the session: it commits when the recipe returns and discards when it throws';
+
+/** Refused actions and why (on top of every config-only action, refused with LAUNCH). */
+export const refusedActions: Record<string, string> = {
+  launch: LIFETIME,
+  shutdown: LIFETIME,
+  close: LIFETIME,
+  kill_subprocess: LIFETIME,
+  set_autosync: LIFETIME,
+  add_drive: LAUNCH,
+  add_drive_ro: LAUNCH,
+  add_drive_scratch: LAUNCH,
+  add_cdrom: LAUNCH,
+  add_domain: LAUNCH,
+  add_libvirt_dom: LAUNCH,
+  remove_drive: LAUNCH,
+  config: LAUNCH,
+  set_hv: LAUNCH,
+  set_qemu: LAUNCH,
+  set_path: LAUNCH,
+  set_append: LAUNCH,
+  set_backend: LAUNCH,
+  set_backend_setting: LAUNCH,
+  set_backend_settings: LAUNCH,
+  clear_backend_setting: LAUNCH,
+  set_attach_method: LAUNCH,
+  set_direct: LAUNCH,
+  set_memsize: LAUNCH,
+  set_smp: LAUNCH,
+  set_network: LAUNCH,
+  set_recovery_proc: LAUNCH,
+  set_pgroup: LAUNCH,
+  set_selinux: LAUNCH,
+  set_tmpdir: LAUNCH,
+  set_cachedir: LAUNCH,
+  disk_create: HOST,
+  disk_format: HOST,
+  disk_virtual_size: HOST,
+  disk_has_backing_file: HOST,
+  parse_environment: `${HOST} (the host's environment variables)`,
+  parse_environment_list: LAUNCH,
+  mount_local: HOST,
+  mount_local_run: HOST,
+  umount_local: HOST,
+  user_cancel: LIFETIME,
+  c_pointer: HOST,
+};
+
+/** Actions whose host-path arguments are checked: argument index → direction. */
+export interface HostPathArg {
+  index: number;
+  mode: 'read' | 'write' | 'writeDir';
+}
+
+const libraryHostPaths: Record<string, HostPathArg[]> = {
+  copy_in: [{ index: 0, mode: 'read' }],
+  copy_out: [{ index: 1, mode: 'writeDir' }],
+};
+
+/** Host-path arguments of an action: FileIn/FileOut kinds from the spec plus library-side copy_in/copy_out. */
+export function hostPathArgs(action: ActionSpec): HostPathArg[] {
+  const fromSpec = action.args.flatMap((a, index): HostPathArg[] => {
+    if (a.kind !== 'String') return [];
+    if (a.sub === 'FileIn') return [{ index, mode: 'read' }];
+    if (a.sub === 'FileOut') return [{ index, mode: 'write' }];
+    return [];
+  });
+  return [...fromSpec, ...(libraryHostPaths[action.name] ?? [])];
+}
+
+/** Why a recipe may not call this action, or null when it may. */
+export function refusal(action: ActionSpec): string | null {
+  if (action.visibility !== 'VPublic' && action.visibility !== 'VPublicNoFish') {
+    return 'it is not a public libguestfs action';
+  }
+  const why = refusedActions[action.name];
+  if (why) return why;
+  if (action.configOnly) return LAUNCH;
+  return null;
+}
+
+function within(path: string, root: string): boolean {
+  const rel = relative(root, path);
+  return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
+}
+
+export interface Roots {
+  /** Real path of the recipe's directory (reads). */
+  readDir: string;
+  /** Real path of the run's output directory (writes, and reads back). */
+  outDir: string;
+}
+
+export class PathPolicy {
+  constructor(readonly roots: Roots) {}
+
+  static async create(readDir: string, outDir: string): Promise<PathPolicy> {
+    return new PathPolicy({ readDir: await realpath(readDir), outDir: await realpath(outDir) });
+  }
+
+  /** A host file to read: relative paths are relative to the recipe's directory. */
+  async read(action: string, p: string): Promise<string> {
+    if (p === '-' || p === '') throw new RecipePolicyError(`${action}: '${p}' is not a host file a recipe can read`);
+    const abs = resolve(this.roots.readDir, p);
+    const real = await realpath(abs).catch(() => null);
+    if (!real) throw new RecipePolicyError(`${action}: host file '${p}' does not exist (recipes read from ${this.roots.readDir})`);
+    if (!within(real, this.roots.readDir) && !within(real, this.roots.outDir)) {
+      throw new RecipePolicyError(
+        `${action}: host path '${p}' is outside the recipe's directory ${this.roots.readDir} (recipes may only read files beside them)`,
+      );
+    }
+    return real;
+  }
+
+  /** A host file to write: relative paths are relative to the run's output directory. */
+  async write(action: string, p: string): Promise<string> {
+    if (p === '-' || p === '') throw new RecipePolicyError(`${action}: '${p}' is not a host file a recipe can write`);
+    const abs = resolve(this.roots.outDir, p);
+    const parent = await realpath(dirname(abs)).catch(() => null);
+    if (!parent) throw new RecipePolicyError(`${action}: host directory of '${p}' does not exist (recipes write into ${this.roots.outDir})`);
+    const target = join(parent, basename(abs));
+    if (!within(parent, this.roots.outDir) || target === this.roots.outDir || !within(target, this.roots.outDir)) {
+      throw new RecipePolicyError(`${action}: host path '${p}' is outside the run's output directory ${this.roots.outDir}`);
+    }
+    const st = await lstat(target).catch(() => null);
+    if (st?.isSymbolicLink()) {
+      const real = await realpath(target).catch(() => null);
+      if (!real || !within(real, this.roots.outDir)) {
+        throw new RecipePolicyError(`${action}: host path '${p}' is a symbolic link leading outside the run's output directory`);
+      }
+      return real;
+    }
+    if (st?.isDirectory()) throw new RecipePolicyError(`${action}: host path '${p}' is a directory`);
+    return target;
+  }
+
+  /** A host directory to extract into (copy_out). */
+  async writeDir(action: string, p: string): Promise<string> {
+    const abs = resolve(this.roots.outDir, p);
+    const real = await realpath(abs).catch(() => null);
+    if (!real) throw new RecipePolicyError(`${action}: host directory '${p}' does not exist (recipes write into ${this.roots.outDir})`);
+    if (!within(real, this.roots.outDir)) {
+      throw new RecipePolicyError(`${action}: host directory '${p}' is outside the run's output directory ${this.roots.outDir}`);
+    }
+    if (!(await stat(real)).isDirectory()) throw new RecipePolicyError(`${action}: host path '${p}' is not a directory`);
+    return real;
+  }
+}
+
+/**
+ * Checks one call against the policy and returns the arguments with host
+ * paths replaced by their checked real paths.
+ */
+export async function checkCall(policy: PathPolicy, name: string, args: readonly ArgValue[], _optargs: OptArgs | undefined): Promise<ArgValue[]> {
+  const action = actionByName(name);
+  if (!action) throw new RecipePolicyError(`unknown action '${name}'`);
+  const why = refusal(action);
+  if (why) throw new RecipePolicyError(`${action.name} is not allowed in recipes: ${why}`);
+  const out = [...args];
+  for (const h of hostPathArgs(action)) {
+    const v = out[h.index];
+    if (typeof v !== 'string') continue; // the session's own type check reports it
+    out[h.index] = await policy[h.mode](action.name, v);
+  }
+  return out;
+}

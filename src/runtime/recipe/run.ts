@@ -1,0 +1,190 @@
+// `guestsh run`: add the images, launch, mount (-i / -m), run the recipe in
+// its sandbox, then commit (shutdown) on success or discard (close) on any
+// failure, so an image is changed completely or not at all.
+
+import { mkdir, mkdtemp, realpath, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { Session } from '../session/session.js';
+import type { FileChange } from '../session/changes.js';
+import { PathPolicy } from './policy.js';
+import { type RecipeFailure, runInSandbox, type SandboxTimings, STDLIB_MODULES } from './sandbox.js';
+
+export interface RunImage {
+  path: string;
+  format?: string | undefined;
+}
+
+export interface RunMount {
+  device: string;
+  mountpoint: string;
+  options?: string | undefined;
+  fstype?: string | undefined;
+}
+
+export interface RunOptions {
+  /** The recipe: a .gfs.ts path, or a standard-library recipe `guestsh/sysprep` (also `std:sysprep`). */
+  recipe: string;
+  /** -a / --image, in order. */
+  images: RunImage[];
+  /** -i: inspect and mount the guest's filesystems. */
+  inspect?: boolean | undefined;
+  /** -m dev:mnt[:opts[:fstype]], in order. */
+  mounts?: RunMount[] | undefined;
+  /** --param key=value. */
+  params?: Record<string, string> | undefined;
+  /** --timeout SECONDS as milliseconds (default 10 minutes). */
+  timeoutMs?: number | undefined;
+  /** --memory MB (default 128). */
+  memoryMb?: number | undefined;
+  /** --dry-run: run, report what changed, discard. */
+  dryRun?: boolean | undefined;
+  /** Where host-side writes (download, copy_out, …) may go; default a new temp directory. */
+  outputDir?: string | undefined;
+  /** -v: appliance console and call trace lines go to `log`. */
+  verbose?: boolean | undefined;
+  /** Receives the recipe's log lines (and progress notes). Default: stderr. */
+  log?: ((line: string) => void) | undefined;
+  /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
+  session?: Session | undefined;
+}
+
+export interface RunTimings extends SandboxTimings {
+  launchMs: number;
+  commitMs: number;
+  totalMs: number;
+}
+
+export interface RunResult {
+  ok: boolean;
+  /** The images were changed (success and not --dry-run). */
+  committed: boolean;
+  /** What the recipe returned, if it is JSON-serialisable. */
+  value?: unknown;
+  failure?: RecipeFailure | undefined;
+  /** --dry-run: the files the recipe added, removed or modified (then discarded). */
+  changes?: FileChange[] | undefined;
+  outputDir: string;
+  /** libguestfs calls the recipe made. */
+  calls: number;
+  timings: RunTimings;
+  /** Exit status for the CLI: 0 ok, 1 recipe failed, 2 compile/policy, 3 time or memory limit, 4 setup (launch/mount) failed. */
+  exitCode: number;
+}
+
+export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
+export const DEFAULT_MEMORY_MB = 128;
+
+/** Standard-library recipe names accepted as RECIPE. */
+export function stdRecipeName(recipe: string): string | null {
+  const m = /^(?:guestsh\/|std:)([a-z-]+)$/.exec(recipe);
+  if (!m) return null;
+  if (!(STDLIB_MODULES as readonly string[]).includes(m[1]!) || m[1] === 'util') {
+    throw new Error(`unknown standard-library recipe '${recipe}' (there are: ${STDLIB_MODULES.filter((x) => x !== 'util').map((x) => `guestsh/${x}`).join(', ')})`);
+  }
+  return m[1]!;
+}
+
+export async function runRecipe(opts: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const std = stdRecipeName(opts.recipe);
+  const entry = std ? resolve(`guestsh-std-${std}.gfs.ts`) : resolve(opts.recipe);
+  if (!std) {
+    const st = await stat(entry).catch(() => null);
+    if (!st?.isFile()) throw new Error(`recipe '${opts.recipe}' does not exist`);
+  }
+  const outputDir = opts.outputDir ? resolve(opts.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-'));
+  await mkdir(outputDir, { recursive: true });
+  const policy = await PathPolicy.create(std ? process.cwd() : dirname(await realpath(entry)), outputDir);
+
+  const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
+  const s = opts.session ?? new Session();
+  if (opts.verbose) {
+    s.settings.verbose = true;
+    s.settings.trace = true;
+    s.on('trace', (l) => log(`trace: ${l}`));
+    s.on('console', (l) => log(`console: ${l}`));
+  }
+  s.on('notice', (l) => log(l));
+  const setupFailure = (e: unknown): RunResult => ({
+    ok: false,
+    committed: false,
+    failure: { kind: 'error', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), location: null, recipeLocation: null, stack: '' },
+    outputDir,
+    calls: 0,
+    timings: { ...timings, totalMs: performance.now() - t0 },
+    exitCode: 4,
+  });
+  let committed = false;
+  try {
+    try {
+      const tl = performance.now();
+      if (s.state === 'config') {
+        for (const img of opts.images) await s.addDrive(img.path, { format: img.format });
+        await s.launch();
+      }
+      timings.launchMs = performance.now() - tl;
+      if (opts.inspect) await inspectMount(s);
+      for (const m of opts.mounts ?? []) {
+        if (m.fstype) await s.call('mount_vfs', [m.options ?? '', m.fstype, m.device, m.mountpoint]);
+        else await s.call('mount_options', [m.options ?? '', m.device, m.mountpoint]);
+      }
+    } catch (e) {
+      return setupFailure(e);
+    }
+
+    const r = await runInSandbox({
+      entry,
+      entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined,
+      params: opts.params ?? {},
+      target: s,
+      policy,
+      memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
+      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      log,
+    });
+    Object.assign(timings, r.timings);
+    if (!r.ok) {
+      const kind = r.failure!.kind;
+      return {
+        ok: false,
+        committed: false,
+        failure: r.failure,
+        outputDir,
+        calls: r.calls,
+        timings: { ...timings, totalMs: performance.now() - t0 },
+        exitCode: kind === 'timeout' || kind === 'memory' ? 3 : kind === 'compile' || kind === 'policy' ? 2 : 1,
+      };
+    }
+    let changes: FileChange[] | undefined;
+    if (opts.dryRun) {
+      changes = await s.changes();
+    } else {
+      const tc = performance.now();
+      await s.shutdown();
+      committed = true;
+      timings.commitMs = performance.now() - tc;
+    }
+    return { ok: true, committed, value: r.value, changes, outputDir, calls: r.calls, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 0 };
+  } finally {
+    // Anything not committed by shutdown() is discarded here.
+    if (!committed) await s.close();
+  }
+}
+
+/** -i: the one operating system's filesystems, mounted shortest mountpoint first. */
+async function inspectMount(s: Session): Promise<void> {
+  const roots = (await s.call('inspect_os', [])) as string[];
+  if (roots.length === 0) throw new Error('-i: no operating system was found on the image; mount with -m instead');
+  if (roots.length > 1) throw new Error('-i: more than one operating system found; mount with -m instead');
+  const mps = Object.entries((await s.call('inspect_get_mountpoints', [roots[0]!])) as Record<string, string>);
+  mps.sort((a, b) => a[0].length - b[0].length);
+  for (const [mp, dev] of mps) {
+    try {
+      await s.call('mount', [dev, mp]);
+    } catch (e) {
+      if (mp === '/') throw e;
+    }
+  }
+}

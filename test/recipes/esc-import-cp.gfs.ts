@@ -1,0 +1,2 @@
+import { execSync } from 'child_process';
+export default async () => execSync('id').toString();

@@ -1,0 +1,6 @@
+import type { RecipeContext } from 'guestsh';
+export default async ({ g }: RecipeContext) => {
+  await g.version();
+  let i = 0;
+  while (true) i++;
+};

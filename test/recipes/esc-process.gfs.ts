@@ -1,0 +1,4 @@
+export default async () => {
+  // @ts-ignore
+  return process.env.HOME;
+};

@@ -1,0 +1,1 @@
+export const notARecipe = 1;
