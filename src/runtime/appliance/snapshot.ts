@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Accel } from '../qemu/accel.js';
 import { QEMU } from '../qemu/accel.js';
-import { Vm } from '../qemu/vm.js';
+import { releaseWatchdogs, Vm } from '../qemu/vm.js';
 import { createOverlay } from '../session/drives.js';
 import type { Appliance } from './build.js';
 
@@ -101,5 +101,6 @@ export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => v
     if (vm) await vm.exited;
     await rm(tmp, { recursive: true, force: true });
     await rm(runDir, { recursive: true, force: true });
+    releaseWatchdogs(runDir);
   }
 }

@@ -119,17 +119,28 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   return a;
 }
 
-// Polls like libguestfs's recovery process: if the owner dies, kill qemu and
-// remove the run directory. While the owner lives the directory is its own to
-// clean up (it still needs it after qemu exits: savepoint layers, overlays).
+// Polls like libguestfs's recovery process. While qemu runs: if the owner
+// dies, kill qemu. Then, until the owner is gone: remove the run directory
+// once it is. An owner that cleans up itself ends its watchdog with
+// releaseWatchdogs(); one killed at any moment (even mid-commit, after qemu
+// exited) still has its directory removed.
 const WATCHDOG = `
 owner=$1 qemu=$2 dir=$3
 while kill -0 "$qemu" 2>/dev/null; do
   kill -0 "$owner" 2>/dev/null || kill -9 "$qemu"
   sleep 0.5
 done
-kill -0 "$owner" 2>/dev/null || rm -rf "$dir"
+while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
+rm -rf "$dir"
 `;
+
+const watchdogs = new Map<string, ChildProcess[]>();
+
+/** Ends the watchdogs of `runDir`: its owner has cleaned up (or is about to). */
+export function releaseWatchdogs(runDir: string): void {
+  for (const w of watchdogs.get(runDir) ?? []) w.kill('SIGKILL');
+  watchdogs.delete(runDir);
+}
 
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
@@ -231,10 +242,12 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     const vm = new Vm(proc);
     if (cfg.onConsole) vm.on('console', cfg.onConsole);
     if (proc.pid !== undefined) {
-      spawn('sh', ['-c', WATCHDOG, 'guestsh-watchdog', String(process.pid), String(proc.pid), cfg.runDir], {
+      const w = spawn('sh', ['-c', WATCHDOG, 'guestsh-watchdog', String(process.pid), String(proc.pid), cfg.runDir], {
         detached: true,
         stdio: 'ignore',
-      }).unref();
+      });
+      w.unref();
+      watchdogs.set(cfg.runDir, [...(watchdogs.get(cfg.runDir) ?? []), w]);
     }
     let timer: NodeJS.Timeout | undefined;
     const abort = Promise.race([

@@ -19,7 +19,7 @@ import { type ArgValue, decodeRet, encodeArgs, type OptArgs, type RetValue } fro
 import { ChannelClosedError } from '../protocol/channel.js';
 import { Rpc } from '../protocol/rpc.js';
 import { chooseAccel } from '../qemu/accel.js';
-import { type DriveConfig, Vm, type VmConfig } from '../qemu/vm.js';
+import { type DriveConfig, releaseWatchdogs, Vm, type VmConfig } from '../qemu/vm.js';
 import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
 import { libraryActions } from './library/index.js';
@@ -113,6 +113,15 @@ export type LaunchStats =
   | { mode: 'snapshot'; snapshotMs: number; restoreMs: number; hotplugMs: number; settleMs: number };
 
 const HOTPLUG_SETTLE_MS = 30_000;
+
+/**
+ * A shell loop for the appliance that waits (10 ms steps, bounded by
+ * HOTPLUG_SETTLE_MS) until `test` holds: one round trip instead of polling
+ * over the wire.
+ */
+function inGuestUntil(test: string): string {
+  return `i=0; until ${test} || [ $i -ge ${HOTPLUG_SETTLE_MS / 10} ]; do sleep 0.01; i=$((i+1)); done`;
+}
 
 /** The appliance's name for the i-th user disk (0 → sda); past 26 the kernel goes on sdaa. */
 function diskName(i: number): string {
@@ -282,9 +291,7 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   private async waitForDisks(count: number): Promise<void> {
     const last = `/dev/${diskName(count - 1)}`;
-    const settle =
-      `i=0; while [ ! -b ${last} ] && [ $i -lt ${HOTPLUG_SETTLE_MS / 10} ]; do sleep 0.01; i=$((i+1)); done; ` +
-      'udevadm settle; ls /sys/block';
+    const settle = `${inGuestUntil(`[ -b ${last} ]`)}; udevadm settle; ls /sys/block`;
     const blocks = (await this.guestShell(settle)).split(/\s+/).filter((b) => b.startsWith('sd'));
     if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
   }
@@ -300,7 +307,7 @@ export class Session extends EventEmitter<SessionEvents> {
     const overlay = join(this.runDir!, `attached${i}.qcow2`);
     await createOverlay(path, format ?? info.format, overlay);
     await this.vm!.plug(i, { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false }, `at${i}`);
-    await this.guestShell(`i=0; while [ ! -b /dev/${diskName(i)} ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; udevadm settle`);
+    await this.guestShell(`${inGuestUntil(`[ -b /dev/${diskName(i)} ]`)}; udevadm settle`);
     return `/dev/${diskName(i)}`;
   }
 
@@ -366,7 +373,7 @@ export class Session extends EventEmitter<SessionEvents> {
     // disk by the lowest free sdX, so this order gives every disk its name back.
     for (const i of sp.depth.keys()) await this.vm!.unplug(i);
     const gone = [...sp.depth.keys()].map((i) => `/dev/${diskName(i)}`).join(' ');
-    await this.guestShell(`for d in ${gone}; do i=0; while [ -b $d ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; done`);
+    await this.guestShell(`for d in ${gone}; do ${inGuestUntil('[ ! -b $d ]')}; done`);
     for (const [i, depth] of sp.depth) {
       const d = this.drives[i]!;
       // A fresh layer over the savepoint's frozen one: what was written
@@ -376,7 +383,7 @@ export class Session extends EventEmitter<SessionEvents> {
       await createOverlay(frozen, 'qcow2', file);
       const node = `rb${n}d${i}`;
       await this.vm!.plug(i, { ...d.qemu, file, format: 'qcow2' }, node);
-      await this.guestShell(`i=0; while [ ! -b /dev/${diskName(i)} ] && [ $i -lt 3000 ]; do sleep 0.01; i=$((i+1)); done; udevadm settle`);
+      await this.guestShell(`${inGuestUntil(`[ -b /dev/${diskName(i)} ]`)}; udevadm settle`);
       d.layers.splice(depth, Infinity, file);
       d.top = node;
     }
@@ -540,7 +547,10 @@ export class Session extends EventEmitter<SessionEvents> {
       this.stateValue = 'closed';
       // Whatever was not committed by shutdown() is thrown away.
       for (const d of this.drives) await d.tx?.discard();
-      if (this.runDir) await rm(this.runDir, { recursive: true, force: true });
+      if (this.runDir) {
+        await rm(this.runDir, { recursive: true, force: true });
+        releaseWatchdogs(this.runDir);
+      }
       this.runDir = null;
       live.delete(this);
     }

@@ -90,7 +90,9 @@ async function merge(j: Journal): Promise<void> {
 }
 
 async function finish(f: TxFiles, j: Journal): Promise<void> {
-  await merge(j);
+  // The overlay is deleted only after a complete merge, so a journal without
+  // an overlay means only the cleanup below was interrupted.
+  if (await exists(f.overlay)) await merge(j);
   await rm(f.overlay, { force: true });
   await rm(f.journal, { force: true });
   fsyncDir(f.journal);
