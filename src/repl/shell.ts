@@ -40,7 +40,21 @@ function oneLine(e: unknown): string {
 }
 
 async function writeOut(out: Writable, data: string | Uint8Array): Promise<void> {
-  if (!out.write(data)) await once(out, 'drain');
+  // A pipeline that exits early (| head) closes its stdin: drop the rest of
+  // the output, as guestfish does without --pipe-error.
+  if (out.destroyed || out.writableEnded) return;
+  if (out.write(data)) return;
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      out.off('error', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+    out.on('error', done);
+  });
 }
 
 function sh(command: string, stdio: 'inherit' | 'pipe-in' | 'capture'): ReturnType<typeof spawn> {
