@@ -288,6 +288,9 @@ export class Shell {
       const v = args[i] as string;
       if (a.sub === 'FileIn') {
         if (v === '-') {
+          if (this.opts.interactive && !this.stdinSource) {
+            throw new UsageError(`${kebab(action.name)}: FileIn "-" (stdin) is not available at the prompt; use -<<END (a here document)`);
+          }
           const source = this.stdinSource ?? src;
           if (!source) throw new UsageError(`${kebab(action.name)}: no standard input to read`);
           transfer.fileIn = source.rest();
