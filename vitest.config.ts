@@ -6,6 +6,8 @@ export default defineConfig({
   test: {
     pool: 'forks',
     maxWorkers: 2,
+    // isolated-vm (recipes) needs node without its startup snapshot.
+    execArgv: ['--no-node-snapshot'],
     include: ['test/**/*.test.ts'],
     testTimeout: 120_000,
     hookTimeout: 300_000,

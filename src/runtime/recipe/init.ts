@@ -29,6 +29,9 @@ export default async ({ g, params, log }: RecipeContext) => {
 };
 `;
 
+// Recipes run without Node: buffers from guestfs calls are plain Uint8Array (the generated API says Buffer).
+const ENV_DTS = `// Written by guestsh init-recipe.\ntype Buffer = Uint8Array;\n`;
+
 export interface InitResult {
   recipe: string;
   tsconfig: string;
@@ -63,9 +66,10 @@ export async function initRecipe(name: string, dir = '.'): Promise<InitResult> {
         skipLibCheck: true,
         paths: { guestsh: [rel(paths.guestsh)], 'guestsh/*': [rel(paths.stdlib)] },
       },
-      include: ['*.gfs.ts', '**/*.gfs.ts'],
+      include: ['*.gfs.ts', '**/*.gfs.ts', 'guestsh-env.d.ts'],
     };
     await writeFile(tsconfig, `${JSON.stringify(cfg, null, 2)}\n`, { flag: 'wx' });
+    await writeFile(join(d, 'guestsh-env.d.ts'), ENV_DTS, { flag: 'w' });
   }
   return { recipe, tsconfig };
 }

@@ -13,6 +13,8 @@ import { type RecipeFailure, runInSandbox, type SandboxTimings, STDLIB_MODULES }
 export interface RunImage {
   path: string;
   format?: string | undefined;
+  /** --ro: the image is opened read-only (nothing is committed either way). */
+  readonly?: boolean | undefined;
 }
 
 export interface RunMount {
@@ -121,7 +123,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     try {
       const tl = performance.now();
       if (s.state === 'config') {
-        for (const img of opts.images) await s.addDrive(img.path, { format: img.format });
+        for (const img of opts.images) await s.addDrive(img.path, { format: img.format, readonly: img.readonly });
         await s.launch();
       }
       timings.launchMs = performance.now() - tl;
@@ -182,7 +184,7 @@ async function inspectMount(s: Session): Promise<void> {
   mps.sort((a, b) => a[0].length - b[0].length);
   for (const [mp, dev] of mps) {
     try {
-      await s.call('mount', [dev, mp]);
+      await s.call(s.drives.every((d) => d.readonly) ? 'mount_ro' : 'mount', [dev, mp]);
     } catch (e) {
       if (mp === '/') throw e;
     }

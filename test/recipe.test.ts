@@ -1,0 +1,202 @@
+// Recipes against the Debian test guest: the escape suite (each attempt
+// fails with a clear error and the image's sha256 does not move), the host
+// path policy, refused actions, source-mapped errors, commit on success,
+// dry runs, and the start overhead (compile + isolate), printed.
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, readFileSync, symlinkSync, writeFileSync, existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Session } from '../src/index.js';
+import { runRecipe, type RunOptions, type RunResult } from '../src/runtime/recipe/index.js';
+import { ensureImage } from '../testdata/index.js';
+import { isolatedTmpdir, sha256 } from './helpers.js';
+
+const tmp = isolatedTmpdir();
+afterAll(() => tmp.restore());
+
+const R = (f: string): string => resolve(__dirname, 'recipes', f);
+let img = '';
+let baseSha = '';
+
+function copyImage(name: string, from: string): string {
+  const p = join(tmp.dir, name);
+  execFileSync('cp', ['--sparse=always', from, p]);
+  return p;
+}
+
+async function run(recipe: string, extra: Partial<RunOptions> = {}): Promise<RunResult> {
+  const logs: string[] = [];
+  const r = await runRecipe({
+    recipe: R(recipe),
+    images: [{ path: img, format: 'raw' }],
+    mounts: [
+      { device: '/dev/sda2', mountpoint: '/' },
+      { device: '/dev/sda1', mountpoint: '/boot' },
+    ],
+    timeoutMs: 20_000,
+    log: (l) => logs.push(l),
+    ...extra,
+  });
+  (r as RunResult & { logs: string[] }).logs = logs;
+  return r;
+}
+
+beforeAll(async () => {
+  img = copyImage('escape.img', await ensureImage('debian'));
+  baseSha = await sha256(img);
+}, 600_000);
+
+describe('escape suite: each attempt fails clearly and the image is unchanged', () => {
+  const cases: [string, RegExp, Partial<RunOptions>?][] = [
+    ['esc-require.gfs.ts', /require is not defined \(recipes run in a sandbox/],
+    ['esc-process.gfs.ts', /process is not defined \(recipes run in a sandbox/],
+    ['esc-import-fs.gfs.ts', /cannot import 'node:fs': node modules are not available/],
+    ['esc-import-cp.gfs.ts', /cannot import 'child_process': node modules are not available/],
+    ['esc-dynamic-import.gfs.ts', /dynamic import\(\) is not available in recipes/],
+    ['esc-fetch.gfs.ts', /fetch is not defined/],
+    ['esc-import-outside.gfs.ts', /may import only files inside their own directory/],
+    ['esc-memory.gfs.ts', /exceeded its memory limit of 64 MB/, { memoryMb: 64 }],
+    ['esc-loop.gfs.ts', /ran longer than its time limit of 3 s/, { timeoutMs: 3000 }],
+    ['esc-loop-after-await.gfs.ts', /ran longer than its time limit of 3 s/, { timeoutMs: 3000 }],
+    ['esc-toplevel-loop.gfs.ts', /ran longer than its time limit of 3 s/, { timeoutMs: 3000 }],
+    ['upload-path.gfs.ts', /outside the recipe's directory/, { params: { src: '/etc/passwd' } }],
+    ['upload-path.gfs.ts', /outside the recipe's directory/, { params: { src: '../../package.json' } }],
+    ['upload-path.gfs.ts', /outside the run's output directory/, { params: { dst: '/tmp/guestsh-escape-download' } }],
+    ['upload-path.gfs.ts', /outside the run's output directory/, { params: { dst: '../escape-download' } }],
+    ['upload-path.gfs.ts', /outside the recipe's directory/, { params: { copyin: '/etc' } }],
+    ['upload-path.gfs.ts', /outside the run's output directory/, { params: { copyout: '/tmp' } }],
+    ['upload-path.gfs.ts', /outside the run's output directory/, { params: { tarout: '/tmp/guestsh-escape.tar' } }],
+    ['upload-path.gfs.ts', /not a host file a recipe can read/, { params: { src: '-' } }],
+  ];
+  for (const [file, re, extra] of cases) {
+    it(`${file} ${extra?.params ? JSON.stringify(extra.params) : ''}`, async () => {
+      const r = await run(file, extra);
+      expect(r.ok).toBe(false);
+      expect(r.committed).toBe(false);
+      expect(r.failure!.message).toMatch(re);
+      expect(await sha256(img)).toBe(baseSha);
+    });
+  }
+
+  it('constructors of bridged values lead back into the isolate, not the host', async () => {
+    const r = await run('esc-constructor.gfs.ts', { images: [{ path: img, format: 'raw', readonly: true }], mounts: [{ device: '/dev/sda2', mountpoint: '/', options: 'ro' }] });
+    expect(r.ok).toBe(true);
+    expect(r.value).toEqual({ p: 'no process', hasRequire: 'undefined', hasProcess: 'undefined' });
+  });
+
+  it('a symlink planted in the output directory cannot redirect a download', async () => {
+    const out = join(tmp.dir, 'out-symlink');
+    mkdirSync(out);
+    const outside = join(tmp.dir, 'outside-target');
+    writeFileSync(outside, 'original');
+    symlinkSync(outside, join(out, 'evil'));
+    const r = await run('upload-path.gfs.ts', { outputDir: out, params: { dst: 'evil' } });
+    expect(r.ok).toBe(false);
+    expect(r.failure!.message).toMatch(/symbolic link leading outside/);
+    expect(readFileSync(outside, 'utf8')).toBe('original');
+    expect(await sha256(img)).toBe(baseSha);
+  });
+
+  for (const which of ['set_hv', 'set_append', 'config', 'launch', 'shutdown', 'add_drive', 'disk_create', 'set_path', 'parse_environment']) {
+    it(`refuses ${which}`, async () => {
+      const r = await run('refused.gfs.ts', { params: { which } });
+      expect(r.ok).toBe(false);
+      expect(r.failure!.message).toMatch(new RegExp(`sandbox: ${which} is not allowed in recipes: `));
+      expect(r.failure!.recipeLocation?.file).toBe(R('refused.gfs.ts'));
+      expect(await sha256(img)).toBe(baseSha);
+    });
+  }
+  it('disk_create did not create its host file', () => {
+    expect(existsSync('/tmp/x.img')).toBe(false);
+  });
+});
+
+describe('errors point at the recipe source', () => {
+  it('a throw reports the .gfs.ts file, line and column', async () => {
+    const r = await run('throws.gfs.ts');
+    expect(r.failure!.recipeLocation).toEqual({ file: R('throws.gfs.ts'), line: 8, column: 9 });
+    expect(r.failure!.stack).toContain(`${R('throws.gfs.ts')}:8:9`);
+    expect(r.exitCode).toBe(1);
+  });
+  it('a throw in an imported module names both frames', async () => {
+    const r = await run('imports-helper.gfs.ts');
+    expect(r.failure!.name).toBe('TypeError');
+    expect(r.failure!.location).toEqual({ file: R('lib/helper.gfs.ts'), line: 7, column: 9 });
+    expect(r.failure!.stack).toContain(`${R('imports-helper.gfs.ts')}:6:3`);
+  });
+  it('a syntax error is a compile failure at its line', async () => {
+    const r = await run('syntax-error.gfs.ts');
+    expect(r.failure!.kind).toBe('compile');
+    expect(r.failure!.location?.line).toBe(2);
+    expect(r.exitCode).toBe(2);
+  });
+  it('a failing guestfs call is a GuestfsError at the awaiting line', async () => {
+    const r = await run('guestfs-error.gfs.ts');
+    expect(r.failure!.name).toBe('GuestfsError');
+    expect(r.failure!.message).toMatch(/\/no\/such\/file: No such file or directory/);
+    expect(r.failure!.recipeLocation).toMatchObject({ file: R('guestfs-error.gfs.ts'), line: 5 });
+    expect(await sha256(img)).toBe(baseSha);
+  }, 300_000);
+});
+
+describe('successful runs', () => {
+  it('commits; the output dir gets downloads; values and bigint cross the bridge; start overhead printed', { timeout: 300_000 }, async () => {
+    const img2 = copyImage('commit.img', img);
+    const out = join(tmp.dir, 'out-commit');
+    const logs: string[] = [];
+    const r = await runRecipe({
+      recipe: R('commit.gfs.ts'),
+      images: [{ path: img2, format: 'raw' }],
+      inspect: true,
+      params: { name: 'recipe-host' },
+      outputDir: out,
+      log: (l) => logs.push(l),
+    });
+    expect(r.failure).toBeUndefined();
+    expect(r.ok && r.committed).toBe(true);
+    expect(readFileSync(join(out, 'hostname.txt'), 'utf8')).toBe('recipe-host\n');
+    expect(r.value).toMatchObject({ major: 'bigint', uploaded: 'hello from beside the recipe\n' });
+    expect(logs.some((l) => l.includes('version'))).toBe(true);
+    const t = r.timings;
+    console.log(
+      `recipe start overhead: compile ${t.compileMs.toFixed(1)} ms + isolate ${t.isolateMs.toFixed(1)} ms + instantiate ${t.instantiateMs.toFixed(1)} ms ` +
+        `= ${(t.compileMs + t.isolateMs + t.instantiateMs).toFixed(1)} ms (launch ${t.launchMs.toFixed(0)} ms, run ${t.runMs.toFixed(0)} ms, commit ${t.commitMs.toFixed(0)} ms)`,
+    );
+    // The committed image has the change.
+    const s = new Session();
+    try {
+      await s.addDrive(img2, { format: 'raw', readonly: true });
+      await s.launch();
+      await s.g.mount('/dev/sda2', '/');
+      expect(await s.g.cat('/etc/hostname')).toBe('recipe-host\n');
+      expect(await s.g.cat('/upload-test')).toBe('hello from beside the recipe\n');
+    } finally {
+      await s.close();
+    }
+  });
+
+  it('a second run reuses compiled modules (warm overhead printed)', async () => {
+    const r = await run('values.gfs.ts', { params: { x: '1' }, images: [{ path: img, format: 'raw', readonly: true }], mounts: [] });
+    expect(r.ok).toBe(true);
+    const t = r.timings;
+    console.log(`recipe start overhead (warm): compile ${t.compileMs.toFixed(1)} ms + isolate ${t.isolateMs.toFixed(1)} ms + instantiate ${t.instantiateMs.toFixed(1)} ms`);
+    expect(await sha256(img)).toBe(baseSha);
+  });
+
+  it('--dry-run reports the changes and leaves the image alone', { timeout: 300_000 }, async () => {
+    const r = await run('commit.gfs.ts', { dryRun: true, params: { name: 'dry' }, outputDir: join(tmp.dir, 'out-dry') });
+    expect(r.ok).toBe(true);
+    expect(r.committed).toBe(false);
+    expect(r.changes).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: '/etc/hostname', change: 'modified' }), expect.objectContaining({ path: '/upload-test', change: 'added' })]),
+    );
+    expect(await sha256(img)).toBe(baseSha);
+  });
+
+  it('runs a standard-library recipe by name (guestsh/inspect) and returns its report', async () => {
+    const r = await runRecipe({ recipe: 'guestsh/inspect', images: [{ path: img, format: 'raw', readonly: true }], log: () => {} });
+    expect(r.failure).toBeUndefined();
+    expect(r.value).toMatchObject({ distro: 'debian', hostname: 'guestsh-demo' });
+    expect(await sha256(img)).toBe(baseSha);
+  }, 300_000);
+});

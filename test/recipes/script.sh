@@ -1,0 +1,3 @@
+#!/bin/sh
+echo "script ran as $(id -u)" > /run-script-marker
+echo done-script
