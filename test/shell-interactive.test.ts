@@ -6,7 +6,7 @@
 // on the next line).
 
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -104,9 +104,18 @@ describe('interactive shell through a pseudo-terminal', () => {
     rmSync(log, { force: true });
     pane.type('cat /big/file0421');
     pane.keys('Tab');
-    // Ten candidates (file04210..file04219): readline lists them on a second Tab.
-    pane.keys('Tab');
-    await pane.waitFor(/file04219/, 20_000);
+    // The first Tab lists /big in the guest; wait for it (the machine may be busy).
+    const deadline = Date.now() + 60_000;
+    while (!(existsSync(log) && readFileSync(log, 'utf8').includes('"how":"listed"'))) {
+      if (Date.now() > deadline) throw new Error('the first completion never listed /big');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    // Ten candidates (file04210..file04219): readline shows them on another Tab.
+    for (let i = 0; !/file04219/.test(pane.screen()); i++) {
+      if (i === 50) throw new Error(`no candidate list; screen:\n${pane.screen()}`);
+      if (i % 10 === 0) pane.keys('Tab');
+      await new Promise((r) => setTimeout(r, 100));
+    }
     pane.keys('C-u');
     for (let i = 0; i < 5; i++) {
       pane.type(`cat /big/file0${i}99`);
@@ -130,6 +139,7 @@ describe('interactive shell through a pseudo-terminal', () => {
   });
 
   it('evaluates TypeScript lines: a loop over await g.ls, and a binding used on the next line', async () => {
+    pane.keys('C-u');
     let n = pane.prompts();
     pane.type("for (const f of await g.ls('/etc')) console.log('entry:', f)");
     pane.keys('Enter');
