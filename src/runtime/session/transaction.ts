@@ -13,7 +13,7 @@
 // never written, is as it was.
 
 import { closeSync, fsyncSync, openSync, rmSync } from 'node:fs';
-import { readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../errors.js';
@@ -110,6 +110,8 @@ export async function recover(image: string): Promise<RecoveryOutcome> {
   if (holder !== null) {
     throw new UsageError(`'${image}' is open for writing by guestsh (pid ${holder}); wait for it to finish or open the image with --ro`);
   }
+  // A journal still being written when the writer died: the merge had not started.
+  await rm(`${f.journal}.tmp`, { force: true });
   const journal = await readFile(f.journal, 'utf8').catch(() => null);
   if (journal !== null) {
     await finish(f, JSON.parse(journal) as Journal);
@@ -199,10 +201,13 @@ export class Transaction {
       }
     }
     const j: Journal = { image: this.files.image, overlay: this.files.overlay, format: this.format };
-    // The journal is durable before the image is touched: from here on, any
-    // interruption is completed by the next open.
-    await writeFile(this.files.journal, JSON.stringify(j));
-    fsyncPath(this.files.journal);
+    // The journal appears whole (written aside, then renamed) and durable
+    // before the image is touched: from here on, any interruption is
+    // completed by the next open.
+    const draft = `${this.files.journal}.tmp`;
+    await writeFile(draft, JSON.stringify(j));
+    fsyncPath(draft);
+    await rename(draft, this.files.journal);
     fsyncDir(this.files.journal);
     await finish(this.files, j);
     this.state = 'committed';
