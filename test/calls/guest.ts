@@ -124,7 +124,7 @@ export const guestGroup: Group = {
       },
     },
     {
-      actions: ['command', 'command_lines', 'sh', 'sh_lines', 'cat', 'read_file', 'copy_out', 'is_file', 'file_architecture', 'realpath'],
+      actions: ['command', 'command_lines', 'sh', 'sh_lines', 'cat', 'read_file', 'is_file', 'file_architecture', 'realpath'],
       async run(c) {
         A.equal(await c.call('command', [['/bin/echo', 'hello', 'guest']]), 'hello guest\n');
         A.deepEqual(await c.call('command_lines', [['/usr/bin/printf', 'a\\nb\\n']]), ['a', 'b']);
