@@ -10,6 +10,8 @@ import { StreamLineSource } from './repl/input.js';
 import { addDrives, inspectBanner, inspectMount, KeyReader, listPrepared, mountAll, prepareDrives } from './repl/setup.js';
 import { helpFor, listCommands } from './repl/help.js';
 import { META_COMMANDS } from './repl/meta.js';
+import { runVerbIfAny } from './repl/subcommands.js';
+import { UsageError } from './runtime/errors.js';
 
 const VERSION = '0.1.0';
 
@@ -24,6 +26,15 @@ function fail(msg: string): number {
 }
 
 async function main(argv: string[]): Promise<number> {
+  const verb = runVerbIfAny(argv);
+  if (verb) {
+    try {
+      return await verb;
+    } catch (e) {
+      process.stderr.write(`guestsh: error: ${oneLine(e)}\n`);
+      return e instanceof UsageError ? 2 : 1;
+    }
+  }
   let opts: Options;
   try {
     opts = parseOptions(argv);
@@ -128,13 +139,45 @@ async function main(argv: string[]): Promise<number> {
       const banner = root ? await inspectBanner(shell.session, root) : '';
       ok = await interactiveShell(shell, banner);
     }
-    await shell.session.shutdown();
+    await finish(shell, opts, ok, interactive);
     return ok ? 0 : 1;
   } catch (e) {
     process.stderr.write(`guestsh: error: ${oneLine(e)}\n`);
     return 1;
   } finally {
     await shell.session.close();
+  }
+}
+
+/**
+ * The end of a shell run: the images keep the changes (shutdown commits),
+ * lose them (close discards), or, with --dry-run, show them and lose them.
+ * Any failed command means discard, unless --commit says otherwise.
+ */
+async function finish(shell: Shell, opts: Options, ok: boolean, interactive: boolean): Promise<void> {
+  const s = shell.session;
+  const changing = s.state === 'ready' && s.drives.some((d) => d.tx?.open);
+  if (opts.dryRun) {
+    if (!changing) return;
+    const changes = await s.changes();
+    if (opts.json) process.stdout.write(`${JSON.stringify({ changes })}\n`);
+    else for (const c of changes) process.stdout.write(`${c.change === 'added' ? '+' : c.change === 'removed' ? '-' : 'M'} ${c.filesystem}:${c.path}\n`);
+    return;
+  }
+  let keep = opts.changes === 'commit' || (opts.changes === null && ok);
+  if (changing && opts.changes === null && interactive && process.stdin.isTTY) keep = await askToKeep(s);
+  if (keep) await s.shutdown();
+}
+
+async function askToKeep(s: Session): Promise<boolean> {
+  const { createInterface } = await import('node:readline/promises');
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const images = s.drives.filter((d) => d.tx).map((d) => d.path).join(', ');
+    const answer = await rl.question(`Keep the changes to ${images}? [y/N] `);
+    return /^y(es)?$/i.test(answer.trim());
+  } finally {
+    rl.close();
   }
 }
 

@@ -2,6 +2,7 @@
 // appliance for the whole file (five drives: blank disks, an ext4 disk, the
 // Debian guest read-only), plus one session that is never launched for the
 // config-state calls. Fixtures are set up per group inside the same VM.
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { actionByName } from '../src/commands/spec/index.js';
@@ -10,6 +11,7 @@ import type { ArgValue, OptArgs } from '../src/runtime/protocol/codec.js';
 import type { CallTransfer } from '../src/runtime/session/session.js';
 import { notSupported } from '../src/runtime/session/library/index.js';
 import { ensureGuest, readTruth } from '../testdata/index.js';
+import { emptyHive } from '../testdata/windows.js';
 import { coverage, type Ctx, type FixtureName, groups } from './calls/index.js';
 import { isAlive, isolatedTmpdir, rawDisk } from './helpers.js';
 
@@ -17,13 +19,15 @@ const tmp = isolatedTmpdir();
 const s = new Session();
 const cfg = new Session();
 const facts: Record<string, unknown> = {};
-const MINIMAL_HIVE = process.env.GUESTSH_MINIMAL_HIVE ?? '/tmp/src/libguestfs-1.48.6/test-data/phony-guests/minimal-hive';
 
 beforeAll(async () => {
   const images = await ensureGuest('debian');
   facts.truth = readTruth(images);
   facts.ext4Image = rawDisk(join(tmp.dir, 'ext4.img'), 512);
-  facts.minimalHive = MINIMAL_HIVE;
+  // A hive with only a root key, written by the test-guest builder (no
+  // libguestfs test data needed on the machine).
+  facts.minimalHive = join(tmp.dir, 'minimal-hive');
+  writeFileSync(facts.minimalHive as string, emptyHive('ROOT'));
   await s.addDriveScratch(1024n * 1024n * 1024n);
   await s.addDrive(facts.ext4Image as string, { format: 'raw' });
   await s.addDrive(images.qcow2, { readonly: true });

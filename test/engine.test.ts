@@ -105,6 +105,8 @@ describe('engine', () => {
     await expect(s.call('mkfs', ['ext4', '/dev/sda1'], { lable: 'x' })).rejects.toThrow(/unknown optional argument 'lable'/);
     await expect(s.call('blockdev_setro', [42])).rejects.toBeInstanceOf(UsageError);
     await expect(s.call('no_such_call')).rejects.toThrow(/unknown action/);
+    // A daemon call from a feature group the appliance lacks names the group.
+    await expect(s.call('rsync_out', ['/', 'rsync://localhost/x'])).rejects.toThrow(/lacks the optional feature group "rsync"/);
     expect(await s.call('exists', ['/hello.txt'])).toBe(true);
   });
 

@@ -19,6 +19,8 @@ export const META_COMMANDS: Record<string, { synopsis: string; summary: string }
   less: { synopsis: 'less filename', summary: 'view a guest file with less' },
   display: { synopsis: 'display filename', summary: 'show a guest image file with $GUESTFISH_DISPLAY_IMAGE (default display)' },
   supported: { synopsis: 'supported', summary: 'list optional feature groups and whether the appliance has them' },
+  commit: { synopsis: 'commit', summary: 'merge the changes so far into the images, then carry on in a fresh session' },
+  discard: { synopsis: 'discard', summary: 'throw the changes so far away, then carry on in a fresh session' },
   reopen: { synopsis: 'reopen', summary: 'close the session and open a new, empty one with the same settings' },
   setenv: { synopsis: 'setenv VAR value', summary: 'set a host environment variable' },
   unsetenv: { synopsis: 'unsetenv VAR', summary: 'unset a host environment variable' },

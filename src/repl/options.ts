@@ -36,6 +36,13 @@ export interface Options {
   network: boolean;
   progressBars: boolean | null;
   listPrepared: boolean;
+  /**
+   * What happens to the images' changes at the end: null = the default
+   * (commit when every command succeeded; ask at the interactive prompt).
+   */
+  changes: 'commit' | 'discard' | null;
+  /** Run on an overlay that is always discarded, and print what would have changed. */
+  dryRun: boolean;
   commands: string[][];
 }
 
@@ -56,6 +63,13 @@ export const usage = `usage: guestsh [--options] [CMD ARGS [: CMD ARGS]...]
   --progress-bars / --no-progress-bars   force progress bars on or off
   -v, --verbose          show the appliance console and launch details on stderr
   -x                     trace each call and its result on stderr
+  --commit / --discard   keep or throw away the images' changes at the end (default: keep them
+                         when every command succeeded; the interactive shell asks)
+  --dry-run              throw the changes away and print the files that would have changed
+  guestsh run [-a IMAGE]... [-i | -m DEV:MNT]... RECIPE.gfs.ts [--param k=v]... [--timeout S] [--memory MB] [--dry-run] [--json]
+  guestsh init-recipe NAME [DIR]     write a starter recipe with a tsconfig that type-checks it
+  guestsh recover IMAGE              finish an interrupted commit, or remove an abandoned run's changes
+  guestsh status IMAGE               show the writer, pending changes and interrupted commits of IMAGE
   --help                 this text; -h [CMD]: list the commands, or help on CMD
   -V, --version          the version
 Without commands, guestsh runs a script from stdin, or the interactive shell on a terminal.
@@ -98,6 +112,8 @@ export function parseOptions(argv: readonly string[]): Options {
     echoKeys: false,
     autosync: true,
     network: false,
+    changes: null,
+    dryRun: false,
     progressBars: null,
     listPrepared: false,
     commands: [],
@@ -192,6 +208,15 @@ export function parseOptions(argv: readonly string[]): Options {
         continue;
       case '--network':
         o.network = true;
+        continue;
+      case '--commit':
+        o.changes = 'commit';
+        continue;
+      case '--discard':
+        o.changes = 'discard';
+        continue;
+      case '--dry-run':
+        o.dryRun = true;
         continue;
       case '--progress-bars':
         o.progressBars = true;

@@ -189,6 +189,26 @@ export class Shell {
     return ok;
   }
 
+  /**
+   * Ends the session keeping (commit) or dropping its changes, and goes on in
+   * a new one over the same images, mounted as before.
+   */
+  private async restartSession(keep: boolean): Promise<void> {
+    const old = this.session;
+    const wasReady = old.state === 'ready';
+    const mounts = wasReady ? Object.entries((await old.call('mountpoints')) as Record<string, string>) : [];
+    if (keep) await old.shutdown();
+    await old.close();
+    this.session = this.makeSession(old);
+    for (const d of old.drives) {
+      if (d.tx || d.readonly) await this.session.addDrive(d.path, { format: d.format, readonly: d.readonly, label: d.label });
+    }
+    if (!wasReady) return;
+    await this.session.launch();
+    mounts.sort(([, a], [, b]) => a.length - b.length);
+    for (const [device, mountpoint] of mounts) await this.session.call('mount', [device, mountpoint]);
+  }
+
   /** Executes a command; throws on failure. */
   async dispatch(nameIn: string, args: string[], src: LineSource | null): Promise<void> {
     const name = nameIn.toLowerCase();
@@ -246,6 +266,10 @@ export class Shell {
         return this.viewWith(args[0]!, process.env.GUESTFISH_DISPLAY_IMAGE ?? 'display');
       case 'supported':
         return this.supported();
+      case 'commit':
+      case 'discard':
+        if (args.length) throw new UsageError(`'${name}' command takes no parameters`);
+        return this.restartSession(name === 'commit');
       case 'reopen':
         if (args.length) throw new UsageError("'reopen' command takes no parameters");
         await this.session.shutdown();

@@ -22,7 +22,7 @@ import { chooseAccel } from '../qemu/accel.js';
 import { type DriveConfig, releaseWatchdogs, Vm, type VmConfig } from '../qemu/vm.js';
 import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
-import { libraryActions } from './library/index.js';
+import { checkOptionalGroup, libraryActions, notSupported } from './library/index.js';
 import { Transaction } from './transaction.js';
 import { changesAgainstBase, type FileChange } from './changes.js';
 
@@ -436,12 +436,17 @@ export class Session extends EventEmitter<SessionEvents> {
     if (action.procNr !== null) return this.daemonCall(action, args, optargs, transfer);
     const impl = libraryActions[action.name];
     if (!impl) throw new UsageError(`${action.name}: not available in guestsh yet`);
+    // A refusal says why before any argument is checked (add_libvirt_dom's
+    // pointer argument could not be checked anyway).
+    const refusal = notSupported[action.name];
+    if (refusal) throw new UsageError(`${action.name}: not supported in guestsh: ${refusal}`);
     encodeArgs(action, args, optargs); // validates counts and types the same way as daemon calls
     return impl(this, args, optargs);
   }
 
   private async daemonCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs, transfer: CallTransfer): Promise<RetValue> {
     this.assertState(action.name, 'ready');
+    await checkOptionalGroup(this, action);
     const { bytes, bitmask } = encodeArgs(action, args, optargs);
     const fileInIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileIn');
     const fileOutIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileOut');
