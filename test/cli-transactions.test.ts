@@ -1,28 +1,16 @@
 // The command line's side of transactions and recipes: commit on success,
 // --discard, --dry-run, a failing command, `status`, `recover`, `run`.
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { txFiles } from '../src/runtime/session/transaction.js';
-import { ext4Image, isolatedTmpdir, sha256 } from './helpers.js';
+import { ext4Image, isolatedTmpdir, sha256, guestsh } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
   expect(tmp.leftovers()).toEqual([]);
   tmp.restore();
 });
-
-const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
-
-function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('command-line transactions', () => {
   it('--dry-run prints the changes and keeps the image; --discard keeps it; success commits; failure discards', async () => {

@@ -1,6 +1,5 @@
 // What happens when things go wrong: qemu killed mid-call, bad images, bad
 // command lines. Each must end in a clear error, never a hang or a leak.
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,24 +9,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ApplianceError, Session, UsageError } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
 import { chooseAccel } from '../src/runtime/qemu/accel.js';
-import { isAlive, isolatedTmpdir, rawDisk } from './helpers.js';
+import { isAlive, isolatedTmpdir, rawDisk, guestsh } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
   expect(tmp.leftovers()).toEqual([]);
   tmp.restore();
 });
-
-const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
-
-function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
-      const code = err ? ((err as { code?: number }).code ?? 1) : 0;
-      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
-    });
-  });
-}
 
 /** Resolves to the outcome of `p`, or 'timeout' if it is still pending after `ms`. */
 function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {

@@ -1,6 +1,6 @@
 // Shared by the tests: per-file temp dirs (so leaks are visible), host-side
 // image building without mounting, hashing, process checks.
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,4 +58,16 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
+
+/** Runs the guestsh CLI (bounded at 4 minutes) and returns its exit code and output. */
+export function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
+      const code = err ? (err as { code?: unknown }).code : 0;
+      resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
+    });
+  });
 }
