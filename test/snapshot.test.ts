@@ -47,6 +47,7 @@ async function populate(s: Session): Promise<void> {
   await s.call('write', ['/data.bin', Buffer.alloc(300_000, 7)]);
   await s.call('ln_s', ['data.bin', '/link']);
   await s.shutdown();
+  await s.close();
 }
 
 describe('resuming a saved appliance', () => {
