@@ -181,9 +181,15 @@ describe('interactive shell through a pseudo-terminal', () => {
     pane.keys('Up');
     await pane.waitFor(/><fs> echo history-marker-1$/m, 5_000);
     pane.keys('C-u');
-    // Ctrl-D quits.
+    // Ctrl-D quits; the image was mounted read-write, so the shell asks
+    // whether to keep the changes. Answering no leaves the image as it was.
+    const before = readFileSync(img);
     pane.keys('C-d');
+    await pane.waitFor(/Keep the changes to .*\? \[y\/N\]/, 60_000);
+    pane.type('n');
+    pane.keys('Enter');
     await pane.waitFor(/\[exit 0\]/, 60_000);
+    expect(readFileSync(img).equals(before)).toBe(true);
     expect(readFileSync(join(home, '.guestsh_history'), 'utf8')).toContain('echo history-marker-1\n');
     const again = startShell('guestsh-it-2');
     try {
@@ -191,6 +197,9 @@ describe('interactive shell through a pseudo-terminal', () => {
       again.keys('Up');
       await again.waitFor(/><fs> echo history-marker-1$/m, 5_000);
       again.keys('C-u', 'C-d');
+      await again.waitFor(/Keep the changes to .*\? \[y\/N\]/, 60_000);
+      again.type('n');
+      again.keys('Enter');
       await again.waitFor(/\[exit 0\]/, 60_000);
     } finally {
       again.kill();
