@@ -20,7 +20,16 @@ describe('guestfish script corpus', () => {
     expect(results.length).toBeGreaterThanOrEqual(process.env.GUESTSH_CORPUS_FILTER ? 1 : 50);
     const failures: string[] = [];
     let pass = 0;
-    for (const r of results) {
+    for (let r of results) {
+      if (!sameResult(r) && !ACCEPTED[r.name]) {
+        // The kernel names SCSI disks in probe order, which can race under
+        // load, in guestfish's appliance as in ours (seen once: guestfish's
+        // guest disk came up as /dev/sdc). A differing script runs once more,
+        // both tools afresh, and must then match exactly; the retry is logged.
+        console.error(`corpus: ${r.name} differed; running it once more with both tools`);
+        const again = await runCorpus(`^${r.name}\\.gfs$`);
+        if (again.length === 1) r = again[0]!;
+      }
       if (sameResult(r)) {
         pass++;
         continue;
