@@ -6,6 +6,7 @@
 // of the untouched copy. Filesystems inside LVM are not compared: the copy's
 // volume group would carry the same name and UUIDs as the live one.
 
+import { callToBuffer } from './library/util.js';
 import type { Session } from './session.js';
 
 export type ChangeKind = 'added' | 'removed' | 'modified';
@@ -20,10 +21,8 @@ export interface FileChange {
 
 const SKIPPED_TYPES = new Set(['unknown', 'swap', 'crypto_LUKS', 'LVM2_member']);
 
-async function fileOutLines(s: Session, action: string, args: unknown[], sep: string): Promise<string[]> {
-  const chunks: Buffer[] = [];
-  await s.call(action, args as string[], {}, { fileOut: (c) => void chunks.push(Buffer.from(c)) });
-  return Buffer.concat(chunks).toString('utf8').split(sep).filter(Boolean);
+async function fileOutLines(s: Session, action: string, args: string[], sep: string): Promise<string[]> {
+  return (await callToBuffer(s, action, args)).toString('utf8').split(sep).filter(Boolean);
 }
 
 const normalise = (p: string): string => `/${p.replace(/^\.?\/+/, '')}`;
