@@ -2,7 +2,7 @@
 // image building without mounting, hashing, process checks.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -36,13 +36,17 @@ export function rawDisk(path: string, sizeMiB: number): string {
   return path;
 }
 
-/** An unpartitioned ext4 image holding `files`, built with mke2fs -d (no mount). */
-export function ext4Image(path: string, sizeMiB: number, files: Record<string, string>): string {
+/** An unpartitioned ext4 image holding `files` (and `symlinks`: name → target), built with mke2fs -d (no mount). */
+export function ext4Image(path: string, sizeMiB: number, files: Record<string, string>, symlinks: Record<string, string> = {}): string {
   const root = mkdtempSync(join(tmpdir(), 'guestsh-fsroot-'));
   try {
     for (const [name, content] of Object.entries(files)) {
       mkdirSync(dirname(join(root, name)), { recursive: true });
       writeFileSync(join(root, name), content);
+    }
+    for (const [name, target] of Object.entries(symlinks)) {
+      mkdirSync(dirname(join(root, name)), { recursive: true });
+      symlinkSync(target, join(root, name));
     }
     execFileSync('mke2fs', ['-q', '-F', '-t', 'ext4', '-d', root, path, `${sizeMiB}M`]);
   } finally {

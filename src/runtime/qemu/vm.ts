@@ -325,6 +325,11 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     return node;
   }
 
+  /** Closes a block node added by plug() once its disk is unplugged (its file can then be deleted). */
+  async removeNode(node: string): Promise<void> {
+    await this.qmp!.execute('blockdev-del', { 'node-name': node });
+  }
+
   /** Unplugs SCSI disk `i` (qemu side); the guest notices asynchronously. */
   async unplug(i: number): Promise<void> {
     const deleted = new Promise<void>((resolve) => {

@@ -313,6 +313,18 @@ export class Session extends EventEmitter<SessionEvents> {
 
   private attached = 0;
 
+  /** Unplugs the drive attachReadOnly() added last and deletes its throwaway overlay. */
+  async detachReadOnly(device: string): Promise<void> {
+    this.assertState('detach', 'ready');
+    const i = this.drives.length + this.attached - 1;
+    if (this.attached === 0 || device !== `/dev/${diskName(i)}`) throw new UsageError(`detach: ${device} is not the drive attached last`);
+    await this.vm!.unplug(i);
+    await this.guestShell(inGuestUntil(`[ ! -b ${device} ]`));
+    await this.vm!.removeNode(`at${i}`);
+    await rm(join(this.runDir!, `attached${i}.qcow2`), { force: true });
+    this.attached--;
+  }
+
   /**
    * Files added, removed and modified on the read-write drives so far,
    * compared with the images as they were (what --dry-run reports).
