@@ -1,5 +1,6 @@
 // Build test guests: `npx tsx testdata/build.ts debian`. Prints each guest's
-// image paths (raw, then qcow2) on stdout, one per line; progress goes to stderr.
+// image paths (raw, then qcow2; for `bootable` then its kernel and initramfs)
+// on stdout, one per line; progress goes to stderr.
 
 import { BuildError, forwardSignalsToChildren } from './build-support.js';
 import { GUEST_NAMES, ensureGuest } from './index.js';
@@ -10,6 +11,7 @@ async function main(names: string[]): Promise<void> {
   for (const name of names) {
     const images = await ensureGuest(name);
     process.stdout.write(`${images.raw}\n${images.qcow2}\n`);
+    if ('kernel' in images && 'initrd' in images) process.stdout.write(`${String(images.kernel)}\n${String(images.initrd)}\n`);
   }
 }
 

@@ -1,7 +1,8 @@
-// Step 1 of the `debian` guest: a debootstrapped Debian root, scrubbed of
-// what depends on the build host or the moment of the build, cached as a
-// tarball so that changing the image layout (debian.ts) never re-runs
-// debootstrap. The cache key is this file's content plus the parameters below.
+// Step 1 of the `debian` guest (and of `bootable`): a debootstrapped Debian
+// root, scrubbed of what depends on the build host or the moment of the build,
+// cached as a tarball so that changing the image layout (debian.ts) never
+// re-runs debootstrap. The cache key is this file's content plus the
+// parameters below, the flavour (package set, slimming) among them.
 //
 // Determinism: the tarball is written reproducibly (sorted, numeric owners,
 // mtimes clamped to GUEST_EPOCH, no atime/ctime), and two cold runs against
@@ -18,9 +19,31 @@ import { BuildError, buildOnce, cacheKey, makeTempDir, publish, removeTree, run,
 
 export const DEBIAN_SUITE = 'bookworm';
 const VARIANT = 'minbase';
+
+/** Which root: what debootstrap installs on top of minbase, and what is cut afterwards. */
+export interface RootfsFlavour {
+  /** Prefix of the cached tarball's name. */
+  name: string;
+  /** Installed on top of minbase (debootstrap --include). */
+  packages: string[];
+  /** Remove documentation, man and info pages and message catalogues (they only take space in a test guest). */
+  slim: boolean;
+}
+
 // What a small server has; everything inspection needs (/etc/os-release,
 // /etc/debian_version, the dpkg database) already comes with minbase.
-const EXTRA_PACKAGES = ['openssh-server', 'sudo', 'cron'];
+export const SERVER_ROOTFS: RootfsFlavour = {
+  name: 'debian-rootfs',
+  packages: ['openssh-server', 'sudo', 'cron'],
+  slim: false,
+};
+
+/**
+ * systemd creates /etc/machine-id at random when it is installed; a fixed
+ * one keeps the tarball reproducible and, being valid, keeps systemd from
+ * treating the guest's boot as its first (ConditionFirstBoot units).
+ */
+export const GUEST_MACHINE_ID = '6775e57a0000400080000000000000ad';
 
 /** 2023-06-10T00:00:00Z, bookworm's release day: no file in a guest is newer. */
 export const GUEST_EPOCH = 1686355200;
@@ -33,28 +56,33 @@ async function hostArchitecture(): Promise<string> {
 }
 
 /** Where the root tarball for this machine's architecture is cached (it may not exist yet). */
-export async function debianRootfsTarball(cacheDir: string): Promise<string> {
+export async function debianRootfsTarball(cacheDir: string, flavour: RootfsFlavour = SERVER_ROOTFS): Promise<string> {
   const parameters = {
     suite: DEBIAN_SUITE,
     variant: VARIANT,
-    packages: EXTRA_PACKAGES,
+    packages: flavour.packages,
+    slim: flavour.slim,
     architecture: await hostArchitecture(),
     GUEST_EPOCH,
   };
-  return path.join(cacheDir, `debian-rootfs-${cacheKey([fileURLToPath(import.meta.url)], parameters)}.tar.zst`);
+  return path.join(cacheDir, `${flavour.name}-${cacheKey([fileURLToPath(import.meta.url)], parameters)}.tar.zst`);
 }
 
 /** The cached root tarball, built first if the cache lacks it. */
-export async function ensureDebianRootfs(cacheDir: string): Promise<string> {
-  const tarball = await debianRootfsTarball(cacheDir);
+export async function ensureDebianRootfs(cacheDir: string, flavour: RootfsFlavour = SERVER_ROOTFS): Promise<string> {
+  const tarball = await debianRootfsTarball(cacheDir, flavour);
   await buildOnce(tarball, async () => {
-    const work = makeTempDir(cacheDir, 'debian-rootfs');
+    const work = makeTempDir(cacheDir, flavour.name);
     try {
       const root = path.join(work, 'root');
-      await debootstrap(root, await hostArchitecture(), cacheDir);
-      step('debian-rootfs: scrubbing host-specific and time-specific files');
+      await debootstrap(root, await hostArchitecture(), cacheDir, flavour);
+      step(`${flavour.name}: scrubbing host-specific and time-specific files`);
       scrub(root);
-      step('debian-rootfs: packing root into a tarball');
+      if (flavour.slim) {
+        step(`${flavour.name}: removing documentation, man pages and message catalogues`);
+        slim(root);
+      }
+      step(`${flavour.name}: packing root into a tarball`);
       await run('zstd', ['--version']); // tar runs zstd itself and would only say "Cannot exec"
       const packed = path.join(work, 'rootfs.tar.zst');
       await run('tar', [
@@ -73,14 +101,14 @@ export async function ensureDebianRootfs(cacheDir: string): Promise<string> {
   return tarball;
 }
 
-async function debootstrap(root: string, architecture: string, cacheDir: string): Promise<void> {
+async function debootstrap(root: string, architecture: string, cacheDir: string, flavour: RootfsFlavour): Promise<void> {
   const source = findAptSource(DEBIAN_SUITE);
-  step(`debian-rootfs: debootstrap ${DEBIAN_SUITE} (${VARIANT} + ${EXTRA_PACKAGES.join(',')}) from ${source.uri}`);
+  step(`${flavour.name}: debootstrap ${DEBIAN_SUITE} (${VARIANT} + ${flavour.packages.join(',')}) from ${source.uri}`);
   const started = Date.now();
   try {
     await run('debootstrap', [
       `--variant=${VARIANT}`,
-      `--include=${EXTRA_PACKAGES.join(',')}`,
+      `--include=${flavour.packages.join(',')}`,
       `--arch=${architecture}`,
       ...(source.keyring ? [`--keyring=${source.keyring}`] : []),
       DEBIAN_SUITE, root, source.uri,
@@ -93,7 +121,7 @@ async function debootstrap(root: string, architecture: string, cacheDir: string)
     fs.copyFileSync(log, keptLog);
     throw new BuildError(`${error.message} (full log: ${keptLog})`);
   }
-  step(`debian-rootfs: debootstrap took ${Math.round((Date.now() - started) / 1000)} s`);
+  step(`${flavour.name}: debootstrap took ${Math.round((Date.now() - started) / 1000)} s`);
 }
 
 function removeEntries(dir: string, shouldRemove: (name: string) => boolean): void {
@@ -133,7 +161,7 @@ function truncateFilesBelow(dir: string): void {
 function scrub(root: string): void {
   const at = (guestPath: string) => path.join(root, guestPath);
   // Random per install; virt-sysprep removes them too, `ssh-keygen -A` recreates them.
-  removeEntries(at('etc/ssh'), (name) => name.startsWith('ssh_host_'));
+  if (fs.existsSync(at('etc/ssh'))) removeEntries(at('etc/ssh'), (name) => name.startsWith('ssh_host_'));
   // Copied from the build host.
   replaceFile(at('etc/hostname'), 'localhost\n');
   replaceFile(at('etc/resolv.conf'), '');
@@ -148,6 +176,7 @@ function scrub(root: string): void {
   // Logs carry build timestamps; ldconfig's aux-cache records host inode numbers and ctimes.
   truncateFilesBelow(at('var/log'));
   fs.rmSync(at('var/cache/ldconfig/aux-cache'), { force: true });
+  if (fs.existsSync(at('etc/machine-id'))) replaceFile(at('etc/machine-id'), `${GUEST_MACHINE_ID}\n`);
   // Field 3 of shadow is "last password change", which debootstrap sets to the day of the build.
   for (const file of ['etc/shadow', 'etc/shadow-']) {
     if (!fs.existsSync(at(file))) continue;
@@ -162,5 +191,25 @@ function scrub(root: string): void {
         })
         .join('\n'),
     );
+  }
+}
+
+/**
+ * What `path-exclude` lines in dpkg.cfg.d would have kept out (debootstrap
+ * offers no hook to set them before it installs): docs (copyright files
+ * kept), man and info pages, translations. dpkg still lists the files, so
+ * `dpkg --verify` in the guest reports them missing; nothing else notices.
+ */
+function slim(root: string): void {
+  const at = (guestPath: string) => path.join(root, guestPath);
+  for (const dir of ['usr/share/man', 'usr/share/info', 'usr/share/lintian', 'usr/share/linda']) {
+    if (fs.existsSync(at(dir))) removeEntries(at(dir), () => true);
+  }
+  if (fs.existsSync(at('usr/share/locale'))) removeEntries(at('usr/share/locale'), (name) => name !== 'locale.alias');
+  if (!fs.existsSync(at('usr/share/doc'))) return;
+  for (const pkg of fs.readdirSync(at('usr/share/doc'))) {
+    const dir = path.join(at('usr/share/doc'), pkg);
+    if (!fs.lstatSync(dir).isDirectory()) continue;
+    removeEntries(dir, (name) => name !== 'copyright');
   }
 }

@@ -9,6 +9,9 @@
 //   debian.qcow2       the same disk converted by qemu-img
 //   debian.truth.json  what tests may expect to find (DebianTruth)
 //
+// The steps are shared with other guests made the same way from another root
+// flavour (bootable.ts): each is an ImageProfile, the `debian` one is below.
+//
 // Determinism: from the same root tarball, on the same build filesystem, the
 // raw image and the qcow2 are byte-identical (fixed UUIDs, hash seeds, disk
 // label id, E2FSPROGS_FAKE_TIME, mtimes clamped, atime/ctime reset with
@@ -20,18 +23,22 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { BuildError, buildOnce, cacheKey, makeTempDir, publish, removeTree, run, runWithOutput, step, walkTree } from './build-support.js';
-import { GUEST_EPOCH, GUEST_EPOCH_DAY, debianRootfsTarball, ensureDebianRootfs } from './debian-rootfs.js';
+import {
+  GUEST_EPOCH,
+  GUEST_EPOCH_DAY,
+  SERVER_ROOTFS,
+  debianRootfsTarball,
+  ensureDebianRootfs,
+  type RootfsFlavour,
+} from './debian-rootfs.js';
 
-const MiB = 1024 * 1024;
-const SECTOR_BYTES = 512;
+export const MiB = 1024 * 1024;
+export const SECTOR_BYTES = 512;
 const DISK_BYTES = 1024 * MiB;
-const DISK_LABEL_ID = '0x6775e57a';
 const LINUX_PARTITION_TYPE = '83';
-const HOSTNAME = 'guestsh-demo';
-const MARKER = { path: '/etc/guestsh-demo.txt', content: 'guestsh test guest: Debian bookworm built by testdata/debian.ts' };
 const MKE2FS_CONFIG = fileURLToPath(new URL('./mke2fs.conf', import.meta.url));
 
-interface PlannedFilesystem {
+export interface PlannedFilesystem {
   label: string;
   uuid: string;
   /** Seed of ext4's directory-index hash; random unless fixed. */
@@ -41,7 +48,7 @@ interface PlannedFilesystem {
   fsckPass: number;
 }
 
-interface PlannedPartition {
+export interface PlannedPartition {
   number: number;
   startSector: number;
   sizeSectors: number;
@@ -49,39 +56,46 @@ interface PlannedPartition {
   filesystem: PlannedFilesystem;
 }
 
-const BOOT_START_SECTOR = MiB / SECTOR_BYTES; // 1 MiB alignment, as fdisk does
-const BOOT_SECTORS = (64 * MiB) / SECTOR_BYTES;
-const ROOT_START_SECTOR = BOOT_START_SECTOR + BOOT_SECTORS;
-const PARTITIONS: PlannedPartition[] = [
-  {
-    number: 1,
-    startSector: BOOT_START_SECTOR,
-    sizeSectors: BOOT_SECTORS,
-    bootable: true,
-    filesystem: {
-      label: 'boot',
-      uuid: '6775e57a-b007-4f5e-8000-000000000001',
-      hashSeed: '6775e57a-b007-4f5e-8000-0000000000a1',
-      mountpoint: '/boot',
-      fstabOptions: 'defaults',
-      fsckPass: 2,
+/**
+ * The MBR layout of these guests: p1 /boot ext4 "boot" (bootable flag),
+ * p2 / ext4 "root" filling the rest. `id` is the guest's tag in the fixed
+ * UUIDs: "6775e57a" (`debian`) keeps the values the guest always had.
+ */
+export function bootAndRootPartitions(diskBytes: number, bootBytes: number, id: string): PlannedPartition[] {
+  const bootStartSector = MiB / SECTOR_BYTES; // 1 MiB alignment, as fdisk does
+  const bootSectors = bootBytes / SECTOR_BYTES;
+  const rootStartSector = bootStartSector + bootSectors;
+  return [
+    {
+      number: 1,
+      startSector: bootStartSector,
+      sizeSectors: bootSectors,
+      bootable: true,
+      filesystem: {
+        label: 'boot',
+        uuid: `${id}-b007-4f5e-8000-000000000001`,
+        hashSeed: `${id}-b007-4f5e-8000-0000000000a1`,
+        mountpoint: '/boot',
+        fstabOptions: 'defaults',
+        fsckPass: 2,
+      },
     },
-  },
-  {
-    number: 2,
-    startSector: ROOT_START_SECTOR,
-    sizeSectors: DISK_BYTES / SECTOR_BYTES - ROOT_START_SECTOR,
-    bootable: false,
-    filesystem: {
-      label: 'root',
-      uuid: '6775e57a-2007-4f5e-8000-000000000002',
-      hashSeed: '6775e57a-2007-4f5e-8000-0000000000a2',
-      mountpoint: '/',
-      fstabOptions: 'errors=remount-ro',
-      fsckPass: 1,
+    {
+      number: 2,
+      startSector: rootStartSector,
+      sizeSectors: diskBytes / SECTOR_BYTES - rootStartSector,
+      bootable: false,
+      filesystem: {
+        label: 'root',
+        uuid: `${id}-2007-4f5e-8000-000000000002`,
+        hashSeed: `${id}-2007-4f5e-8000-0000000000a2`,
+        mountpoint: '/',
+        fstabOptions: 'errors=remount-ro',
+        fsckPass: 1,
+      },
     },
-  },
-];
+  ];
+}
 
 export interface GuestUser {
   name: string;
@@ -107,6 +121,39 @@ const DEMO_USER: GuestUser = {
 // (`openssl passwd -6 -salt guestshdemo demo`), so the guest is reproducible.
 const DEMO_PASSWORD_HASH =
   '$6$guestshdemo$oaXo68k659Geny817Ij/5.f/it1ckrbbnmiYR38kz85k4HjSeI4.SOJICeff21pOU/eb37sj.e5S4YnbSGMDi/';
+
+/** One guest made by these steps: its root flavour, disk layout and the edits made to the root. */
+export interface ImageProfile {
+  /** Names the cache directory and the output files (<name>.img, <name>.qcow2, <name>.truth.json). */
+  name: string;
+  /** Builder files besides this one and mke2fs.conf whose content is part of the cache key. */
+  keyFiles: string[];
+  rootfs: RootfsFlavour;
+  hostname: string;
+  marker: { path: string; content: string };
+  users: { user: GuestUser; passwordHash: string }[];
+  diskBytes: number;
+  labelId: string;
+  partitions: PlannedPartition[];
+  /**
+   * After the partitions are written: extra outputs made from the guest's
+   * /boot content (a host directory) into the output directory, and extra
+   * truth fields, merged into the truth file.
+   */
+  finish?(bootContent: string, outputDir: string): Promise<Record<string, unknown>>;
+}
+
+const DEBIAN_PROFILE: ImageProfile = {
+  name: 'debian',
+  keyFiles: [],
+  rootfs: SERVER_ROOTFS,
+  hostname: 'guestsh-demo',
+  marker: { path: '/etc/guestsh-demo.txt', content: 'guestsh test guest: Debian bookworm built by testdata/debian.ts' },
+  users: [{ user: DEMO_USER, passwordHash: DEMO_PASSWORD_HASH }],
+  diskBytes: DISK_BYTES,
+  labelId: '0x6775e57a',
+  partitions: bootAndRootPartitions(DISK_BYTES, 64 * MiB, '6775e57a'),
+};
 
 /** What tests may rely on finding in the `debian` guest; written beside the image. */
 export interface DebianTruth {
@@ -136,71 +183,80 @@ export interface DebianImages {
 }
 
 export async function ensureDebianImages(cacheDir: string): Promise<DebianImages> {
+  return (await ensureProfileImages(cacheDir, DEBIAN_PROFILE)).images;
+}
+
+/** A profile's images, built first if the cache lacks them; `dir` is their cache directory. */
+export async function ensureProfileImages(cacheDir: string, profile: ImageProfile): Promise<{ images: DebianImages; dir: string }> {
   // Keyed by the root tarball's name, not its presence: the tarball may be
   // deleted to save space once the images exist.
-  const rootfsName = path.basename(await debianRootfsTarball(cacheDir));
-  const key = cacheKey([fileURLToPath(import.meta.url), MKE2FS_CONFIG], { rootfs: rootfsName });
-  const outputDir = path.join(cacheDir, `debian-${key}`);
+  const rootfsName = path.basename(await debianRootfsTarball(cacheDir, profile.rootfs));
+  const key = cacheKey([fileURLToPath(import.meta.url), MKE2FS_CONFIG, ...profile.keyFiles], { rootfs: rootfsName });
+  const outputDir = path.join(cacheDir, `${profile.name}-${key}`);
   await buildOnce(outputDir, async () => {
-    const rootfsTarball = await ensureDebianRootfs(cacheDir);
-    const work = makeTempDir(cacheDir, 'debian');
+    const rootfsTarball = await ensureDebianRootfs(cacheDir, profile.rootfs);
+    const work = makeTempDir(cacheDir, profile.name);
     try {
       const staged = path.join(work, 'out');
       fs.mkdirSync(staged);
-      await buildImages(rootfsTarball, work, imagesIn(staged));
+      await buildImages(profile, rootfsTarball, work, staged);
       await publish(staged, outputDir);
     } finally {
       await removeTree(work);
     }
   });
-  return imagesIn(outputDir);
+  return { images: imagesIn(outputDir, profile.name), dir: outputDir };
 }
 
-function imagesIn(dir: string): DebianImages {
+function imagesIn(dir: string, name: string): DebianImages {
   return {
-    raw: path.join(dir, 'debian.img'),
-    qcow2: path.join(dir, 'debian.qcow2'),
-    truth: path.join(dir, 'debian.truth.json'),
+    raw: path.join(dir, `${name}.img`),
+    qcow2: path.join(dir, `${name}.qcow2`),
+    truth: path.join(dir, `${name}.truth.json`),
   };
 }
 
-async function buildImages(rootfsTarball: string, work: string, images: DebianImages): Promise<void> {
+async function buildImages(profile: ImageProfile, rootfsTarball: string, work: string, outputDir: string): Promise<void> {
+  const images = imagesIn(outputDir, profile.name);
+  const { name } = profile;
   const root = path.join(work, 'root');
   const bootContent = path.join(work, 'boot');
   fs.mkdirSync(root);
-  step('debian: unpacking the root tarball');
+  step(`${name}: unpacking the root tarball`);
   await run('tar', [
     '--extract', '--zstd', `--file=${rootfsTarball}`, `--directory=${root}`,
     '--numeric-owner', '--same-owner', '--same-permissions', '--xattrs', '--xattrs-include=*',
   ]);
 
-  step(`debian: writing hostname, fstab, ${MARKER.path} and user ${DEMO_USER.name}`);
-  customize(root);
+  const users = profile.users.map(({ user }) => ` and user ${user.name}`).join('');
+  step(`${name}: writing hostname, fstab, ${profile.marker.path}${users}`);
+  customize(root, profile);
   // /boot's content goes into partition 1; the root filesystem keeps an empty mount point.
   fs.renameSync(path.join(root, 'boot'), bootContent);
   fs.mkdirSync(path.join(root, 'boot'));
   fs.chmodSync(path.join(root, 'boot'), 0o755);
   clampMtimes(root);
   clampMtimes(bootContent);
-  const truth = collectTruth(root);
+  const truth: DebianTruth & Record<string, unknown> = collectTruth(root, profile);
 
-  step(`debian: creating ${DISK_BYTES / MiB} MiB sparse raw disk with an MBR`);
+  step(`${name}: creating ${profile.diskBytes / MiB} MiB sparse raw disk with an MBR`);
   fs.writeFileSync(images.raw, '');
-  fs.truncateSync(images.raw, DISK_BYTES);
-  await run('sfdisk', ['--quiet', images.raw], { input: sfdiskScript() });
+  fs.truncateSync(images.raw, profile.diskBytes);
+  await run('sfdisk', ['--quiet', images.raw], { input: sfdiskScript(profile) });
 
-  for (const partition of PARTITIONS) {
+  for (const partition of profile.partitions) {
     const { filesystem } = partition;
     const source = filesystem.mountpoint === '/boot' ? bootContent : root;
-    step(`debian: mke2fs ext4 "${filesystem.label}" into partition ${partition.number} from the guest's ${filesystem.mountpoint}`);
+    step(`${name}: mke2fs ext4 "${filesystem.label}" into partition ${partition.number} from the guest's ${filesystem.mountpoint}`);
     await makeFilesystem(images.raw, partition, source);
-    step(`debian: resetting access and change times in "${filesystem.label}", then e2fsck`);
+    step(`${name}: resetting access and change times in "${filesystem.label}", then e2fsck`);
     await resetInodeTimes(images.raw, partition);
     await run('e2fsck', ['-fn', deviceAt(images.raw, partition)]);
   }
 
-  step('debian: converting to qcow2');
+  step(`${name}: converting to qcow2`);
   await run('qemu-img', ['convert', '-f', 'raw', '-O', 'qcow2', images.raw, images.qcow2]);
+  if (profile.finish) Object.assign(truth, await profile.finish(bootContent, outputDir));
   fs.writeFileSync(images.truth, JSON.stringify(truth, null, 2) + '\n');
 }
 
@@ -209,9 +265,9 @@ function deviceAt(image: string, partition: { startSector: number }): string {
   return `${image}?offset=${partition.startSector * SECTOR_BYTES}`;
 }
 
-function sfdiskScript(): string {
-  const lines = ['label: dos', `label-id: ${DISK_LABEL_ID}`, 'unit: sectors', `sector-size: ${SECTOR_BYTES}`, ''];
-  for (const p of PARTITIONS) {
+function sfdiskScript(profile: ImageProfile): string {
+  const lines = ['label: dos', `label-id: ${profile.labelId}`, 'unit: sectors', `sector-size: ${SECTOR_BYTES}`, ''];
+  for (const p of profile.partitions) {
     lines.push(`start=${p.startSector}, size=${p.sizeSectors}, type=${LINUX_PARTITION_TYPE}${p.bootable ? ', bootable' : ''}`);
   }
   return lines.join('\n') + '\n';
@@ -335,7 +391,8 @@ function appendLine(content: string, line: string): string {
   return (content === '' || content.endsWith('\n') ? content : content + '\n') + line + '\n';
 }
 
-function customize(root: string): void {
+function customize(root: string, profile: ImageProfile): void {
+  const HOSTNAME = profile.hostname;
   writeGuestFile(root, '/etc/hostname', `${HOSTNAME}\n`);
   writeGuestFile(
     root,
@@ -350,7 +407,7 @@ function customize(root: string): void {
       '',
     ].join('\n'),
   );
-  const byMountOrder = [...PARTITIONS].sort((a, b) => a.filesystem.fsckPass - b.filesystem.fsckPass);
+  const byMountOrder = [...profile.partitions].sort((a, b) => a.filesystem.fsckPass - b.filesystem.fsckPass);
   writeGuestFile(
     root,
     '/etc/fstab',
@@ -360,8 +417,8 @@ function customize(root: string): void {
         .join('\n') +
       '\n',
   );
-  writeGuestFile(root, MARKER.path, `${MARKER.content}\n`);
-  addUser(root, DEMO_USER, DEMO_PASSWORD_HASH);
+  writeGuestFile(root, profile.marker.path, `${profile.marker.content}\n`);
+  for (const { user, passwordHash } of profile.users) addUser(root, user, passwordHash);
 }
 
 /** What useradd would do, done on the files so that nothing depends on the build day. */
@@ -428,7 +485,7 @@ function installedPackages(dpkgStatus: string): Record<string, string> {
   return Object.fromEntries(installed.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
-function collectTruth(root: string): DebianTruth {
+function collectTruth(root: string, profile: ImageProfile): DebianTruth {
   const osRelease = parseOsRelease(readGuestFile(root, '/etc/os-release'));
   const required = (field: string) => {
     const value = osRelease[field];
@@ -436,13 +493,13 @@ function collectTruth(root: string): DebianTruth {
     return value;
   };
   return {
-    hostname: HOSTNAME,
+    hostname: profile.hostname,
     osRelease: { ID: required('ID'), VERSION_ID: required('VERSION_ID'), PRETTY_NAME: required('PRETTY_NAME') },
     debianVersion: readGuestFile(root, '/etc/debian_version').trim(),
-    marker: MARKER,
-    users: [DEMO_USER],
-    disk: { sizeBytes: DISK_BYTES, sectorSize: SECTOR_BYTES, partitionTable: 'dos', labelId: DISK_LABEL_ID },
-    partitions: PARTITIONS.map((p) => ({
+    marker: profile.marker,
+    users: profile.users.map(({ user }) => user),
+    disk: { sizeBytes: profile.diskBytes, sectorSize: SECTOR_BYTES, partitionTable: 'dos', labelId: profile.labelId },
+    partitions: profile.partitions.map((p) => ({
       number: p.number,
       startSector: p.startSector,
       sizeSectors: p.sizeSectors,

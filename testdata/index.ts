@@ -2,6 +2,7 @@
 // cache (see README.md). Tests import from here; `build.ts` is the CLI.
 
 import * as fs from 'node:fs';
+import { ensureBootableImages, type BootableImages } from './bootable.js';
 import { BuildError, defaultCacheDir, removeAbandonedTempDirs, run } from './build-support.js';
 import { ensureDebianImages, type DebianImages, type DebianTruth } from './debian.js';
 import { ensureLuksImages } from './luks.js';
@@ -9,12 +10,13 @@ import { ensureLvmImages } from './lvm.js';
 import { ensureWindowsImages } from './windows.js';
 
 export { BuildError, defaultCacheDir } from './build-support.js';
+export type { BootableImages, BootableTruth } from './bootable.js';
 export type { DebianImages, DebianTruth, GuestUser } from './debian.js';
 export { LUKS_KEY, type LuksTruth } from './luks.js';
 export type { RegistryHive, RegistryKey, RegistryValue, WindowsTruth } from './windows.js';
 export type { GuestImages, LayeredDebianTruth, LvmTruth, TruthFilesystem, TruthPartition } from './lvm.js';
 
-export const GUEST_NAMES = ['debian', 'lvm', 'luks', 'windows'] as const;
+export const GUEST_NAMES = ['debian', 'lvm', 'luks', 'windows', 'bootable'] as const;
 export type GuestName = (typeof GUEST_NAMES)[number];
 
 export interface EnsureOptions {
@@ -36,9 +38,16 @@ export async function ensureGuest(name: string, options: EnsureOptions = {}): Pr
       return ensureLuksImages(cacheDir);
     case 'windows':
       return ensureWindowsImages(cacheDir);
+    case 'bootable':
+      return ensureBootableImages(cacheDir);
     default:
       throw new BuildError(`unknown test guest "${name}": known guests are ${GUEST_NAMES.join(', ')}`);
   }
+}
+
+/** The `bootable` guest's images with its kernel and initramfs (for qemu's direct kernel boot). */
+export async function ensureBootableGuest(options: EnsureOptions = {}): Promise<BootableImages> {
+  return (await ensureGuest('bootable', options)) as BootableImages;
 }
 
 /** Path of a guest's raw disk image, building it if the cache lacks it. */

@@ -1,9 +1,9 @@
 // Scripts that run once, at the guest's next boot. Installs a small runner
 // (/usr/lib/guestsh-firstboot/run), started by a systemd unit, or by a SysV
 // init script on guests without systemd. Scripts live in scripts.d/ named
-// NNNN-name and run in that order; each is moved to done.d/ after it has
-// run (run-once), and everything they print goes to
-// /var/log/guestsh-firstboot.log in the guest.
+// NNNN-name and run in that order; each is moved to done.d/ just before it
+// runs (run-once, even when it reboots or powers the guest off), and
+// everything they print goes to /var/log/guestsh-firstboot.log in the guest.
 
 import { type Change, type Ctx, ensureMounted, note, type RecipeCtx, shq } from './util.js';
 
@@ -13,21 +13,35 @@ export const FIRSTBOOT_DIR = '/usr/lib/guestsh-firstboot';
 export const FIRSTBOOT_LOG = '/var/log/guestsh-firstboot.log';
 const UNIT = 'guestsh-firstboot.service';
 
+// Moving a script to done.d before running it, not after, is what makes it
+// run once: a script that shuts the guest down (systemctl poweroff/reboot)
+// gets the runner stopped by SIGTERM moments after it returns, and a booted
+// guest showed that a move made after the script then never happens, so the
+// script ran again at every boot. The TERM trap lets the runner log the
+// script's exit status and keeps it from starting the next script while the
+// guest shuts down; that one stays in scripts.d for the next boot.
 const RUNNER = `#!/bin/sh
 # guestsh firstboot runner: runs every script in scripts.d once, in name
-# order, appending its output to the log, then moves it to done.d.
+# order, appending its output to the log; each is moved to done.d first.
 dir=${FIRSTBOOT_DIR}
 log=${FIRSTBOOT_LOG}
 mkdir -p "$dir/done.d"
 stamp() { date -u +%Y-%m-%dT%H:%M:%SZ 2>/dev/null; }
+stopping=
+trap 'stopping=1' TERM
 for script in "$dir"/scripts.d/*; do
+  [ -z "$stopping" ] || break
   [ -f "$script" ] || continue
   name=\${script##*/}
+  if ! mv -f "$script" "$dir/done.d/$name"; then
+    echo "$(stamp) guestsh-firstboot: $name: cannot move it to done.d, not running it" >>"$log"
+    continue
+  fi
+  script=$dir/done.d/$name
   echo "$(stamp) guestsh-firstboot: $name: starting" >>"$log"
   if [ -x "$script" ]; then "$script" >>"$log" 2>&1; else sh "$script" >>"$log" 2>&1; fi
   status=$?
   echo "$(stamp) guestsh-firstboot: $name: exit status $status" >>"$log"
-  mv -f "$script" "$dir/done.d/$name"
 done
 exit 0
 `;
