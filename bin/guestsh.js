@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Recipes run in isolated-vm, which needs V8's startup snapshot off; re-run
 // node with the flag when it is missing rather than asking every caller for it.
-import { spawnSync } from 'node:child_process';
+// The parent stays only to pass signals on (Ctrl-C ends a --watch loop
+// cleanly) and to hand back the child's exit status.
+import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 if (process.argv[2] === 'run' && !process.execArgv.includes('--no-node-snapshot')) {
-  const r = spawnSync(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  process.exit(r.status ?? (r.signal ? 128 + 9 : 1));
+  const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
+  child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143)));
 } else {
   await import('../dist/src/cli.js');
 }

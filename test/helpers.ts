@@ -64,7 +64,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
+export const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
 
 /** Runs the guestsh CLI (bounded at 4 minutes) and returns its exit code and output. */
 export function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {

@@ -154,6 +154,8 @@ describe('successful runs', () => {
     });
     expect(r.failure).toBeUndefined();
     expect(r.ok && r.committed).toBe(true);
+    // After the commit the session is closed too: its run directory is gone.
+    expect(tmp.leftovers()).toEqual([]);
     expect(readFileSync(join(out, 'hostname.txt'), 'utf8')).toBe('recipe-host\n');
     expect(r.value).toMatchObject({ major: 'bigint', uploaded: 'hello from beside the recipe\n' });
     expect(logs.some((l) => l.includes('version'))).toBe(true);

@@ -2,8 +2,9 @@
 // `recover` and `status` (an image's transaction state). Each returns an exit
 // code; null means "not a verb: the shell handles this command line".
 
-import { readdir, rm } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { UsageError } from '../runtime/errors.js';
 import { recover, txStatus } from '../runtime/session/transaction.js';
 
@@ -28,6 +29,7 @@ async function runVerb(args: string[]): Promise<number> {
   let format: string | undefined;
   let readonly = false;
   let json = false;
+  let watch = false;
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const [flag, inline] = a.startsWith('--') && a.includes('=') ? [a.slice(0, a.indexOf('=')), a.slice(a.indexOf('=') + 1)] : [a, undefined];
@@ -77,6 +79,9 @@ async function runVerb(args: string[]): Promise<number> {
       case '--json':
         json = true;
         break;
+      case '--watch':
+        watch = true;
+        break;
       case '-v':
       case '--verbose':
         o.verbose = true;
@@ -89,15 +94,42 @@ async function runVerb(args: string[]): Promise<number> {
   }
   if (!o.recipe) throw new UsageError('run: name a recipe (FILE.gfs.ts or guestsh/sysprep, …)');
   if (o.images.length === 0) throw new UsageError('run: add an image with -a IMAGE');
-  const result = await runRecipe(o);
-  process.stdout.write(`${formatRunResult(result, { json, verbose: o.verbose })}\n`);
-  // The default output directory is a new temp dir: gone if the recipe wrote
-  // nothing there, named if it did (it is the user's to keep).
-  if (!o.outputDir && result.outputDir) {
-    if ((await readdir(result.outputDir)).length === 0) await rm(result.outputDir, { recursive: true, force: true });
-    else process.stderr.write(`guestsh: the recipe's output files are in ${result.outputDir}\n`);
+  // Without --output, host-side writes go to a new temp dir, tidied at the end.
+  const defaultOutput = o.outputDir ? null : await mkdtemp(join(tmpdir(), 'guestsh-run-'));
+  o.outputDir ??= defaultOutput!;
+  try {
+    if (watch) return await watchVerb(o, json);
+    const result = await runRecipe(o);
+    process.stdout.write(`${formatRunResult(result, { json, verbose: o.verbose })}\n`);
+    return result.exitCode;
+  } finally {
+    if (defaultOutput) await tidyOutputDir(defaultOutput);
   }
-  return result.exitCode;
+}
+
+/** The default output directory is a new temp dir: gone if the recipe wrote nothing there, named if it did (it is the user's to keep). */
+async function tidyOutputDir(dir: string): Promise<void> {
+  if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+  else process.stderr.write(`guestsh: the recipe's output files are in ${dir}\n`);
+}
+
+/** `run --watch`: a run per save until Ctrl-C (or SIGTERM); the image is never written. */
+async function watchVerb(o: Parameters<typeof import('../runtime/recipe/index.js').runRecipe>[0], json: boolean): Promise<number> {
+  const { watchRecipe, formatWatchRun } = await import('../runtime/recipe/index.js');
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
+  try {
+    return await watchRecipe({
+      ...o,
+      signal: ac.signal,
+      onRun: (r) => process.stdout.write(`${json ? JSON.stringify(r) : formatWatchRun(r)}\n`),
+      onWatching: (dir) => process.stderr.write(`guestsh: watching ${dir} for changes; each run is rolled back, the image is never written (Ctrl-C to stop)\n`),
+    });
+  } finally {
+    for (const sig of signals) process.off(sig, stop);
+  }
 }
 
 async function initVerb(args: string[]): Promise<number> {

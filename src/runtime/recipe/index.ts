@@ -1,6 +1,8 @@
 // Recipes: `.gfs.ts` modules run in an isolated-vm sandbox against a live session.
 export { runRecipe, stdRecipeName, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
 export type { RunOptions, RunResult, RunImage, RunMount, RunTimings } from './run.js';
+export { watchRecipe, formatWatchRun } from './watch.js';
+export type { WatchOptions, WatchRun } from './watch.js';
 export { initRecipe } from './init.js';
 export type { InitResult } from './init.js';
 export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES } from './sandbox.js';

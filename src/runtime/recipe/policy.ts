@@ -117,6 +117,9 @@ export interface Roots {
 export class PathPolicy {
   constructor(readonly roots: Roots) {}
 
+  /** Host files recipes read through this policy (watch mode re-runs when one changes). */
+  readonly filesRead = new Set<string>();
+
   static async create(readDir: string, outDir: string): Promise<PathPolicy> {
     return new PathPolicy({ readDir: await realpath(readDir), outDir: await realpath(outDir) });
   }
@@ -132,6 +135,7 @@ export class PathPolicy {
         `${action}: host path '${p}' is outside the recipe's directory ${this.roots.readDir} (recipes may only read files beside them)`,
       );
     }
+    this.filesRead.add(real);
     return real;
   }
 

@@ -87,9 +87,18 @@ export function stdRecipeName(recipe: string): string | null {
   return m[1]!;
 }
 
-export async function runRecipe(opts: RunOptions): Promise<RunResult> {
-  const t0 = performance.now();
-  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+/** A resolved recipe: what to compile, and what it may touch on the host. */
+export interface RecipeSource {
+  entry: string;
+  /** The synthetic entry of a standard-library recipe. */
+  entrySource?: string | undefined;
+  /** A standard-library recipe's name, else null. */
+  std: string | null;
+  policy: PathPolicy;
+  outputDir: string;
+}
+
+export async function resolveRecipe(opts: Pick<RunOptions, 'recipe' | 'outputDir'>): Promise<RecipeSource> {
   const std = stdRecipeName(opts.recipe);
   const entry = std ? resolve(`guestsh-std-${std}.gfs.ts`) : resolve(opts.recipe);
   if (!std) {
@@ -99,56 +108,74 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   const outputDir = opts.outputDir ? resolve(opts.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-'));
   await mkdir(outputDir, { recursive: true });
   const policy = await PathPolicy.create(std ? process.cwd() : dirname(await realpath(entry)), outputDir);
+  return { entry, entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined, std, policy, outputDir };
+}
 
-  const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
-  const s = opts.session ?? new Session();
-  if (opts.verbose) {
+/** Wires -v and notices to `log`. */
+export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
+  if (verbose) {
     s.settings.verbose = true;
     s.settings.trace = true;
     s.on('trace', (l) => log(`trace: ${l}`));
     s.on('console', (l) => log(`console: ${l}`));
   }
   s.on('notice', (l) => log(l));
-  const setupFailure = (e: unknown): RunResult => ({
-    ok: false,
-    committed: false,
-    failure: { kind: 'error', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), location: null, recipeLocation: null, stack: '' },
-    outputDir,
-    calls: 0,
-    timings: { ...timings, totalMs: performance.now() - t0 },
-    exitCode: 4,
-  });
+}
+
+/** Adds the images and launches (unless `s` is already running), then mounts as -i / -m ask. */
+export async function openImages(s: Session, opts: Pick<RunOptions, 'images' | 'inspect' | 'mounts'>): Promise<void> {
+  if (s.state === 'config') {
+    for (const img of opts.images) await s.addDrive(img.path, { format: img.format, readonly: img.readonly });
+    await s.launch();
+  }
+  if (opts.inspect) await inspectMount(s);
+  for (const m of opts.mounts ?? []) {
+    if (m.fstype) await s.call('mount_vfs', [m.options ?? '', m.fstype, m.device, m.mountpoint]);
+    else await s.call('mount_options', [m.options ?? '', m.device, m.mountpoint]);
+  }
+}
+
+/** Exit status for a failed recipe: 3 time or memory limit, 2 compile or policy, else 1. */
+export function failureExitCode(f: RecipeFailure): number {
+  return f.kind === 'timeout' || f.kind === 'memory' ? 3 : f.kind === 'compile' || f.kind === 'policy' ? 2 : 1;
+}
+
+/** A setup error (launch, mount) reported as a failure of kind 'error'. */
+export function setupFailure(e: unknown): RecipeFailure {
+  return { kind: 'error', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), location: null, recipeLocation: null, stack: '' };
+}
+
+export async function runRecipe(opts: RunOptions): Promise<RunResult> {
+  const t0 = performance.now();
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const src = await resolveRecipe(opts);
+  const { outputDir } = src;
+
+  const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
+  const s = opts.session ?? new Session();
+  attachLog(s, log, opts.verbose);
   let committed = false;
   try {
     try {
       const tl = performance.now();
-      if (s.state === 'config') {
-        for (const img of opts.images) await s.addDrive(img.path, { format: img.format, readonly: img.readonly });
-        await s.launch();
-      }
+      await openImages(s, opts);
       timings.launchMs = performance.now() - tl;
-      if (opts.inspect) await inspectMount(s);
-      for (const m of opts.mounts ?? []) {
-        if (m.fstype) await s.call('mount_vfs', [m.options ?? '', m.fstype, m.device, m.mountpoint]);
-        else await s.call('mount_options', [m.options ?? '', m.device, m.mountpoint]);
-      }
     } catch (e) {
-      return setupFailure(e);
+      return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
     }
 
     const r = await runInSandbox({
-      entry,
-      entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined,
+      entry: src.entry,
+      entrySource: src.entrySource,
+      policy: src.policy,
       params: opts.params ?? {},
       target: s,
-      policy,
       memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
       timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       log,
     });
     Object.assign(timings, r.timings);
     if (!r.ok) {
-      const kind = r.failure!.kind;
       return {
         ok: false,
         committed: false,
@@ -156,7 +183,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
         outputDir,
         calls: r.calls,
         timings: { ...timings, totalMs: performance.now() - t0 },
-        exitCode: kind === 'timeout' || kind === 'memory' ? 3 : kind === 'compile' || kind === 'policy' ? 2 : 1,
+        exitCode: failureExitCode(r.failure!),
       };
     }
     let changes: FileChange[] | undefined;
@@ -170,8 +197,9 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     }
     return { ok: true, committed, value: r.value, changes, outputDir, calls: r.calls, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 0 };
   } finally {
-    // Anything not committed by shutdown() is discarded here.
-    if (!committed) await s.close();
+    // Anything not committed by shutdown() is discarded here; after a commit
+    // close() only removes the run directory.
+    await s.close();
   }
 }
 

@@ -76,6 +76,8 @@ export interface SandboxOptions {
   memoryMb: number;
   timeoutMs: number;
   log: (line: string) => void;
+  /** Stops the recipe (the isolate is disposed), e.g. Ctrl-C in watch mode. */
+  signal?: AbortSignal | undefined;
 }
 
 export interface SandboxTimings {
@@ -91,17 +93,21 @@ export interface SandboxResult {
   failure?: RecipeFailure;
   timings: SandboxTimings;
   calls: number;
+  /** The recipe's own module files this run loaded (not the standard library's). */
+  modules: string[];
 }
 
-// Compiled modules keyed by path and mtime (watch mode and repeated runs reuse them).
-const compileCache = new Map<string, { mtimeMs: number; mod: CompiledModule }>();
+// Compiled modules keyed by path, reused while the source text is the same
+// (watch mode and repeated runs). Keyed by content, not mtime: two saves
+// within one timestamp tick must not run a stale compile.
+const compileCache = new Map<string, { source: string; mod: CompiledModule }>();
 
 async function loadCompiled(path: string): Promise<CompiledModule> {
-  const st = await stat(path);
+  const source = await readFile(path, 'utf8');
   const hit = compileCache.get(path);
-  if (hit && hit.mtimeMs === st.mtimeMs) return hit.mod;
-  const mod = compileModule(path, await readFile(path, 'utf8'));
-  compileCache.set(path, { mtimeMs: st.mtimeMs, mod });
+  if (hit && hit.source === source) return hit.mod;
+  const mod = compileModule(path, source);
+  compileCache.set(path, { source, mod });
   return mod;
 }
 
@@ -183,12 +189,14 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
   const recipeRoot = opts.policy.roots.readDir;
   const recipeRootRaw = dirname(opts.entry);
   let calls = 0;
+  const ownModules = (): string[] => [...modules.keys()].filter((p) => isAbsolute(p) && !within(p, stdlibDir));
 
   const failure = (f: Partial<RecipeFailure> & Pick<RecipeFailure, 'kind' | 'name' | 'message'>): SandboxResult => ({
     ok: false,
     failure: { location: null, recipeLocation: null, stack: '', ...f },
     timings,
     calls,
+    modules: ownModules(),
   });
 
   // --- compile the entry (other modules compile as the resolver meets them) ---
@@ -213,6 +221,10 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
     if (!isolate.isDisposed) isolate.dispose();
   }, opts.timeoutMs);
   timer.unref?.();
+  const onAbort = (): void => {
+    if (!isolate.isDisposed) isolate.dispose();
+  };
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
 
   const api = createApi({
     call: async (name, args, optargs) => {
@@ -351,12 +363,13 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
       filename: 'guestsh:run',
     })) as { ok: boolean; value?: unknown; name?: string; message?: string; stack?: string; errno?: string };
     timings.runMs = performance.now() - t;
-    if (r.ok) return { ok: true, value: r.value, timings, calls };
+    if (r.ok) return { ok: true, value: r.value, timings, calls, modules: ownModules() };
     const mapped = mapStack(r.stack ?? '', modules);
     return failure({ kind: 'error', name: r.name ?? 'Error', message: hint(r.name ?? 'Error', r.message ?? ''), errno: r.errno, ...mapped });
   } catch (e) {
     timings.runMs ||= performance.now() - t;
     const m = e instanceof Error ? e.message : String(e);
+    if (opts.signal?.aborted) return failure({ kind: 'error', name: 'RecipeAborted', message: 'the run was stopped' });
     if (timedOut || /timed out/i.test(m)) {
       return failure({ kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` });
     }
@@ -366,6 +379,7 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
     return failure({ kind: 'error', name: (e as Error)?.name ?? 'Error', message: m, ...mapStack((e as Error)?.stack ?? '', modules) });
   } finally {
     clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
     hostCall.release();
     hostLog.release();
     if (!isolate.isDisposed) isolate.dispose();

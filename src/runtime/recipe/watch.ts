@@ -1,0 +1,219 @@
+// `guestsh run --watch`: one session, launched once; the recipe re-runs on
+// every save in its directory. Each run starts from the same state (a
+// savepoint taken after mounting) and ends with a list of what it changed,
+// then a rollback: nothing is ever committed, the image stays byte-identical.
+
+import { watch as watchFiles, type FSWatcher } from 'chokidar';
+import { basename, dirname, isAbsolute, relative } from 'node:path';
+import { Session } from '../session/session.js';
+import type { FileChange } from '../session/changes.js';
+import { UsageError } from '../errors.js';
+import {
+  attachLog,
+  DEFAULT_MEMORY_MB,
+  DEFAULT_TIMEOUT_MS,
+  failureExitCode,
+  openImages,
+  resolveRecipe,
+  type RunOptions,
+  setupFailure,
+  stdRecipeName,
+} from './run.js';
+import { type RecipeFailure, runInSandbox } from './sandbox.js';
+
+export interface WatchOptions extends Omit<RunOptions, 'dryRun' | 'session'> {
+  /** Ends the loop; the session is then discarded. */
+  signal: AbortSignal;
+  /** Called after every run (and once if the setup fails). */
+  onRun: (run: WatchRun) => void;
+  /** Called once the first run is done and the watcher is listening. */
+  onWatching?: ((dir: string) => void) | undefined;
+  /** Quiet time after the last file event before a run starts (default 150 ms). */
+  debounceMs?: number | undefined;
+}
+
+export interface WatchRun {
+  /** 1, 2, …; 0 for a failed setup (launch or mount). */
+  run: number;
+  /** The file whose change started this run (relative to the recipe's directory); null for the first. */
+  trigger: string | null;
+  ok: boolean;
+  failure?: RecipeFailure | undefined;
+  /** Files the run added, removed or modified (each run starts from the same state). */
+  changes: FileChange[];
+  /** Read-only images: there is nothing to compare or roll back. */
+  readOnly: boolean;
+  calls: number;
+  /** Recipe start to rollback done. */
+  ms: number;
+  /** What the CLI exits with if this is the last run. */
+  exitCode: number;
+}
+
+const BASE = 'guestsh-watch-base';
+
+/** Runs until `signal` aborts; resolves with the exit status (0, or 4 if the setup failed). */
+export async function watchRecipe(opts: WatchOptions): Promise<number> {
+  if (stdRecipeName(opts.recipe)) {
+    throw new UsageError(`--watch re-runs a recipe file when it is saved; '${opts.recipe}' is part of guestsh (wrap it: export { default } from '${opts.recipe}')`);
+  }
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  const src = await resolveRecipe(opts);
+  const dir = src.policy.roots.readDir;
+  const s = new Session();
+  attachLog(s, log, opts.verbose);
+  let watcher: FSWatcher | null = null;
+  // Ctrl-C ends a run in flight at once: closing the session fails its calls.
+  let closing: Promise<void> | null = null;
+  const closeNow = (): Promise<void> => (closing ??= s.close());
+  opts.signal.addEventListener('abort', () => void closeNow().catch(() => {}), { once: true });
+  try {
+    let baseMounts: [string, string][];
+    let writable: boolean;
+    try {
+      await openImages(s, opts);
+      writable = s.drives.some((d) => d.tx !== null);
+      if (writable) await s.g.savepoint(BASE);
+      baseMounts = Object.entries((await s.call('mountpoints')) as Record<string, string>).sort(([, a], [, b]) => a.length - b.length);
+    } catch (e) {
+      if (opts.signal.aborted) return 0;
+      opts.onRun({ run: 0, trigger: null, ok: false, failure: setupFailure(e), changes: [], readOnly: false, calls: 0, ms: 0, exitCode: 4 });
+      return 4;
+    }
+
+    // What a run depends on: its entry, the modules it imported and the host
+    // files it read (uploads). A set that only grows: a module a broken run
+    // did not reach still matters for the next one.
+    const inputs = new Set<string>([src.entry]);
+    const dirsWatched = new Set<string>();
+    const track = (files: Iterable<string>): void => {
+      for (const f of files) inputs.add(f);
+      if (!watcher) return;
+      for (const d of new Set([...inputs].map(dirname))) {
+        if (!dirsWatched.has(d)) watcher.add(d);
+        dirsWatched.add(d);
+      }
+    };
+    let n = 0;
+    const runOnce = async (trigger: string | null): Promise<void> => {
+      try {
+        await runAndReset(trigger);
+      } catch (e) {
+        if (!opts.signal.aborted) throw e;
+      }
+    };
+    const runAndReset = async (trigger: string | null): Promise<void> => {
+      const t0 = performance.now();
+      const r = await runInSandbox({
+        entry: src.entry,
+        policy: src.policy,
+        params: opts.params ?? {},
+        target: s,
+        memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
+        timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+        log,
+        signal: opts.signal,
+      });
+      if (opts.signal.aborted) return;
+      track([...r.modules, ...src.policy.filesRead]);
+      if (r.failure?.location && isAbsolute(r.failure.location.file)) track([r.failure.location.file]);
+      let changes: FileChange[] = [];
+      if (writable) {
+        // A failed run's partial changes are listed too: they are what it did before failing.
+        changes = await s.changes();
+        // Back to the savepoint, mounted as after setup, whatever the recipe mounted or unmounted.
+        await s.call('umount_all');
+        await s.g.rollbackTo(BASE);
+        for (const [device, mountpoint] of baseMounts) await s.call('mount', [device, mountpoint]);
+      }
+      opts.onRun({
+        run: ++n,
+        trigger,
+        ok: r.ok,
+        failure: r.failure,
+        changes,
+        readOnly: !writable,
+        calls: r.calls,
+        ms: performance.now() - t0,
+        exitCode: r.ok ? 0 : failureExitCode(r.failure!),
+      });
+    };
+
+    await runOnce(null);
+    if (opts.signal.aborted) return 0;
+
+    // Saves arrive as bursts of events (editors write, rename, chmod): one run
+    // per burst, and a save during a run queues exactly one more run.
+    let pending: string | null = null;
+    let timer: NodeJS.Timeout | null = null;
+    let running: Promise<void> = Promise.resolve();
+    let busy = false;
+    let failed: unknown = null;
+    const kick = (): void => {
+      if (busy || pending === null || opts.signal.aborted) return;
+      const trigger = pending;
+      pending = null;
+      busy = true;
+      running = runOnce(trigger)
+        .catch((e: unknown) => {
+          failed = e;
+          stop();
+        })
+        .finally(() => {
+          busy = false;
+          kick();
+        });
+    };
+    let stop: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+      opts.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    if (opts.signal.aborted) return 0;
+
+    // The directories of those files, not the files: editors save by
+    // renaming a new file over the old one, which a watch on the file misses.
+    watcher = watchFiles([...new Set([...inputs].map(dirname))], { ignoreInitial: true, depth: 0 });
+    for (const f of inputs) dirsWatched.add(dirname(f));
+    watcher.on('all', (_event, path) => {
+      if (!inputs.has(path)) return;
+      pending = relative(dir, path) || basename(path);
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(kick, opts.debounceMs ?? 150);
+    });
+    await new Promise<void>((resolve, reject) => {
+      watcher!.once('ready', resolve);
+      watcher!.once('error', reject);
+    });
+    opts.onWatching?.(dir);
+
+    await stopped;
+    if (timer) clearTimeout(timer);
+    await watcher.close();
+    watcher = null;
+    await running;
+    if (failed) throw failed;
+    return 0;
+  } finally {
+    await watcher?.close();
+    await closeNow(); // discards: watch mode never writes the image
+  }
+}
+
+/** One run as the terminal shows it: a headline and at most `max` changed files. */
+export function formatWatchRun(r: WatchRun, max = 20): string {
+  const head = r.run === 0 ? 'setup' : `run ${r.run}${r.trigger ? ` (${r.trigger} changed)` : ''}`;
+  const lines: string[] = [];
+  const secs = (r.ms / 1000).toFixed(1);
+  if (r.ok) {
+    lines.push(`[watch] ${head}: ok in ${secs} s, ${r.calls} call(s), ${r.readOnly ? 'read-only images' : `${r.changes.length} file(s) changed, rolled back`}`);
+  } else {
+    const f = r.failure!;
+    const where = f.recipeLocation ?? f.location;
+    lines.push(`[watch] ${head}: failed: ${where ? `${where.file}:${where.line}:${where.column}: ` : ''}${f.name && f.name !== 'Error' ? `${f.name}: ` : ''}${f.message}`);
+    if (r.changes.length) lines.push(`[watch] before failing it changed ${r.changes.length} file(s), rolled back:`);
+  }
+  for (const c of r.changes.slice(0, max)) lines.push(`  ${c.change.padEnd(8)} ${c.filesystem}:${c.path}`);
+  if (r.changes.length > max) lines.push(`  … and ${r.changes.length - max} more`);
+  return lines.join('\n');
+}

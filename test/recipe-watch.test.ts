@@ -1,0 +1,192 @@
+// `guestsh run --watch` through the CLI, as a user runs it: every save of the
+// recipe, of a module it imports or of a file it uploads starts a run from
+// the same state; each run reports what it changed and is rolled back; a
+// broken save reports its error and the loop goes on; Ctrl-C (SIGINT to the
+// CLI) ends it with the image byte-identical and nothing left behind.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ensureGuest } from '../testdata/index.js';
+import { CLI, isolatedTmpdir, sha256 } from './helpers.js';
+
+const tmp = isolatedTmpdir();
+let img = '';
+let baseSha = '';
+const recipeDir = join(tmp.dir, 'recipes');
+const entry = join(recipeDir, 'watch.gfs.ts');
+const lib = join(recipeDir, 'lib.gfs.ts');
+const data = join(recipeDir, 'data.txt');
+
+interface Change {
+  filesystem: string;
+  path: string;
+  change: string;
+}
+interface WatchRun {
+  run: number;
+  trigger: string | null;
+  ok: boolean;
+  failure?: { kind: string; message: string; location: { file: string; line: number } | null };
+  changes: Change[];
+  exitCode: number;
+}
+
+/** The CLI in watch mode, its JSON lines collected as they come. */
+class WatchCli {
+  readonly proc: ChildProcess;
+  readonly runs: WatchRun[] = [];
+  stderr = '';
+  private waiters: (() => void)[] = [];
+  readonly exited: Promise<number | null>;
+
+  constructor(args: string[]) {
+    this.proc = spawn('node', [CLI, 'run', '--watch', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let buf = '';
+    this.proc.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let nl: number;
+      while ((nl = buf.indexOf('\n')) >= 0) {
+        this.runs.push(JSON.parse(buf.slice(0, nl)) as WatchRun);
+        buf = buf.slice(nl + 1);
+        this.wake();
+      }
+    });
+    this.proc.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+      this.wake();
+    });
+    this.exited = new Promise((resolve) => this.proc.on('exit', (code) => resolve(code)));
+  }
+
+  private wake(): void {
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  /** Waits (bounded) until `ready()` holds, re-checking whenever output arrives. */
+  async until(what: string, ready: () => boolean, timeoutMs = 240_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!ready()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr:\n${this.stderr}`);
+      if (this.proc.exitCode !== null) throw new Error(`guestsh exited (${this.proc.exitCode}) while waiting for ${what}; stderr:\n${this.stderr}`);
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 1000);
+      });
+    }
+  }
+
+  /** The next run's report, after `edit` is saved. */
+  async runAfter(edit: () => void): Promise<WatchRun> {
+    const before = this.runs.length;
+    edit();
+    await this.until(`run ${before + 1}`, () => this.runs.length > before);
+    return this.runs[before]!;
+  }
+}
+
+const paths = (r: WatchRun): string[] => r.changes.map((c) => `${c.change} ${c.filesystem}:${c.path}`);
+
+let cli: WatchCli | null = null;
+
+beforeAll(async () => {
+  img = join(tmp.dir, 'watch.qcow2');
+  execFileSync('cp', ['--sparse=always', (await ensureGuest('debian')).qcow2, img]);
+  baseSha = await sha256(img);
+  mkdirSync(recipeDir);
+  writeFileSync(lib, "export async function mark(g: any, x: string) { await g.write('/etc/watch-' + x, x); }\n");
+  writeFileSync(data, 'data 1\n');
+  writeFileSync(entry, recipe('a'));
+}, 600_000);
+
+afterAll(async () => {
+  if (cli && cli.proc.exitCode === null) {
+    cli.proc.kill('SIGKILL');
+    await cli.exited;
+  }
+  tmp.restore();
+});
+
+function recipe(mark: string): string {
+  return `import { mark } from './lib.gfs.ts';
+export default async ({ g }: any) => {
+  await mark(g, '${mark}');
+  await g.upload('data.txt', '/etc/watch-data');
+};
+`;
+}
+
+describe('guestsh run --watch', () => {
+  it('runs once at start, then once per save, each from the same state', async () => {
+    cli = new WatchCli(['-a', img, '-m', '/dev/sda2:/', entry]);
+    await cli.until('the first run and the watcher', () => cli!.runs.length >= 1 && /watching/.test(cli!.stderr));
+    const first = cli.runs[0]!;
+    expect(first).toMatchObject({ run: 1, trigger: null, ok: true, exitCode: 0 });
+    expect(paths(first)).toEqual(['added /dev/sda2:/etc/watch-a', 'added /dev/sda2:/etc/watch-data']);
+
+    // The entry changed: watch-a is gone (rolled back), watch-b is new.
+    const second = await cli.runAfter(() => writeFileSync(entry, recipe('b')));
+    expect(second).toMatchObject({ run: 2, trigger: 'watch.gfs.ts', ok: true });
+    expect(paths(second)).toEqual(['added /dev/sda2:/etc/watch-b', 'added /dev/sda2:/etc/watch-data']);
+  }, 600_000);
+
+  it('re-runs when an imported module or an uploaded file is saved', async () => {
+    const third = await cli!.runAfter(() =>
+      writeFileSync(lib, "export async function mark(g: any, x: string) { await g.write('/etc/watch-lib-' + x, x); }\n"),
+    );
+    expect(third).toMatchObject({ trigger: 'lib.gfs.ts', ok: true });
+    expect(paths(third)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-b']);
+
+    const fourth = await cli!.runAfter(() => writeFileSync(data, 'data 2\n'));
+    expect(fourth).toMatchObject({ trigger: 'data.txt', ok: true });
+    expect(paths(fourth)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-b']);
+  }, 600_000);
+
+  it('a broken save reports its error with the line, changes nothing, and the loop goes on', async () => {
+    const broken = await cli!.runAfter(() => writeFileSync(entry, 'export default async ({ g }: any) => {\n  await g.write("/etc/x", ;\n};\n'));
+    expect(broken.ok).toBe(false);
+    expect(broken.failure!.kind).toBe('compile');
+    expect(broken.failure!.location).toMatchObject({ file: expect.stringMatching(/watch\.gfs\.ts$/), line: 2 });
+    expect(broken.exitCode).toBe(2);
+    expect(broken.changes).toEqual([]);
+
+    // A run that fails half-way lists what it did before failing; that is rolled back too.
+    const failing = await cli!.runAfter(() =>
+      writeFileSync(entry, "export default async ({ g }: any) => {\n  await g.write('/etc/half', 'x');\n  throw new Error('stop here');\n};\n"),
+    );
+    expect(failing).toMatchObject({ ok: false, exitCode: 1 });
+    expect(failing.failure!.message).toBe('stop here');
+    expect(failing.failure!.location).toMatchObject({ line: 3 });
+    expect(paths(failing)).toEqual(['added /dev/sda2:/etc/half']);
+
+    const fixed = await cli!.runAfter(() => writeFileSync(entry, recipe('c')));
+    expect(fixed.ok).toBe(true);
+    expect(paths(fixed)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-c']);
+  }, 600_000);
+
+  it('Ctrl-C ends it: exit 0, the image byte-identical, nothing left behind', async () => {
+    cli!.proc.kill('SIGINT');
+    const code = await Promise.race([cli!.exited, new Promise((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+    expect(code).toBe(0);
+    expect(await sha256(img)).toBe(baseSha);
+    expect(readdirSync(tmp.dir).filter((f) => f.includes('guestsh-'))).toEqual([]);
+    expect(existsSync(`${img}.guestsh-overlay`)).toBe(false);
+    expect(existsSync(`${img}.guestsh-lock`)).toBe(false);
+    // No qemu of this test is left (its command line names the test's temp dir).
+    let qemus = '';
+    try {
+      qemus = execFileSync('pgrep', ['-af', `qemu-system.*${tmp.dir}`]).toString();
+    } catch {
+      // pgrep exits 1 when nothing matches.
+    }
+    expect(qemus).toBe('');
+  }, 120_000);
+
+  it('refuses a standard-library recipe (there is no file to watch) with a one-line error', async () => {
+    const { guestsh } = await import('./helpers.js');
+    const r = await guestsh(['run', '--watch', '-a', img, 'guestsh/sysprep']);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/--watch re-runs a recipe file/);
+  }, 120_000);
+});
