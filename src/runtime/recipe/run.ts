@@ -2,7 +2,7 @@
 // its sandbox, then commit (shutdown) on success or discard (close) on any
 // failure, so an image is changed completely or not at all.
 
-import { mkdir, mkdtemp, realpath, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Session } from '../session/session.js';
@@ -96,6 +96,13 @@ export interface RecipeSource {
   std: string | null;
   policy: PathPolicy;
   outputDir: string;
+  /** The output directory is a temp dir made for this run (removed at the end if the recipe left it empty). */
+  outputIsTemp: boolean;
+}
+
+/** Removes a run's temp output directory if the recipe wrote nothing there. */
+export async function releaseOutputDir(src: RecipeSource): Promise<void> {
+  if (src.outputIsTemp && (await readdir(src.outputDir)).length === 0) await rm(src.outputDir, { recursive: true, force: true });
 }
 
 export async function resolveRecipe(opts: Pick<RunOptions, 'recipe' | 'outputDir'>): Promise<RecipeSource> {
@@ -108,7 +115,7 @@ export async function resolveRecipe(opts: Pick<RunOptions, 'recipe' | 'outputDir
   const outputDir = opts.outputDir ? resolve(opts.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-'));
   await mkdir(outputDir, { recursive: true });
   const policy = await PathPolicy.create(std ? process.cwd() : dirname(await realpath(entry)), outputDir);
-  return { entry, entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined, std, policy, outputDir };
+  return { entry, entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined, std, policy, outputDir, outputIsTemp: !opts.outputDir };
 }
 
 /** Wires -v and notices to `log`. */
@@ -200,6 +207,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     // Anything not committed by shutdown() is discarded here; after a commit
     // close() only removes the run directory.
     await s.close();
+    await releaseOutputDir(src);
   }
 }
 

@@ -14,6 +14,7 @@ import {
   DEFAULT_TIMEOUT_MS,
   failureExitCode,
   openImages,
+  releaseOutputDir,
   resolveRecipe,
   type RunOptions,
   setupFailure,
@@ -197,6 +198,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
   } finally {
     await watcher?.close();
     await closeNow(); // discards: watch mode never writes the image
+    await releaseOutputDir(src);
   }
 }
 
