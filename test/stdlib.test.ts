@@ -1,14 +1,16 @@
 // Every standard-library operation on a per-test copy of the Debian guest,
 // run inside the recipe sandbox, with the guest's files checked before and after.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/index.js';
 import { PathPolicy } from '../src/runtime/recipe/policy.js';
 import { runInSandbox } from '../src/runtime/recipe/sandbox.js';
 import type { Change } from '../src/stdlib/util.js';
-import { defaultOperations, listOperations } from '../src/stdlib/sysprep.js';
+import { defaultOperations, listOperations, notBuilt, selectOperations } from '../src/stdlib/sysprep.js';
+import { parsePasswordSelector } from '../src/stdlib/customize.js';
+import { findAptSource } from '../testdata/apt-mirror.js';
 import { ensureImage } from '../testdata/index.js';
 import { isolatedTmpdir } from './helpers.js';
 
@@ -23,33 +25,54 @@ beforeAll(async () => {
 type G = Session['g'];
 let n = 0;
 
+interface Extra {
+  /** The run's output directory (recipes may read files there too). */
+  out: string;
+  /** Runs a recipe file beside this test's recipes with params. */
+  recipe: (file: string, params: Record<string, string>) => Promise<unknown>;
+}
+
 /** A fresh copy of the guest, mounted, for one test. */
-async function withGuest(f: (g: G, call: (module: string, fn: string, ...args: unknown[]) => Promise<unknown>, s: Session) => Promise<void>): Promise<void> {
+async function withGuest(
+  f: (g: G, call: (module: string, fn: string, ...args: unknown[]) => Promise<unknown>, s: Session, extra: Extra) => Promise<void>,
+  opts: { network?: boolean; timeoutMs?: number; image?: 'lvm' } = {},
+): Promise<void> {
   const img = join(tmp.dir, `g${n++}.img`);
-  execFileSync('cp', ['--sparse=always', base, img]);
+  execFileSync('cp', ['--sparse=always', opts.image ? await ensureImage(opts.image) : base, img]);
   const s = new Session();
+  if (opts.network) s.settings.network = true;
   const out = mkdtempSync(join(tmp.dir, 'out-'));
   try {
     await s.addDrive(img, { format: 'raw' });
     await s.launch();
-    await s.g.mount('/dev/sda2', '/');
-    await s.g.mount('/dev/sda1', '/boot');
+    if (opts.image) {
+      // Mounted as the guest boots (by inspection).
+      const [root] = await s.g.inspectOs();
+      const mps = Object.entries(await s.g.inspectGetMountpoints(root!)).sort((a, b) => a[0].length - b[0].length);
+      for (const [mp, dev] of mps) await s.g.mount(dev, mp);
+    } else {
+      await s.g.mount('/dev/sda2', '/');
+      await s.g.mount('/dev/sda1', '/boot');
+    }
     const policy = await PathPolicy.create(recipes, out);
-    const call = async (module: string, fn: string, ...args: unknown[]): Promise<unknown> => {
-      const extra = fn === 'edit' ? { from: args[1] as string, to: args[2] as string } : {};
+    const recipe = async (file: string, params: Record<string, string>): Promise<unknown> => {
       const r = await runInSandbox({
-        entry: join(recipes, 'stdlib-call.gfs.ts'),
-        params: { module, fn, args: JSON.stringify(fn === 'edit' ? [args[0]] : args), ...extra },
+        entry: join(recipes, file),
+        params,
         target: s,
         policy,
         memoryMb: 128,
-        timeoutMs: 120_000,
+        timeoutMs: opts.timeoutMs ?? 120_000,
         log: () => {},
       });
-      if (!r.ok) throw new Error(`${module}.${fn}: ${r.failure!.message}\n${r.failure!.stack}`);
+      if (!r.ok) throw new Error(`${file} ${JSON.stringify(params)}: ${r.failure!.message}\n${r.failure!.stack}`);
       return r.value;
     };
-    await f(s.g, call, s);
+    const call = async (module: string, fn: string, ...args: unknown[]): Promise<unknown> => {
+      const extra = fn === 'edit' ? { from: args[1] as string, to: args[2] as string } : {};
+      return recipe('stdlib-call.gfs.ts', { module, fn, args: JSON.stringify(fn === 'edit' ? [args[0]] : args), ...extra });
+    };
+    await f(s.g, call, s, { out, recipe });
   } finally {
     await s.close();
     execFileSync('rm', ['-f', img]);
@@ -86,7 +109,7 @@ describe('sysprep operations', () => {
     'firewall-rules': { remove: ['/etc/iptables/rules.v4', '/etc/sysconfig/iptables'] },
     'ipa-client': { remove: ['/etc/ipa/ca.crt', '/etc/ipa/default.conf'] },
     'kerberos-data': { remove: ['/var/kerberos/krb5kdc/principal', '/etc/krb5.keytab'], keep: ['/var/kerberos/krb5kdc/kdc.conf', '/var/kerberos/krb5kdc/kadm5.acl'] },
-    'kerberos-hostkeys': { remove: ['/etc/krb5.keytab', '/etc/krb5.keytab.old'] },
+    'kerberos-hostkeytab': { remove: ['/etc/krb5.keytab', '/etc/krb5.keytab.old'] },
     logfiles: { remove: ['/var/log/syslog', '/var/log/auth.log.1', '/var/log/apt/history.log', '/var/log/dpkg.log', '/var/log/journal/abc/system.journal', '/var/log/wtmp'], keep: ['/var/log', '/var/log/apt'] },
     'lvm-system-devices': { remove: ['/etc/lvm/devices/system.devices'] },
     'mail-spool': { remove: ['/var/mail/demo', '/var/mail/root'] },
@@ -186,7 +209,8 @@ describe('sysprep operations', () => {
   });
 
   it("the default set is virt-sysprep's and leaves accounts alone", async () => {
-    expect(listOperations().filter((o) => !o.isDefault).map((o) => o.name)).toEqual(['ca-certificates', 'firewall-rules', 'lvm-uuids', 'user-account']);
+    // virt-sysprep 1.48's own non-default set.
+    expect(listOperations().filter((o) => !o.isDefault).map((o) => o.name)).toEqual(['ca-certificates', 'firewall-rules', 'flag-reconfiguration', 'fs-uuids', 'kerberos-data', 'user-account']);
     await withGuest(async (g, call) => {
       await seed(g, {
         '/etc/machine-id': 'abc\n',
@@ -388,6 +412,271 @@ describe('hardening', () => {
         expect.arrayContaining(['/etc/shadow mode 0666 → 0640', '/home/demo mode 0777 → 0755', '/root mode 0755 → 0700']),
       );
       expect(await call('hardening', 'permissionFixes')).toEqual([]);
+    });
+  });
+});
+
+// virt-sysprep 1.48's operations (`virt-sysprep --list-operations`), names only.
+const SYSPREP_148 = [
+  'abrt-data', 'backup-files', 'bash-history', 'blkid-tab', 'ca-certificates', 'crash-data', 'cron-spool', 'customize',
+  'dhcp-client-state', 'dhcp-server-state', 'dovecot-data', 'firewall-rules', 'flag-reconfiguration', 'fs-uuids', 'ipa-client',
+  'kerberos-data', 'kerberos-hostkeytab', 'logfiles', 'lvm-uuids', 'machine-id', 'mail-spool', 'net-hostname', 'net-hwaddr',
+  'net-nmconn', 'pacct-log', 'package-manager-cache', 'pam-data', 'passwd-backups', 'puppet-data-log', 'rh-subscription-manager',
+  'rhn-systemid', 'rpm-db', 'samba-db-log', 'script', 'smolt-uuid', 'ssh-hostkeys', 'ssh-userdir', 'sssd-db-log', 'tmp-files',
+  'udev-persistent-net', 'user-account', 'utmp', 'yum-uuid',
+];
+const SYSPREP_148_NOT_DEFAULT = ['ca-certificates', 'firewall-rules', 'flag-reconfiguration', 'fs-uuids', 'kerberos-data', 'user-account'];
+
+const shq = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+const shadowField = async (g: G, u: string): Promise<string> => (await g.cat('/etc/shadow')).split('\n').find((l) => l.startsWith(`${u}:`))!.split(':')[1]!;
+/** Whether the guest's own crypt(3) (through perl, which Debian always has) accepts the password for the user's hash. */
+const passwordVerifies = async (g: G, u: string, pw: string): Promise<boolean> =>
+  (await g.sh(`perl -e 'print crypt($ARGV[0], $ARGV[1]) eq $ARGV[1] ? "yes" : "no"' ${shq(pw)} ${shq(await shadowField(g, u))}`)) === 'yes';
+/** dpkg's two-letter state ("ii" installed, "rc" removed with configuration), or "none" when dpkg has no record or only "un" (purged). */
+const dpkgStatus = async (g: G, pkg: string): Promise<string> => {
+  const st = (await g.sh(`dpkg-query -W -f '\${db:Status-Abbrev}' ${pkg} 2>/dev/null || echo none`)).trim();
+  return st === 'un' ? 'none' : st;
+};
+
+describe('sysprep: coverage of virt-sysprep 1.48', () => {
+  it('every 1.48 operation is built or listed as not built with a reason; the default set matches', () => {
+    const built = listOperations().map((o) => o.name);
+    const missing = SYSPREP_148.filter((n) => !built.includes(n) && !(n in notBuilt()));
+    expect(missing).toEqual([]);
+    expect(Object.keys(notBuilt())).toEqual(['script']);
+    expect(notBuilt()['script']).toMatch(/recipe/);
+    expect(() => selectOperations({ operations: ['script'] })).toThrow(/'script' is not built in guestsh: .*FUSE/);
+    // The earlier name still selects the operation.
+    expect(selectOperations({ operations: ['kerberos-hostkeys'] })).toEqual(['kerberos-hostkeytab']);
+    const expectedDefaults = SYSPREP_148.filter((n) => !SYSPREP_148_NOT_DEFAULT.includes(n) && n !== 'script');
+    expect(defaultOperations.filter((n) => n !== 'lvm-system-devices').slice().sort()).toEqual(expectedDefaults.slice().sort());
+  });
+
+  it('lvm-uuids on the LVM guest: new PV and VG UUIDs although its LVs are mounted; mounted again after', async () => {
+    await withGuest(
+      async (g, call) => {
+        const pvs = await g.pvs();
+        const vgs = await g.vgs();
+        expect(vgs.length).toBeGreaterThan(0);
+        const ids = async (): Promise<string[]> => [...(await Promise.all(pvs.map((p) => g.pvuuid(p)))), ...(await Promise.all(vgs.map((v) => g.vguuid(v))))];
+        const before = await ids();
+        const mounts = await g.mountpoints();
+        const hostname = await g.cat('/etc/hostname');
+        const changes = (await call('sysprep', 'lvmUuids')) as Change[];
+        const after = await ids();
+        after.forEach((u, i) => expect(u).not.toBe(before[i]));
+        expect(changes.map((c) => c.path)).toEqual([...pvs, ...vgs]);
+        expect(await g.mountpoints()).toEqual(mounts);
+        expect(await g.cat('/etc/hostname')).toBe(hostname);
+      },
+      { image: 'lvm' },
+    );
+  });
+
+  it('flag-reconfiguration touches /.unconfigured once', async () => {
+    await withGuest(async (g, call) => {
+      expect(await g.exists('/.unconfigured')).toBe(false);
+      expect(await call('sysprep', 'flagReconfiguration')).toEqual([{ op: 'flag-reconfiguration', action: 'created', path: '/.unconfigured' }]);
+      expect(await g.isFile('/.unconfigured')).toBe(true);
+      expect(await call('sysprep', 'flagReconfiguration')).toEqual([]);
+    });
+  });
+
+  it('fs-uuids: both filesystems get new UUIDs, fstab follows, the guest is mounted again where it was', async () => {
+    await withGuest(async (g, call) => {
+      const before = { boot: await g.vfsUuid('/dev/sda1'), root: await g.vfsUuid('/dev/sda2') };
+      const fstab = await g.cat('/etc/fstab');
+      expect(fstab).toContain(`UUID=${before.root}\t/\t`);
+      expect(fstab).toContain(`UUID=${before.boot}\t/boot\t`);
+      const changes = (await call('sysprep', 'fsUuids')) as Change[];
+      const after = { boot: await g.vfsUuid('/dev/sda1'), root: await g.vfsUuid('/dev/sda2') };
+      expect(after.boot).not.toBe(before.boot);
+      expect(after.root).not.toBe(before.root);
+      expect(after.root).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      expect(await g.mountpoints()).toEqual({ '/dev/sda2': '/', '/dev/sda1': '/boot' });
+      expect(await g.cat('/etc/fstab')).toBe(fstab.replace(before.root, after.root).replace(before.boot, after.boot));
+      expect(changes.map((c) => `${c.action} ${c.path}`).sort()).toEqual(['changed-uuid /dev/sda1', 'changed-uuid /dev/sda2', 'modified /etc/fstab']);
+      expect(changes.find((c) => c.path === '/dev/sda2')!.detail).toBe(`${before.root} → ${after.root}`);
+      // fstab's mode and owner are kept.
+      const st = await g.statns('/etc/fstab');
+      expect([st.st_mode & 0o7777n, st.st_uid]).toEqual([0o644n, 0n]);
+    });
+  });
+
+  it('customize runs after the removals, so nothing undoes it (ssh-userdir, tmp-files)', async () => {
+    await withGuest(async (g, _call, _s, { recipe }) => {
+      await seed(g, { '/home/demo/.ssh/authorized_keys': 'old-key\n', '/tmp/stale': 'x' });
+      const changes = (await recipe('sysprep-customize.gfs.ts', {})) as Change[];
+      expect(changes.map((c) => c.op)).toEqual(['ssh-userdir', 'tmp-files', 'ssh-inject', 'ssh-inject', 'write']);
+      expect(await g.cat('/home/demo/.ssh/authorized_keys')).toBe('ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAISysprepCustomize000000000000000000000000 sysprep@test\n');
+      expect(await g.ls('/tmp')).toEqual(['written-by-customize']);
+    });
+  });
+
+  it('the guestsh/sysprep ready recipe takes customize params; unknown params are refused', async () => {
+    await withGuest(async (g, _call, _s, { recipe }) => {
+      await seed(g, { '/var/log/syslog': 'log\n' });
+      const changes = (await recipe('std-recipe.gfs.ts', { module: 'sysprep', operations: 'logfiles,customize', hostname: 'cloned', 'append-line': '/etc/motd:prepared' })) as Change[];
+      expect([...new Set(changes.map((c) => c.op))]).toEqual(['logfiles', 'hostname', 'append-line']);
+      expect([await g.exists('/var/log/syslog'), await g.cat('/etc/hostname'), (await g.cat('/etc/motd')).endsWith('prepared\n')]).toEqual([false, 'cloned\n', true]);
+      await expect(recipe('std-recipe.gfs.ts', { module: 'sysprep', hostnam: 'x' })).rejects.toThrow(/unknown param 'hostnam'/);
+    });
+  });
+});
+
+describe('customize: the remaining virt-customize operations', () => {
+  it('scrub removes a regular file (refuses directories and symlinks; a missing file is no change)', async () => {
+    await withGuest(async (g, call) => {
+      await seed(g, { '/root/secret.key': 'secret material\n', '/srv/d/x': 'x' });
+      expect(await call('customize', 'scrub', '/root/secret.key')).toEqual([{ op: 'scrub', action: 'removed', path: '/root/secret.key', detail: 'scrubbed' }]);
+      expect(await g.exists('/root/secret.key')).toBe(false);
+      await expect(call('customize', 'scrub', '/srv/d')).rejects.toThrow(/is a directory/);
+      expect(await g.exists('/srv/d/x')).toBe(true);
+      await g.lnS('/etc/hostname', '/srv/link');
+      await expect(call('customize', 'scrub', '/srv/link')).rejects.toThrow(/symbolic link/);
+      expect(await g.cat('/etc/hostname')).toBe('guestsh-demo\n');
+      expect(await call('customize', 'scrub', '/root/secret.key')).toEqual([]);
+    });
+  });
+
+  it('truncate-recursive empties every regular file below, not symlink targets', async () => {
+    await withGuest(async (g, call) => {
+      await seed(g, { '/srv/t/a': 'aaa', '/srv/t/sub/b': 'bbb', '/srv/t/empty': '' });
+      await g.lnS('/etc/hostname', '/srv/t/sub/link');
+      const changes = (await call('customize', 'truncateRecursive', '/srv/t')) as Change[];
+      expect(changes.map((c) => c.path).sort()).toEqual(['/srv/t/a', '/srv/t/sub/b']);
+      for (const f of ['/srv/t/a', '/srv/t/sub/b', '/srv/t/empty']) expect((await g.statns(f)).st_size).toBe(0n);
+      expect(await g.cat('/etc/hostname')).toBe('guestsh-demo\n');
+      expect(await g.readlink('/srv/t/sub/link')).toBe('/etc/hostname');
+      await expect(call('customize', 'truncateRecursive', '/srv/nothing')).rejects.toThrow(/does not exist/);
+    });
+  });
+
+  it('password selectors: random (from the guest, shown in the change), file, crypto methods; the guest crypt accepts each', async () => {
+    await withGuest(async (g, call) => {
+      const r = (await call('customize', 'rootPassword', { random: true })) as Change[];
+      const m = /^root: random password: ([A-Za-z0-9]{16})$/.exec(r[0]!.detail!);
+      expect(m).not.toBeNull();
+      expect(await passwordVerifies(g, 'root', m![1]!)).toBe(true);
+      expect(await passwordVerifies(g, 'root', 'wrong')).toBe(false);
+      // Two random passwords differ.
+      const r2 = (await call('customize', 'password', 'demo', { random: true, crypto: 'sha512' })) as Change[];
+      const pw2 = /random password: ([A-Za-z0-9]{16})/.exec(r2[0]!.detail!)![1]!;
+      expect(pw2).not.toBe(m![1]);
+      expect(await shadowField(g, 'demo')).toMatch(/^\$6\$/);
+      expect(await passwordVerifies(g, 'demo', pw2)).toBe(true);
+      // file: the first line of a file beside the recipe.
+      await call('customize', 'password', 'demo', { file: 'password.txt', crypto: 'md5' });
+      expect(await shadowField(g, 'demo')).toMatch(/^\$1\$/);
+      expect(await passwordVerifies(g, 'demo', 'from-a-file-Pw1')).toBe(true);
+      await call('customize', 'password', 'demo', { password: 'plain', crypto: 'sha256', locked: true });
+      expect(await shadowField(g, 'demo')).toMatch(/^!\$5\$/);
+      expect(await g.ls('/tmp')).toEqual([]);
+      // virt-builder's selector syntax, as the ready recipe reads it.
+      expect(parsePasswordSelector('random')).toEqual({ random: true });
+      expect(parsePasswordSelector('locked:file:pw.txt', 'sha512')).toEqual({ file: 'pw.txt', crypto: 'sha512', locked: true });
+      expect(parsePasswordSelector('password:a:b')).toEqual({ password: 'a:b' });
+      expect(parsePasswordSelector('disabled')).toEqual({ disabled: true });
+    });
+  });
+
+  it('the guestsh/customize ready recipe applies params in the order given', async () => {
+    await withGuest(async (g, _call, _s, { recipe }) => {
+      await seed(g, { '/srv/old.txt': 'old\n', '/var/log/app/x.log': 'entries\n' });
+      const changes = (await recipe('std-recipe.gfs.ts', {
+        module: 'customize',
+        mkdir: '/srv/site',
+        write: '/srv/site/index.html:<h1>hi</h1>',
+        'append-line': '/srv/site/index.html:<p>more</p>',
+        chmod: '0600:/srv/site/index.html',
+        link: '/srv/site/index.html:/srv/l1:/srv/l2',
+        scrub: '/srv/old.txt',
+        'truncate-recursive': '/var/log/app',
+        'password-crypto': 'sha256',
+        'root-password': 'random',
+        'ssh-inject': 'demo:file:key.pub',
+        'run-command': 'touch /ran',
+      })) as Change[];
+      expect(changes.map((c) => c.op)).toEqual(['mkdir', 'write', 'append-line', 'chmod', 'link', 'link', 'scrub', 'truncate-recursive', 'password', 'ssh-inject', 'ssh-inject', 'run-command']);
+      expect(await g.cat('/srv/site/index.html')).toBe('<h1>hi</h1>\n<p>more</p>\n');
+      expect((await g.statns('/srv/site/index.html')).st_mode & 0o7777n).toBe(0o600n);
+      expect(await g.readlink('/srv/l2')).toBe('/srv/site/index.html');
+      expect(await present(g, ['/srv/old.txt', '/ran'])).toEqual({ '/srv/old.txt': false, '/ran': true });
+      expect((await g.statns('/var/log/app/x.log')).st_size).toBe(0n);
+      expect(await shadowField(g, 'root')).toMatch(/^\$5\$/);
+      expect(changes[8]!.detail).toMatch(/^root: random password: [A-Za-z0-9]{16}, sha256$/);
+      const pw = /random password: ([A-Za-z0-9]{16})/.exec(changes[8]!.detail!)![1]!;
+      expect(await passwordVerifies(g, 'root', pw)).toBe(true);
+      expect(await g.cat('/home/demo/.ssh/authorized_keys')).toContain('file@host');
+      await expect(recipe('std-recipe.gfs.ts', { module: 'customize', 'no-such-op': 'x' })).rejects.toThrow(/unknown param 'no-such-op'/);
+    });
+  });
+
+  it('uninstall (offline): apt removes cron; purge then removes its configuration', async () => {
+    await withGuest(async (g, call) => {
+      expect(await dpkgStatus(g, 'cron')).toBe('ii');
+      expect(await g.exists('/usr/sbin/cron')).toBe(true);
+      const changes = (await call('customize', 'uninstall', ['cron'])) as Change[];
+      expect(changes).toContainEqual({ op: 'uninstall', action: 'removed', path: '/var/lib/dpkg/status', detail: expect.stringMatching(/^cron:\w+ \S+$/) });
+      expect(await g.exists('/usr/sbin/cron')).toBe(false);
+      expect(await dpkgStatus(g, 'cron')).toBe('rc');
+      expect(await g.exists('/etc/init.d/cron')).toBe(true);
+      expect(await call('customize', 'uninstall', 'cron', { purge: true })).toEqual([]);
+      expect(await dpkgStatus(g, 'cron')).toBe('none');
+      expect(await g.exists('/etc/init.d/cron')).toBe(false);
+      await expect(call('customize', 'uninstall', 'no-such-package')).rejects.toThrow(/package manager failed/);
+      await expect(call('customize', 'uninstall', 'x; rm -rf /')).rejects.toThrow(/not a package name/);
+    });
+  }, 300_000);
+
+  it('install (offline): a .deb file from the host with dpkg; package names need the network', async () => {
+    await withGuest(async (g, call, _s, { out }) => {
+      const src = mkdtempSync(join(tmp.dir, 'deb-'));
+      mkdirSync(join(src, 'DEBIAN'));
+      mkdirSync(join(src, 'usr/share/guestsh-test-pkg'), { recursive: true });
+      writeFileSync(join(src, 'DEBIAN/control'), 'Package: guestsh-test-pkg\nVersion: 1.0\nArchitecture: all\nMaintainer: guestsh tests <tests@invalid>\nDescription: test package\n');
+      writeFileSync(join(src, 'usr/share/guestsh-test-pkg/hello.txt'), 'installed from a local package\n');
+      const deb = join(out, 'guestsh-test-pkg_1.0_all.deb');
+      execFileSync('dpkg-deb', ['--root-owner-group', '--build', src, deb], { stdio: 'ignore' });
+      expect(await dpkgStatus(g, 'guestsh-test-pkg')).toBe('none');
+      const changes = (await call('customize', 'install', [deb])) as Change[];
+      expect(changes).toEqual([{ op: 'install', action: 'created', path: '/var/lib/dpkg/status', detail: 'guestsh-test-pkg:all 1.0' }]);
+      expect(await g.cat('/usr/share/guestsh-test-pkg/hello.txt')).toBe('installed from a local package\n');
+      expect(await dpkgStatus(g, 'guestsh-test-pkg')).toBe('ii');
+      expect(await g.ls('/tmp')).toEqual([]);
+      await expect(call('customize', 'install', 'hello')).rejects.toThrow(/needs the appliance network/);
+      await expect(call('customize', 'update')).rejects.toThrow(/needs the appliance network/);
+    });
+  }, 300_000);
+
+  it('install and update with the appliance network (the guest fetches from the mirror this machine uses)', async () => {
+    const source = findAptSource('bookworm');
+    await withGuest(
+      async (g, call) => {
+        // The test guest's sources.list was emptied at build; point it at the same mirror.
+        await g.write('/etc/apt/sources.list', `deb ${source.uri} bookworm main\n`);
+        expect(await g.exists('/usr/bin/hello')).toBe(false);
+        const changes = (await call('customize', 'install', 'hello')) as Change[];
+        expect(changes).toContainEqual({ op: 'install', action: 'created', path: '/var/lib/dpkg/status', detail: expect.stringMatching(/^hello:\w+ \S+$/) });
+        expect(await g.sh('/usr/bin/hello')).toBe('Hello, world!\n');
+        const updated = (await call('customize', 'update')) as Change[];
+        // The guest was built from this mirror: whatever upgrades are reported are real version changes.
+        for (const c of updated) expect(c).toMatchObject({ op: 'update', action: 'modified', detail: expect.stringMatching(/ → /) });
+        expect(await g.sh('apt-get -s upgrade | grep -c ^Inst || true')).toBe('0\n');
+      },
+      { network: true, timeoutMs: 400_000 },
+    );
+  }, 900_000);
+
+  it('firstboot-install: a first-boot script that installs with the guest package manager', async () => {
+    await withGuest(async (g, call) => {
+      await call('customize', 'firstbootInstall', ['hello', 'tree']);
+      const [script] = await g.ls('/usr/lib/guestsh-firstboot/scripts.d');
+      expect(script).toMatch(/^\d{4}-install$/);
+      const text = await g.cat(`/usr/lib/guestsh-firstboot/scripts.d/${script}`);
+      expect(text).toMatch(/apt-get -q update && .*apt-get -y .* install 'hello' 'tree'\n$/);
+      // The script is valid shell.
+      expect(await g.sh(`sh -n /usr/lib/guestsh-firstboot/scripts.d/${script} && echo ok`)).toBe('ok\n');
     });
   });
 });

@@ -2,7 +2,8 @@
 // mounted guest. Each returns what it changed. Commands run inside the guest
 // through the daemon (`sh` / `command`), as virt-customize's --run-command does.
 
-import { type Change, type Ctx, ensureMounted, note, passwd, type RecipeCtx, readText, shq, writeText } from './util.js';
+import * as firstboot from './firstboot.js';
+import { type Change, type Ctx, ensureMounted, note, passwd, type RecipeCtx, readText, shq, truncateFile, writeText } from './util.js';
 
 export type { Change, Ctx } from './util.js';
 
@@ -64,8 +65,21 @@ export async function timezone(ctx: Ctx, tz: string): Promise<Change[]> {
   return changes;
 }
 
+export type PasswordCrypto = 'md5' | 'sha256' | 'sha512' | 'yescrypt';
+
+/**
+ * How to set a password (virt-builder's selectors as data): `password` a
+ * literal, `file` the first line of a host file beside the recipe, `random`
+ * 16 letters and digits drawn from the guest's /dev/urandom (shown in the log
+ * and in the change's detail, as virt-customize prints it), `hash` a ready
+ * crypt(3) string, `disabled` no password login, `locked` alone: lock the
+ * present one. `crypto` picks the hashing method for the first three (the
+ * guest's chpasswd -c); without it the guest's own configuration decides.
+ */
 export type PasswordSpec =
-  | { password: string; locked?: boolean }
+  | { password: string; locked?: boolean; crypto?: PasswordCrypto }
+  | { file: string; locked?: boolean; crypto?: PasswordCrypto }
+  | { random: true; locked?: boolean; crypto?: PasswordCrypto }
   | { hash: string; locked?: boolean }
   | { disabled: true }
   | { locked: true };
@@ -88,23 +102,68 @@ async function editShadow(ctx: Ctx, user: string, f: (fields: string[]) => void)
 
 const today = (): string => String(Math.floor(Date.now() / 86_400_000));
 
+const ALNUM = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+
 /**
- * Sets a user's password. A plain password is hashed inside the guest by its
- * own chpasswd (so in the method the guest's PAM / login.defs configure, e.g.
- * yescrypt on Debian 12); `hash` stores a ready crypt(3) string; `disabled`
- * makes password login impossible; `locked` adds "!" in front of the hash.
+ * A random password of `length` letters and digits. The sandbox has no
+ * secure random source, so the bytes come from the guest side: /dev/urandom
+ * read with od inside the daemon's chroot (the appliance kernel's generator).
+ * Bytes ≥ 248 are dropped so every character is equally likely.
+ */
+export async function randomPassword(ctx: Ctx, length = 16): Promise<string> {
+  let out = '';
+  for (let round = 0; out.length < length; round++) {
+    if (round > 8) throw new Error('password: could not read enough random bytes from the guest');
+    let text: string;
+    try {
+      text = await ctx.g.sh(`od -An -vtu1 -N ${length * 2} /dev/urandom`);
+    } catch (e) {
+      throw new Error(`password: reading /dev/urandom in the guest failed (${e instanceof Error ? e.message : String(e)}); does the guest have od?`);
+    }
+    for (const b of text.trim().split(/\s+/).map(Number)) {
+      if (Number.isInteger(b) && b < 248 && out.length < length) out += ALNUM[b % 62];
+    }
+  }
+  return out;
+}
+
+/** Reads the first line of a host file (beside the recipe) through the guest. */
+async function hostFileFirstLine(ctx: Ctx, hostPath: string, what: string): Promise<string> {
+  const tmp = tmpName(what);
+  await ctx.g.upload(hostPath, tmp);
+  try {
+    const line = (await ctx.g.cat(tmp)).split('\n')[0]!.replace(/\r$/, '');
+    if (!line) throw new Error(`${what}: the first line of ${hostPath} is empty`);
+    return line;
+  } finally {
+    await ctx.g.rmF(tmp);
+  }
+}
+
+const CHPASSWD_METHOD: Record<PasswordCrypto, string> = { md5: 'MD5', sha256: 'SHA256', sha512: 'SHA512', yescrypt: 'YESCRYPT' };
+
+/**
+ * Sets a user's password (the user must exist). Plain, file and random
+ * passwords are hashed inside the guest by its own chpasswd (so by default in
+ * the method the guest's PAM / login.defs configure, e.g. yescrypt on Debian
+ * 12; `crypto` overrides it); `hash` stores a ready crypt(3) string.
  */
 export async function password(ctx: Ctx, user: string, spec: PasswordSpec): Promise<Change[]> {
   const { g } = ctx;
   if (!(await passwd(g)).some((u) => u.name === user)) throw new Error(`password: no user '${user}' in the guest`);
   const changes: Change[] = [];
-  if ('password' in spec) {
-    if (/[\n:]/.test(user) || /\n/.test(spec.password)) throw new Error('password: user names and passwords cannot contain newlines (or colons in names)');
+  let shown = '';
+  if ('password' in spec || 'file' in spec || 'random' in spec) {
+    const pw = 'password' in spec ? spec.password : 'file' in spec ? await hostFileFirstLine(ctx, spec.file, 'password') : await randomPassword(ctx);
+    if ('random' in spec) shown = pw;
+    if (/[\n:]/.test(user) || /\n/.test(pw)) throw new Error('password: user names and passwords cannot contain newlines (or colons in names)');
+    if (spec.crypto !== undefined && !(spec.crypto in CHPASSWD_METHOD)) throw new Error(`password: crypto '${String(spec.crypto)}' is not one of ${Object.keys(CHPASSWD_METHOD).join(', ')}`);
+    const method = spec.crypto ? ` -c ${CHPASSWD_METHOD[spec.crypto]}` : '';
     const file = tmpName('pw');
-    await g.write(file, `${user}:${spec.password}\n`);
+    await g.write(file, `${user}:${pw}\n`);
     try {
       await g.chmod(0o600, file);
-      await g.sh(`chpasswd < ${shq(file)}`);
+      await g.sh(`chpasswd${method} < ${shq(file)}`);
     } catch (e) {
       throw new Error(`password: chpasswd in the guest failed (${e instanceof Error ? e.message : String(e)}); pass { hash } instead`);
     } finally {
@@ -126,12 +185,33 @@ export async function password(ctx: Ctx, user: string, spec: PasswordSpec): Prom
       if (!f[1]!.startsWith('!')) f[1] = `!${f[1]}`;
     });
   }
-  const kind = 'password' in spec ? 'set' : 'hash' in spec ? 'hash set' : 'disabled' in spec ? 'disabled' : '';
-  note(ctx, changes, { op: 'password', action: 'modified', path: '/etc/shadow', detail: `${user}: ${[kind, 'locked' in spec && spec.locked ? 'locked' : ''].filter(Boolean).join(', ')}` });
+  const kind = 'password' in spec || 'file' in spec ? 'set' : 'random' in spec ? `random password: ${shown}` : 'hash' in spec ? 'hash set' : 'disabled' in spec ? 'disabled' : '';
+  const crypto = 'crypto' in spec && spec.crypto ? spec.crypto : '';
+  note(ctx, changes, { op: 'password', action: 'modified', path: '/etc/shadow', detail: `${user}: ${[kind, crypto, 'locked' in spec && spec.locked ? 'locked' : ''].filter(Boolean).join(', ')}` });
   return changes;
 }
 
 export const rootPassword = (ctx: Ctx, spec: PasswordSpec): Promise<Change[]> => password(ctx, 'root', spec);
+
+/**
+ * virt-builder's password selector syntax as a PasswordSpec:
+ * password:PW, file:FILE, random, disabled, locked:SELECTOR, locked; a bare
+ * string that is none of these is taken as the password itself.
+ */
+export function parsePasswordSelector(sel: string, crypto?: PasswordCrypto): PasswordSpec {
+  const c = crypto ? { crypto } : {};
+  if (sel === 'locked') return { locked: true };
+  if (sel.startsWith('locked:')) {
+    const inner = parsePasswordSelector(sel.slice(7), crypto);
+    if ('disabled' in inner || !('password' in inner || 'file' in inner || 'random' in inner || 'hash' in inner)) return { locked: true };
+    return { ...inner, locked: true };
+  }
+  if (sel === 'random') return { random: true, ...c };
+  if (sel === 'disabled') return { disabled: true };
+  if (sel.startsWith('password:')) return { password: sel.slice(9), ...c };
+  if (sel.startsWith('file:')) return { file: sel.slice(5), ...c };
+  return { password: sel, ...c };
+}
 
 /** Adds SSH public keys to a user's ~/.ssh/authorized_keys (keys already there are not repeated). */
 export async function sshInject(ctx: Ctx, user: string, keys: string | string[] | { file: string }): Promise<Change[]> {
@@ -352,26 +432,272 @@ export async function selinuxRelabel(ctx: Ctx): Promise<Change[]> {
   return changes;
 }
 
+/** Scrubs a regular file (overwrites its data with the daemon's scrub) and removes it; nothing to do when missing. */
+export async function scrub(ctx: Ctx, path: string): Promise<Change[]> {
+  const { g } = ctx;
+  const changes: Change[] = [];
+  if (await g.isSymlink(path)) throw new Error(`scrub: ${path} is a symbolic link (scrub only takes regular files)`);
+  if (await g.isDir(path)) throw new Error(`scrub: ${path} is a directory (scrub only takes regular files)`);
+  if (!(await g.exists(path))) return changes;
+  await g.scrubFile(path);
+  note(ctx, changes, { op: 'scrub', action: 'removed', path, detail: 'scrubbed' });
+  return changes;
+}
+
+/** Truncates every regular file under a directory (or the one file) to zero length; reports those that had content. */
+export async function truncateRecursive(ctx: Ctx, path: string): Promise<Change[]> {
+  const { g } = ctx;
+  const changes: Change[] = [];
+  if (!(await g.isDir(path))) {
+    if (!(await g.isFile(path))) throw new Error(`truncate-recursive: ${path} does not exist in the guest`);
+    await truncateFile(ctx, changes, 'truncate-recursive', path);
+    return changes;
+  }
+  const root = path.replace(/\/+$/, '') || '/';
+  for (const rel of await g.find(root)) {
+    const p = `${root === '/' ? '' : root}/${rel.replace(/^\//, '')}`;
+    if (!(await g.isSymlink(p)) && (await g.isFile(p))) await truncateFile(ctx, changes, 'truncate-recursive', p);
+  }
+  return changes;
+}
+
+// ---- Packages: the guest's own package manager, run inside the guest by the daemon.
+
+export type PackageManager = 'apt' | 'dnf' | 'yum' | 'zypper' | 'apk' | 'pacman';
+
+const PM_BINARIES: [PackageManager, string][] = [
+  ['apt', 'apt-get'], ['dnf', 'dnf'], ['yum', 'yum'], ['zypper', 'zypper'], ['apk', 'apk'], ['pacman', 'pacman'],
+];
+
+/** The guest's package manager, found by its program in /usr/bin, /bin, /usr/sbin or /sbin. */
+export async function packageManager(ctx: Ctx): Promise<PackageManager> {
+  for (const [pm, bin] of PM_BINARIES) {
+    for (const dir of ['/usr/bin', '/bin', '/usr/sbin', '/sbin']) if (await ctx.g.isFile(`${dir}/${bin}`, { followsymlinks: true })) return pm;
+  }
+  throw new Error('packages: the guest has none of apt-get, dnf, yum, zypper, apk, pacman');
+}
+
+const APT = 'DEBIAN_FRONTEND=noninteractive apt-get -y -q -o Dpkg::Options::=--force-confold -o Dpkg::Options::=--force-confdef';
+
+/** The shell commands for each package manager. `pkgs` are already shell-quoted. */
+const PM_COMMANDS: Record<PackageManager, { install: (p: string) => string; update: string; uninstall: (p: string, purge: boolean) => string; localInstall: (p: string) => string }> = {
+  apt: {
+    install: (p) => `apt-get -q update && ${APT} install ${p}`,
+    update: `apt-get -q update && ${APT} upgrade`,
+    uninstall: (p, purge) => `${APT} ${purge ? 'purge' : 'remove'} ${p}`,
+    localInstall: (p) => `DEBIAN_FRONTEND=noninteractive dpkg --force-confold -i ${p}`,
+  },
+  dnf: { install: (p) => `dnf -y install ${p}`, update: 'dnf -y --best upgrade', uninstall: (p) => `dnf -y remove ${p}`, localInstall: (p) => `rpm -Uvh ${p}` },
+  yum: { install: (p) => `yum -y install ${p}`, update: 'yum -y update', uninstall: (p) => `yum -y remove ${p}`, localInstall: (p) => `rpm -Uvh ${p}` },
+  zypper: { install: (p) => `zypper -n in -l ${p}`, update: 'zypper -n update -l', uninstall: (p) => `zypper -n rm ${p}`, localInstall: (p) => `rpm -Uvh ${p}` },
+  apk: { install: (p) => `apk update && apk add ${p}`, update: 'apk update && apk upgrade', uninstall: (p) => `apk del ${p}`, localInstall: (p) => `apk add --allow-untrusted ${p}` },
+  pacman: { install: (p) => `pacman -Sy --noconfirm ${p}`, update: 'pacman -Syu --noconfirm', uninstall: (p) => `pacman -R --noconfirm ${p}`, localInstall: (p) => `pacman -U --noconfirm ${p}` },
+};
+
+const PM_DB: Record<PackageManager, { path: string; list: string }> = {
+  apt: { path: '/var/lib/dpkg/status', list: "dpkg-query -W -f '${db:Status-Abbrev} ${Package}:${Architecture} ${Version}\\n' | sed -n 's/^.i. //p'" },
+  dnf: { path: '/var/lib/rpm', list: "rpm -qa --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'" },
+  yum: { path: '/var/lib/rpm', list: "rpm -qa --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'" },
+  zypper: { path: '/var/lib/rpm', list: "rpm -qa --qf '%{NAME}.%{ARCH} %{EPOCHNUM}:%{VERSION}-%{RELEASE}\\n'" },
+  apk: { path: '/lib/apk/db/installed', list: "apk info -v 2>/dev/null | sed 's/-\\([0-9][^-]*-r[0-9]*\\)$/ \\1/'" },
+  pacman: { path: '/var/lib/pacman/local', list: 'pacman -Q' },
+};
+
+/** Installed packages: name (with architecture where the manager has one) → version. */
+export async function installedPackages(ctx: Ctx, pm?: PackageManager): Promise<Map<string, string>> {
+  const m = pm ?? (await packageManager(ctx));
+  const out = new Map<string, string>();
+  for (const line of (await ctx.g.sh(PM_DB[m].list)).split('\n')) {
+    const [name, version] = line.trim().split(/\s+/);
+    if (name && version) out.set(name, version);
+  }
+  return out;
+}
+
+const PKG_NAME = /^[A-Za-z0-9@_+][A-Za-z0-9@_+.:=~<>*-]*$/;
+const isLocalPackage = (p: string): boolean => /\.(deb|rpm|apk|pkg\.tar\.[a-z0-9]+)$/.test(p) || p.includes('/');
+
+/** Runs a package command in the guest and reports each package that came, went or changed version. */
+async function packageRun(ctx: Ctx, op: string, pm: PackageManager, cmd: string): Promise<Change[]> {
+  const before = await installedPackages(ctx, pm);
+  ctx.log?.(`${op}: ${cmd}`);
+  let out: string;
+  try {
+    out = await ctx.g.sh(`${cmd} 2>&1`);
+  } catch (e) {
+    throw new Error(`${op}: the guest's package manager failed: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  const tail = out.trimEnd().split('\n').slice(-5).join('\n');
+  if (tail) ctx.log?.(tail);
+  const after = await installedPackages(ctx, pm);
+  const changes: Change[] = [];
+  const path = PM_DB[pm].path;
+  for (const [name, v] of after) {
+    const old = before.get(name);
+    if (old === undefined) note(ctx, changes, { op, action: 'created', path, detail: `${name} ${v}` });
+    else if (old !== v) note(ctx, changes, { op, action: 'modified', path, detail: `${name} ${old} → ${v}` });
+  }
+  for (const [name, v] of before) if (!after.has(name)) note(ctx, changes, { op, action: 'removed', path, detail: `${name} ${v}` });
+  return changes;
+}
+
+async function needNetwork(ctx: Ctx, op: string): Promise<void> {
+  if (!(await ctx.g.getNetwork())) {
+    throw new Error(`${op}: fetching packages needs the appliance network, which this session was launched without (Session: settings.network = true; the shell: --network)`);
+  }
+}
+
 /**
- * As a ready recipe: params hostname=, timezone=, root-password= (password:X,
- * disabled, locked), ssh-inject=USER:KEY.
+ * Installs packages with the guest's package manager. Names are fetched
+ * from the guest's configured repositories, which needs the appliance
+ * network. Host package files (paths beside the recipe, e.g. "tool_1.0_all.deb")
+ * are uploaded and installed offline (dpkg -i / rpm -U / apk add / pacman -U)
+ * when no names are given; their dependencies must then be installed already.
+ */
+export async function install(ctx: Ctx, packages: string | string[]): Promise<Change[]> {
+  const list = (Array.isArray(packages) ? packages : packages.split(',')).map((p) => p.trim()).filter(Boolean);
+  if (list.length === 0) throw new Error('install: no packages given');
+  const pm = await packageManager(ctx);
+  const names = list.filter((p) => !isLocalPackage(p));
+  const files = list.filter(isLocalPackage);
+  for (const n of names) if (!PKG_NAME.test(n)) throw new Error(`install: '${n}' is not a package name`);
+  if (names.length) await needNetwork(ctx, 'install');
+  const dir = tmpName('pkgs');
+  const uploaded: string[] = [];
+  if (files.length) {
+    await ctx.g.mkdir(dir);
+    for (const f of files) {
+      const dest = `${dir}/${f.split('/').pop()}`;
+      await ctx.g.upload(f, dest);
+      uploaded.push(dest);
+    }
+  }
+  try {
+    const cmds = PM_COMMANDS[pm];
+    // With names, the manager resolves everything together (apt and dnf take package files too).
+    const cmd = names.length
+      ? cmds.install([...uploaded, ...names].map(shq).join(' '))
+      : cmds.localInstall(uploaded.map(shq).join(' '));
+    return await packageRun(ctx, 'install', pm, cmd);
+  } finally {
+    if (files.length) await ctx.g.rmRf(dir);
+  }
+}
+
+/** Updates every installed package to the newest version the guest's repositories offer (needs the appliance network). */
+export async function update(ctx: Ctx): Promise<Change[]> {
+  const pm = await packageManager(ctx);
+  await needNetwork(ctx, 'update');
+  return packageRun(ctx, 'update', pm, PM_COMMANDS[pm].update);
+}
+
+/** Removes packages (and what depends on them) with the guest's package manager; works offline. `purge`: apt also removes their configuration files. */
+export async function uninstall(ctx: Ctx, packages: string | string[], opts: { purge?: boolean } = {}): Promise<Change[]> {
+  const list = (Array.isArray(packages) ? packages : packages.split(',')).map((p) => p.trim()).filter(Boolean);
+  if (list.length === 0) throw new Error('uninstall: no packages given');
+  for (const n of list) if (!PKG_NAME.test(n)) throw new Error(`uninstall: '${n}' is not a package name`);
+  const pm = await packageManager(ctx);
+  return packageRun(ctx, 'uninstall', pm, PM_COMMANDS[pm].uninstall(list.map(shq).join(' '), opts.purge ?? false));
+}
+
+/** Installs packages at the guest's first boot (a firstboot script running the guest's package manager). */
+export async function firstbootInstall(ctx: Ctx, packages: string | string[]): Promise<Change[]> {
+  const list = (Array.isArray(packages) ? packages : packages.split(',')).map((p) => p.trim()).filter(Boolean);
+  if (list.length === 0) throw new Error('firstboot-install: no packages given');
+  for (const n of list) if (!PKG_NAME.test(n)) throw new Error(`firstboot-install: '${n}' is not a package name`);
+  const pm = await packageManager(ctx);
+  return firstboot.addScript(ctx, 'install', `#!/bin/sh\n${PM_COMMANDS[pm].install(list.map(shq).join(' '))}\n`);
+}
+
+// ---- The ready recipe: virt-customize's options as params, run in the order given.
+
+const splitOnce = (v: string, what: string): [string, string] => {
+  const i = v.indexOf(':');
+  if (i < 0) throw new Error(`${what}: expected A:B, got '${v}'`);
+  return [v.slice(0, i), v.slice(i + 1)];
+};
+
+const flag = (v: string): boolean => !/^(0|false|no|off)$/i.test(v);
+
+/** Params the customize recipe understands (sysprep's customize step takes the same). */
+export const CUSTOMIZE_PARAMS: readonly string[] = [
+  'hostname', 'timezone', 'root-password', 'password', 'password-crypto', 'ssh-inject', 'write', 'append-line',
+  'mkdir', 'chmod', 'copy', 'move', 'link', 'delete', 'scrub', 'truncate', 'truncate-recursive', 'touch',
+  'upload', 'copy-in', 'run', 'run-command', 'install', 'update', 'uninstall', 'firstboot', 'firstboot-command',
+  'firstboot-install', 'selinux-relabel',
+];
+
+/**
+ * Applies virt-customize-style params in the order they were given (one of
+ * each; a recipe in code does the rest). Unknown names are an error.
+ */
+export async function customizeFromParams(ctx: Ctx, params: Readonly<Record<string, string>>): Promise<Change[]> {
+  const changes: Change[] = [];
+  const crypto = params['password-crypto'] as PasswordCrypto | undefined;
+  if (crypto !== undefined && !(crypto in CHPASSWD_METHOD)) throw new Error(`password-crypto: '${crypto}' is not one of ${Object.keys(CHPASSWD_METHOD).join(', ')}`);
+  const add = (cs: Change[]): void => {
+    changes.push(...cs);
+  };
+  for (const [k, v] of Object.entries(params)) {
+    switch (k) {
+      case 'hostname': add(await hostname(ctx, v)); break;
+      case 'timezone': add(await timezone(ctx, v)); break;
+      case 'root-password': add(await rootPassword(ctx, parsePasswordSelector(v, crypto))); break;
+      case 'password': {
+        const [user, sel] = splitOnce(v, 'password=USER:SELECTOR');
+        add(await password(ctx, user, parsePasswordSelector(sel, crypto)));
+        break;
+      }
+      case 'password-crypto': break;
+      case 'ssh-inject': {
+        const [user, key] = splitOnce(v, 'ssh-inject=USER:KEY (or USER:file:FILE, USER:string:KEY)');
+        add(await sshInject(ctx, user, key.startsWith('file:') ? { file: key.slice(5) } : key.startsWith('string:') ? key.slice(7) : key));
+        break;
+      }
+      case 'write': { const [f, c] = splitOnce(v, 'write=FILE:CONTENT'); add(await write(ctx, f, c)); break; }
+      case 'append-line': { const [f, l] = splitOnce(v, 'append-line=FILE:LINE'); add(await appendLine(ctx, f, l)); break; }
+      case 'mkdir': add(await mkdir(ctx, v)); break;
+      case 'chmod': {
+        const [m, f] = splitOnce(v, 'chmod=MODE:FILE');
+        if (!/^0?[0-7]{1,4}$/.test(m)) throw new Error(`chmod: '${m}' is not an octal mode`);
+        add(await chmod(ctx, parseInt(m, 8), f));
+        break;
+      }
+      case 'copy': { const [a, b] = splitOnce(v, 'copy=SOURCE:DEST'); add(await copy(ctx, a, b)); break; }
+      case 'move': { const [a, b] = splitOnce(v, 'move=SOURCE:DEST'); add(await move(ctx, a, b)); break; }
+      case 'link': { const [t, ls] = splitOnce(v, 'link=TARGET:LINK[:LINK…]'); add(await link(ctx, t, ...ls.split(':'))); break; }
+      case 'delete': add(await remove(ctx, v)); break;
+      case 'scrub': add(await scrub(ctx, v)); break;
+      case 'truncate': add(await truncate(ctx, v)); break;
+      case 'truncate-recursive': add(await truncateRecursive(ctx, v)); break;
+      case 'touch': add(await touch(ctx, v)); break;
+      case 'upload': { const [a, b] = splitOnce(v, 'upload=FILE:DEST'); add(await upload(ctx, a, b)); break; }
+      case 'copy-in': { const [a, b] = splitOnce(v, 'copy-in=LOCALPATH:REMOTEDIR'); add(await copyIn(ctx, a, b)); break; }
+      case 'run': add(ranChange('run', await run(ctx, v), v)); break;
+      case 'run-command': add(ranChange('run-command', await runCommand(ctx, v), v)); break;
+      case 'install': add(await install(ctx, v)); break;
+      case 'update': if (flag(v)) add(await update(ctx)); break;
+      case 'uninstall': add(await uninstall(ctx, v)); break;
+      case 'firstboot': add(await firstboot.addHostScript(ctx, v)); break;
+      case 'firstboot-command': add(await firstboot.addCommand(ctx, v)); break;
+      case 'firstboot-install': add(await firstbootInstall(ctx, v)); break;
+      case 'selinux-relabel': if (flag(v)) add(await selinuxRelabel(ctx)); break;
+      default: throw new Error(`guestsh/customize: unknown param '${k}' (known: ${CUSTOMIZE_PARAMS.join(', ')})`);
+    }
+  }
+  return changes;
+}
+
+function ranChange(op: string, _out: string, what: string): Change[] {
+  return [{ op, action: 'ran', path: what }];
+}
+
+/**
+ * As a ready recipe (`guestsh run -a IMG -i guestsh/customize --param hostname=web1 …`):
+ * virt-customize's options as params, applied in the order given. See
+ * CUSTOMIZE_PARAMS and src/stdlib/README.md.
  */
 export default async function recipe(ctx: RecipeCtx): Promise<Change[]> {
   await ensureMounted(ctx);
-  const p = ctx.params;
-  const changes: Change[] = [];
-  if (p['hostname']) changes.push(...(await hostname(ctx, p['hostname'])));
-  if (p['timezone']) changes.push(...(await timezone(ctx, p['timezone'])));
-  const rp = p['root-password'];
-  if (rp) {
-    const spec: PasswordSpec = rp === 'disabled' ? { disabled: true } : rp === 'locked' ? { locked: true } : rp.startsWith('password:') ? { password: rp.slice(9) } : { password: rp };
-    changes.push(...(await rootPassword(ctx, spec)));
-  }
-  const si = p['ssh-inject'];
-  if (si) {
-    const i = si.indexOf(':');
-    if (i < 0) throw new Error('ssh-inject=USER:KEY');
-    changes.push(...(await sshInject(ctx, si.slice(0, i), si.slice(i + 1))));
-  }
-  return changes;
+  return customizeFromParams(ctx, ctx.params);
 }

@@ -21,6 +21,8 @@ import {
   writeText,
 } from './util.js';
 
+import { CUSTOMIZE_PARAMS, customizeFromParams } from './customize.js';
+
 export type { Change, Ctx } from './util.js';
 
 export interface SysprepOptions {
@@ -34,6 +36,12 @@ export interface SysprepOptions {
   keepUserAccounts?: string[] | undefined;
   /** user-account: remove only these users (names); default every login user (uid in UID_MIN..UID_MAX). */
   removeUserAccounts?: string[] | undefined;
+  /**
+   * customize: what virt-sysprep's embedded customize options do, as code
+   * (compose guestsh/customize functions). Runs after the removal operations
+   * so that none of them undoes it.
+   */
+  customize?: ((ctx: Ctx) => Promise<Change[]>) | undefined;
 }
 
 type OpFn = (ctx: Ctx, changes: Change[], opts: SysprepOptions) => Promise<void>;
@@ -184,9 +192,16 @@ const OPERATIONS: Operation[] = [
   { name: 'dovecot-data', isDefault: true, description: 'Dovecot data', run: globs('dovecot-data', ['/var/lib/dovecot/*']) },
   { name: 'firewall-rules', isDefault: false, description: 'firewall rules',
     run: globs('firewall-rules', ['/etc/sysconfig/iptables', '/etc/firewalld/services/*', '/etc/firewalld/zones/*', '/etc/iptables/rules.v4', '/etc/iptables/rules.v6']) },
+  { name: 'flag-reconfiguration', isDefault: false, description: 'flags the system for reconfiguration at next boot (/.unconfigured)',
+    run: async (ctx, changes) => {
+      if (await ctx.g.exists('/.unconfigured')) return;
+      await ctx.g.touch('/.unconfigured');
+      note(ctx, changes, { op: 'flag-reconfiguration', action: 'created', path: '/.unconfigured' });
+    } },
+  { name: 'fs-uuids', isDefault: false, description: 'new random filesystem UUIDs, with the old ones replaced in fstab, crypttab and boot configuration', run: fsUuids },
   { name: 'ipa-client', isDefault: true, description: 'IPA client files',
     run: globs('ipa-client', ['/etc/ipa/ca.crt', '/etc/ipa/default.conf', '/var/lib/ipa-client/sysrestore/*', '/var/lib/ipa-client/pki/*']) },
-  { name: 'kerberos-data', isDefault: true, description: 'Kerberos KDC data (kadm5.acl and kdc.conf kept)',
+  { name: 'kerberos-data', isDefault: false, description: 'Kerberos KDC data (kadm5.acl and kdc.conf kept)',
     run: async (ctx, changes) => {
       for (const p of await glob(ctx.g, '/var/kerberos/krb5kdc/*')) {
         if (/\/(kadm5\.acl|kdc\.conf)$/.test(p)) continue;
@@ -194,18 +209,10 @@ const OPERATIONS: Operation[] = [
       }
       await removePath(ctx, changes, 'kerberos-data', '/etc/krb5.keytab');
     } },
-  { name: 'kerberos-hostkeys', isDefault: true, description: 'Kerberos host keytabs', run: globs('kerberos-hostkeys', ['/etc/krb5.keytab', '/etc/krb5.keytab.*']) },
+  { name: 'kerberos-hostkeytab', isDefault: true, description: 'Kerberos host keytabs', run: globs('kerberos-hostkeytab', ['/etc/krb5.keytab', '/etc/krb5.keytab.*']) },
   { name: 'logfiles', isDefault: true, description: 'log files', run: globs('logfiles', LOGFILES) },
   { name: 'lvm-system-devices', isDefault: true, description: "LVM's system devices file", run: globs('lvm-system-devices', ['/etc/lvm/devices/system.devices']) },
-  { name: 'lvm-uuids', isDefault: false, description: 'new random UUIDs for LVM physical volumes and volume groups',
-    run: async (ctx, changes) => {
-      const pvs = await ctx.g.pvs();
-      if (pvs.length === 0) return;
-      await ctx.g.pvchangeUuidAll();
-      const vgs = await ctx.g.vgs();
-      if (vgs.length) await ctx.g.vgchangeUuidAll();
-      note(ctx, changes, { op: 'lvm-uuids', action: 'changed-uuid', path: [...pvs, ...vgs].join(' ') });
-    } },
+  { name: 'lvm-uuids', isDefault: true, description: 'new random UUIDs for LVM physical volumes and volume groups', run: lvmUuidsOp },
   { name: 'machine-id', isDefault: true, description: 'the machine id (emptied, so the next boot makes a new one)',
     run: async (ctx, changes) => {
       await truncateFile(ctx, changes, 'machine-id', '/etc/machine-id');
@@ -267,7 +274,102 @@ const OPERATIONS: Operation[] = [
   { name: 'user-account', isDefault: false, description: 'login user accounts, their homes and mail (root and system users kept)', run: userAccount },
   { name: 'utmp', isDefault: true, description: 'the utmp login record', run: globs('utmp', ['/var/run/utmp', '/run/utmp']) },
   { name: 'yum-uuid', isDefault: true, description: "yum's UUID", run: globs('yum-uuid', ['/var/lib/yum/uuid']) },
+  // Last, so that no removal undoes what it does.
+  { name: 'customize', isDefault: true, description: 'the customizations given as options.customize (guestsh/customize functions); nothing without them',
+    run: async (ctx, changes, opts) => {
+      if (opts.customize) changes.push(...(await opts.customize(ctx)));
+    } },
 ];
+
+/** virt-sysprep operations guestsh does not build, and why. */
+const NOT_BUILT: Record<string, string> = {
+  script:
+    "'script' runs host programs in a FUSE mount of the guest; guestsh never mounts guests on the host. Write a recipe instead (guestfs calls, or customize.runCommand to run inside the guest)",
+};
+
+/** Earlier guestsh names of operations. */
+const ALIASES: Record<string, string> = { 'kerberos-hostkeys': 'kerberos-hostkeytab' };
+
+/**
+ * lvm-uuids: LVM refuses new UUIDs while a volume group has active logical
+ * volumes (and the appliance activates them all), so the guest is unmounted
+ * and its volume groups deactivated around the change, then both restored.
+ */
+async function lvmUuidsOp(ctx: Ctx, changes: Change[]): Promise<void> {
+  const { g } = ctx;
+  const pvs = await g.pvs();
+  if (pvs.length === 0) return;
+  const vgs = await g.vgs();
+  const uuids = async (): Promise<string[]> => [...(await Promise.all(pvs.map((p) => g.pvuuid(p)))), ...(await Promise.all(vgs.map((v) => g.vguuid(v))))];
+  const before = await uuids();
+  const mounted = Object.entries(await g.mountpoints()).sort((a, b) => a[1].length - b[1].length);
+  await g.umountAll();
+  try {
+    if (vgs.length) await g.vgActivate(false, vgs);
+    await g.pvchangeUuidAll();
+    if (vgs.length) await g.vgchangeUuidAll();
+  } finally {
+    if (vgs.length) await g.vgActivate(true, vgs);
+    for (const [dev, mp] of mounted) await g.mount(dev, mp);
+  }
+  const after = await uuids();
+  [...pvs, ...vgs].forEach((name, i) => {
+    if (before[i] !== after[i]) note(ctx, changes, { op: 'lvm-uuids', action: 'changed-uuid', path: name, detail: `${before[i]} → ${after[i]}` });
+  });
+}
+
+/** Files that name filesystems by UUID and that fs-uuids keeps in step. */
+const UUID_REFERENCES = [
+  '/etc/fstab', '/etc/crypttab', '/etc/default/grub', '/etc/kernel/cmdline', '/etc/initramfs-tools/conf.d/resume',
+  '/boot/grub/grub.cfg', '/boot/grub2/grub.cfg', '/boot/efi/EFI/*/grub.cfg', '/boot/loader/entries/*.conf', '/etc/default/grub.d/*.cfg',
+];
+
+/**
+ * fs-uuids: a filesystem's UUID can only change while it is unmounted, so
+ * the guest is unmounted, every filesystem that supports it gets a random
+ * UUID, the guest is mounted again at the same mountpoints, and the old
+ * UUIDs are replaced in the files that name them (UUID_REFERENCES). Not
+ * rewritten: UUIDs inside initramfs images (regenerate them in the guest).
+ */
+async function fsUuids(ctx: Ctx, changes: Change[]): Promise<void> {
+  const { g } = ctx;
+  const mounted = Object.entries(await g.mountpoints()).sort((a, b) => a[1].length - b[1].length);
+  const renamed = new Map<string, string>();
+  await g.umountAll();
+  try {
+    for (const [dev, type] of Object.entries(await g.listFilesystems())) {
+      if (type === 'unknown' || type === '') continue;
+      const before = await g.vfsUuid(dev).catch(() => '');
+      if (!before) continue;
+      try {
+        // tune2fs changes the UUID only of a freshly checked ext filesystem (this one has just been unmounted).
+        if (/^ext[234]$/.test(type)) await g.e2fsck(dev, { correct: true });
+        await g.setUuidRandom(dev);
+      } catch (e) {
+        ctx.log?.(`fs-uuids: ${dev} (${type}) kept its UUID: ${e instanceof Error ? e.message : String(e)}`);
+        continue;
+      }
+      const after = await g.vfsUuid(dev);
+      if (after === before) continue;
+      renamed.set(before.toLowerCase(), after);
+      note(ctx, changes, { op: 'fs-uuids', action: 'changed-uuid', path: dev, detail: `${before} → ${after}` });
+    }
+  } finally {
+    for (const [dev, mp] of mounted) await g.mount(dev, mp);
+  }
+  if (renamed.size === 0) return;
+  const re = new RegExp([...renamed.keys()].join('|'), 'gi');
+  for (const pattern of UUID_REFERENCES) {
+    for (const f of await glob(g, pattern)) {
+      const text = await readText(g, f);
+      if (text === null) continue;
+      const updated = text.replace(re, (m) => renamed.get(m.toLowerCase()) ?? m);
+      if (updated === text) continue;
+      await writeText(g, f, updated);
+      note(ctx, changes, { op: 'fs-uuids', action: 'modified', path: f, detail: 'UUIDs updated' });
+    }
+  }
+}
 
 const byName = new Map(OPERATIONS.map((o) => [o.name, o]));
 
@@ -276,13 +378,24 @@ export function listOperations(): { name: string; isDefault: boolean; descriptio
   return OPERATIONS.map(({ name, isDefault, description }) => ({ name, isDefault, description }));
 }
 
+/** virt-sysprep operations not built in guestsh: name → why, and what to do instead. */
+export function notBuilt(): Record<string, string> {
+  return { ...NOT_BUILT };
+}
+
+const canonical = (n: string): string => ALIASES[n] ?? n;
+
 export const defaultOperations: readonly string[] = OPERATIONS.filter((o) => o.isDefault).map((o) => o.name);
 
 /** Resolves the operation set from the options (unknown names are an error). */
 export function selectOperations(opts: SysprepOptions = {}): string[] {
   const check = (names: string[]): string[] => {
-    for (const n of names) if (!byName.has(n)) throw new Error(`sysprep: unknown operation '${n}' (see listOperations())`);
-    return names;
+    return names.map((raw) => {
+      const n = canonical(raw);
+      if (NOT_BUILT[n]) throw new Error(`sysprep: operation '${n}' is not built in guestsh: ${NOT_BUILT[n]}`);
+      if (!byName.has(n)) throw new Error(`sysprep: unknown operation '${raw}' (see listOperations())`);
+      return n;
+    });
   };
   const set = new Set(opts.operations ? check(opts.operations) : defaultOperations);
   for (const n of check(opts.enable ?? [])) set.add(n);
@@ -292,7 +405,9 @@ export function selectOperations(opts: SysprepOptions = {}): string[] {
 
 /** Runs one operation by name. */
 export async function runOperation(ctx: Ctx, name: string, opts: SysprepOptions = {}): Promise<Change[]> {
-  const op = byName.get(name);
+  const n = canonical(name);
+  if (NOT_BUILT[n]) throw new Error(`sysprep: operation '${n}' is not built in guestsh: ${NOT_BUILT[n]}`);
+  const op = byName.get(n);
   if (!op) throw new Error(`sysprep: unknown operation '${name}'`);
   const changes: Change[] = [];
   await op.run(ctx, changes, opts);
@@ -324,7 +439,13 @@ export const dovecotData = op('dovecot-data');
 export const firewallRules = op('firewall-rules');
 export const ipaClient = op('ipa-client');
 export const kerberosData = op('kerberos-data');
-export const kerberosHostkeys = op('kerberos-hostkeys');
+export const kerberosHostkeytab = op('kerberos-hostkeytab');
+/** The earlier name of kerberosHostkeytab. */
+export const kerberosHostkeys = kerberosHostkeytab;
+export const customize = (ctx: Ctx, fn: (ctx: Ctx) => Promise<Change[]>): Promise<Change[]> => runOperation(ctx, 'customize', { customize: fn });
+export const flagReconfiguration = op('flag-reconfiguration');
+export const fsUuids_ = op('fs-uuids');
+export { fsUuids_ as fsUuids };
 export const logfiles = op('logfiles');
 export const lvmSystemDevices = op('lvm-system-devices');
 export const lvmUuids = op('lvm-uuids');
@@ -353,18 +474,29 @@ export { userAccount_ as userAccount };
 export const utmp = op('utmp');
 export const yumUuid = op('yum-uuid');
 
+const SYSPREP_PARAMS = ['operations', 'enable', 'disable', 'keep-user-accounts', 'remove-user-accounts'];
+
 /**
  * As a ready recipe (`guestsh run -a IMG guestsh/sysprep`): params
- * operations=a,b | enable=a,b | disable=a,b | keep-user-accounts=u,v | remove-user-accounts=u,v.
+ * operations=a,b | enable=a,b | disable=a,b | keep-user-accounts=u,v | remove-user-accounts=u,v,
+ * and any guestsh/customize param (hostname=, root-password=, install=, …),
+ * applied by the customize operation, as virt-sysprep's customize options are.
  */
 export default async function recipe(ctx: RecipeCtx): Promise<Change[]> {
   await ensureMounted(ctx);
+  const custom: Record<string, string> = {};
+  for (const [k, v] of Object.entries(ctx.params)) {
+    if (SYSPREP_PARAMS.includes(k)) continue;
+    if (!CUSTOMIZE_PARAMS.includes(k)) throw new Error(`guestsh/sysprep: unknown param '${k}' (sysprep's: ${SYSPREP_PARAMS.join(', ')}; customize's: ${CUSTOMIZE_PARAMS.join(', ')})`);
+    custom[k] = v;
+  }
   const changes = await sysprep(ctx, {
     operations: listParam(ctx.params['operations']),
     enable: listParam(ctx.params['enable']),
     disable: listParam(ctx.params['disable']),
     keepUserAccounts: listParam(ctx.params['keep-user-accounts']),
     removeUserAccounts: listParam(ctx.params['remove-user-accounts']),
+    customize: Object.keys(custom).length ? (c) => customizeFromParams(c, custom) : undefined,
   });
   ctx.log?.(`sysprep: ${changes.length} change(s)`);
   return changes;
