@@ -202,3 +202,18 @@ describe('successful runs', () => {
     expect(await sha256(img)).toBe(baseSha);
   }, 300_000);
 });
+
+describe('guestsh run --network', () => {
+  it('gives the appliance a network only when asked; a read-only run commits nothing', { timeout: 300_000 }, async () => {
+    const { guestsh } = await import('./helpers.js');
+    const on = await guestsh(['run', '--network', '--json', '--ro', '-a', img, R('network.gfs.ts')]);
+    expect(on.code, on.stderr).toBe(0);
+    const withNet = JSON.parse(on.stdout) as { committed: boolean; value: unknown };
+    expect(withNet.value).toEqual({ network: true, interfaces: ['eth0', 'lo'], defaultRoute: true });
+    expect(withNet.committed).toBe(false);
+    const off = await guestsh(['run', '--json', '--ro', '-a', img, R('network.gfs.ts')]);
+    expect(off.code, off.stderr).toBe(0);
+    expect(JSON.parse(off.stdout).value).toEqual({ network: false, interfaces: ['lo'], defaultRoute: false });
+    expect(await sha256(img)).toBe(baseSha);
+  });
+});

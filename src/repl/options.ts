@@ -66,7 +66,7 @@ export const usage = `usage: guestsh [--options] [CMD ARGS [: CMD ARGS]...]
   --commit / --discard   keep or throw away the images' changes at the end (default: keep them
                          when every command succeeded; the interactive shell asks)
   --dry-run              throw the changes away and print the files that would have changed
-  guestsh run [-a IMAGE]... [-i | -m DEV:MNT]... RECIPE.gfs.ts [--param k=v]... [--timeout S] [--memory MB] [--dry-run] [--json]
+  guestsh run [-a IMAGE]... [-i | -m DEV:MNT]... RECIPE.gfs.ts [--param k=v]... [--timeout S] [--memory MB] [--network] [--dry-run] [--json]
   guestsh run --watch …              re-run the recipe on every save, print what each run changed, roll it back
   guestsh init-recipe NAME [DIR]     write a starter recipe with a tsconfig that type-checks it
   guestsh recover IMAGE              finish an interrupted commit, or remove an abandoned run's changes

@@ -76,6 +76,9 @@ async function runVerb(args: string[]): Promise<number> {
       case '--dry-run':
         o.dryRun = true;
         break;
+      case '--network':
+        o.network = true;
+        break;
       case '--json':
         json = true;
         break;

@@ -12,7 +12,7 @@ export function formatRunResult(r: RunResult, opts: { json?: boolean; verbose?: 
     lines.push(
       r.committed
         ? `recipe succeeded: ${r.calls} call(s); changes committed`
-        : `recipe succeeded (dry run): ${r.calls} call(s); nothing was written`,
+        : `recipe succeeded (${r.changes ? 'dry run' : 'read-only images'}): ${r.calls} call(s); nothing was written`,
     );
     for (const c of r.changes ?? []) lines.push(`  ${c.change.padEnd(8)} ${c.filesystem}:${c.path}`);
   } else {

@@ -43,6 +43,8 @@ export interface RunOptions {
   dryRun?: boolean | undefined;
   /** Where host-side writes (download, copy_out, …) may go; default a new temp directory. */
   outputDir?: string | undefined;
+  /** --network: the appliance gets qemu user networking (for install/update of packages). */
+  network?: boolean | undefined;
   /** -v: appliance console and call trace lines go to `log`. */
   verbose?: boolean | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
@@ -130,8 +132,9 @@ export function attachLog(s: Session, log: (line: string) => void, verbose: bool
 }
 
 /** Adds the images and launches (unless `s` is already running), then mounts as -i / -m ask. */
-export async function openImages(s: Session, opts: Pick<RunOptions, 'images' | 'inspect' | 'mounts'>): Promise<void> {
+export async function openImages(s: Session, opts: Pick<RunOptions, 'images' | 'inspect' | 'mounts' | 'network'>): Promise<void> {
   if (s.state === 'config') {
+    if (opts.network) s.settings.network = true;
     for (const img of opts.images) await s.addDrive(img.path, { format: img.format, readonly: img.readonly });
     await s.launch();
   }
@@ -199,7 +202,8 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     } else {
       const tc = performance.now();
       await s.shutdown();
-      committed = true;
+      // Only transactional (read-write) drives have anything to commit.
+      committed = s.drives.some((d) => d.tx !== null);
       timings.commitMs = performance.now() - tc;
     }
     return { ok: true, committed, value: r.value, changes, outputDir, calls: r.calls, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 0 };
