@@ -1,6 +1,7 @@
 // What happens when things go wrong: qemu killed mid-call, bad images, bad
 // command lines. Each must end in a clear error, never a hang or a leak.
-import { writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,6 +22,27 @@ afterAll(() => {
 function within<T>(p: Promise<T>, ms: number): Promise<T | 'timeout'> {
   return Promise.race([p, sleep(ms).then(() => 'timeout' as const)]);
 }
+
+describe('owner killed', () => {
+  it('a session killed (SIGKILL) before its appliance started leaves no run directory behind', async () => {
+    // The child adds a read-only drive (its throwaway overlay makes the run directory) and then waits: no qemu yet.
+    const img = rawDisk(join(tmp.dir, 'early-kill.img'), 16);
+    const index = join(import.meta.dirname, '..', 'dist', 'src', 'index.js');
+    const child = spawn(process.execPath, ['-e', `import(${JSON.stringify(index)}).then(async ({ Session }) => {
+      const s = new Session(); await s.addDrive(${JSON.stringify(img)}, { readonly: true }); console.log(s.runDirectory); setInterval(() => {}, 1000); })`], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, TMPDIR: tmp.dir },
+    });
+    const runDir = await new Promise<string>((resolve, reject) => {
+      child.stdout!.once('data', (d: Buffer) => resolve(d.toString().trim()));
+      child.once('exit', (code) => reject(new Error(`the child exited (${code}) before adding its drive`)));
+    });
+    expect(existsSync(runDir)).toBe(true);
+    child.kill('SIGKILL');
+    for (let i = 0; i < 20 && existsSync(runDir); i++) await sleep(250);
+    expect(existsSync(runDir)).toBe(false);
+  });
+});
 
 describe('appliance death', () => {
   it('killing qemu mid-call gives a clear error within 5 s and cleans up', async () => {

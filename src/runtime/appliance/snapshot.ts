@@ -14,7 +14,8 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import type { Accel } from '../qemu/accel.js';
 import { QEMU } from '../qemu/accel.js';
-import { releaseWatchdogs, Vm } from '../qemu/vm.js';
+import { Vm } from '../qemu/vm.js';
+import { releaseWatchdogs } from '../qemu/watchdog.js';
 import { createOverlay } from '../session/drives.js';
 import type { Appliance } from './build.js';
 

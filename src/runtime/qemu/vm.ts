@@ -15,6 +15,7 @@ import { ApplianceError } from '../errors.js';
 import { DaemonChannel } from '../protocol/channel.js';
 import { type Accel, QEMU } from './accel.js';
 import { Qmp, type QmpEvent } from './qmp.js';
+import { watchRunDir } from './watchdog.js';
 
 export interface DriveConfig {
   file: string;
@@ -119,29 +120,6 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   return a;
 }
 
-// Polls like libguestfs's recovery process. While qemu runs: if the owner
-// dies, kill qemu. Then, until the owner is gone: remove the run directory
-// once it is. An owner that cleans up itself ends its watchdog with
-// releaseWatchdogs(); one killed at any moment (even mid-commit, after qemu
-// exited) still has its directory removed.
-const WATCHDOG = `
-owner=$1 qemu=$2 dir=$3
-while kill -0 "$qemu" 2>/dev/null; do
-  kill -0 "$owner" 2>/dev/null || kill -9 "$qemu"
-  sleep 0.5
-done
-while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
-rm -rf "$dir"
-`;
-
-const watchdogs = new Map<string, ChildProcess[]>();
-
-/** Ends the watchdogs of `runDir`: its owner has cleaned up (or is about to). */
-export function releaseWatchdogs(runDir: string): void {
-  for (const w of watchdogs.get(runDir) ?? []) w.kill('SIGKILL');
-  watchdogs.delete(runDir);
-}
-
 function shellQuote(s: string): string {
   return `'${s.replaceAll("'", "'\\''")}'`;
 }
@@ -242,12 +220,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     const vm = new Vm(proc);
     if (cfg.onConsole) vm.on('console', cfg.onConsole);
     if (proc.pid !== undefined) {
-      const w = spawn('sh', ['-c', WATCHDOG, 'guestsh-watchdog', String(process.pid), String(proc.pid), cfg.runDir], {
-        detached: true,
-        stdio: 'ignore',
-      });
-      w.unref();
-      watchdogs.set(cfg.runDir, [...(watchdogs.get(cfg.runDir) ?? []), w]);
+      watchRunDir(cfg.runDir, proc.pid);
     }
     let timer: NodeJS.Timeout | undefined;
     const abort = Promise.race([

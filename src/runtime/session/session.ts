@@ -19,7 +19,8 @@ import { type ArgValue, decodeRet, encodeArgs, type OptArgs, type RetValue } fro
 import { ChannelClosedError } from '../protocol/channel.js';
 import { Rpc } from '../protocol/rpc.js';
 import { chooseAccel } from '../qemu/accel.js';
-import { type DriveConfig, releaseWatchdogs, Vm, type VmConfig } from '../qemu/vm.js';
+import { type DriveConfig, Vm, type VmConfig } from '../qemu/vm.js';
+import { releaseWatchdogs, watchRunDir } from '../qemu/watchdog.js';
 import { ensureSnapshot } from '../appliance/snapshot.js';
 import { createDisk, createOverlay, probeImage } from './drives.js';
 import { checkOptionalGroup, libraryActions, notSupported } from './library/index.js';
@@ -187,6 +188,7 @@ export class Session extends EventEmitter<SessionEvents> {
   private async ensureRunDir(): Promise<string> {
     if (!this.runDir) {
       this.runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+      watchRunDir(this.runDir);
       live.add(this);
     }
     return this.runDir;
