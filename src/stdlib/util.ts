@@ -187,3 +187,6 @@ export async function ensureMounted(ctx: Ctx): Promise<string | null> {
   }
   return root;
 }
+
+/** A fresh name under the guest's /tmp for a short-lived file or directory. */
+export const tmpName = (what: string): string => `/tmp/.guestsh-${what}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 8)}`;

@@ -5,7 +5,7 @@ export { watchRecipe, formatWatchRun } from './watch.js';
 export type { WatchOptions, WatchRun } from './watch.js';
 export { initRecipe } from './init.js';
 export type { InitResult } from './init.js';
-export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES } from './sandbox.js';
+export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES, STDLIB_RECIPES } from './sandbox.js';
 export type { RecipeFailure, SandboxOptions, SandboxResult, SourceLocation } from './sandbox.js';
 export { PathPolicy, RecipePolicyError, checkCall, refusal, refusedActions, hostPathArgs } from './policy.js';
 export type { RecipeContext, RecipeGuestfs, Recipe } from './types.js';

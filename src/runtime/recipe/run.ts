@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Session } from '../session/session.js';
 import type { FileChange } from '../session/changes.js';
 import { PathPolicy } from './policy.js';
-import { type RecipeFailure, runInSandbox, type SandboxTimings, STDLIB_MODULES } from './sandbox.js';
+import { type RecipeFailure, runInSandbox, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
   path: string;
@@ -83,8 +83,8 @@ export const DEFAULT_MEMORY_MB = 128;
 export function stdRecipeName(recipe: string): string | null {
   const m = /^(?:guestsh\/|std:)([a-z-]+)$/.exec(recipe);
   if (!m) return null;
-  if (!(STDLIB_MODULES as readonly string[]).includes(m[1]!) || m[1] === 'util') {
-    throw new Error(`unknown standard-library recipe '${recipe}' (there are: ${STDLIB_MODULES.filter((x) => x !== 'util').map((x) => `guestsh/${x}`).join(', ')})`);
+  if (!(STDLIB_RECIPES as readonly string[]).includes(m[1]!)) {
+    throw new Error(`unknown standard-library recipe '${recipe}' (there are: ${STDLIB_RECIPES.map((x) => `guestsh/${x}`).join(', ')})`);
   }
   return m[1]!;
 }

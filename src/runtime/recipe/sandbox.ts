@@ -37,7 +37,10 @@ export interface CallTarget {
 /** Where the standard library's modules live (src/stdlib/*.ts from source, dist/src/stdlib/*.js when built). */
 export const stdlibDir = fileURLToPath(new URL('../../stdlib/', import.meta.url));
 
-export const STDLIB_MODULES = ['sysprep', 'customize', 'firstboot', 'hardening', 'inspect', 'util'] as const;
+export const STDLIB_MODULES = ['sysprep', 'customize', 'firstboot', 'hardening', 'inspect', 'packages', 'util'] as const;
+
+/** The standard-library modules that are also ready recipes (a default export). */
+export const STDLIB_RECIPES = ['sysprep', 'customize', 'firstboot', 'hardening', 'inspect'] as const;
 
 export interface SourceLocation {
   file: string;
