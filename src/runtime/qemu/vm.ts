@@ -315,12 +315,18 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       this.qmp!.on('event', onEvent);
     });
     await this.qmp!.execute('device_del', { id: `sd${i}` });
-    await Promise.race([
-      deleted,
-      sleep(10_000).then(() => {
-        throw new ApplianceError(`qemu did not unplug disk ${i} within 10 s`);
-      }),
-    ]);
+    // The timer is cancelled once the disk is gone: a pending one would keep the process alive.
+    const timeout = new AbortController();
+    try {
+      await Promise.race([
+        deleted,
+        sleep(10_000, undefined, { signal: timeout.signal }).then(() => {
+          throw new ApplianceError(`qemu did not unplug disk ${i} within 10 s`);
+        }),
+      ]);
+    } finally {
+      timeout.abort();
+    }
   }
 
   /** Plugs `d` in as SCSI disk `i` (target i), its block node named `node`. */

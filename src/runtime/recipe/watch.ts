@@ -140,19 +140,22 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
       });
     };
 
-    await runOnce(null);
-    if (opts.signal.aborted) return 0;
-
     // Saves arrive as bursts of events (editors write, rename, chmod): one run
-    // per burst, and a save during a run queues exactly one more run.
-    let pending: string | null = null;
+    // per burst, and a save during a run queues exactly one more run. The
+    // watcher starts before the first run, so a save during it counts too.
+    let pending: { trigger: string | null } | null = { trigger: null };
     let timer: NodeJS.Timeout | null = null;
     let running: Promise<void> = Promise.resolve();
     let busy = false;
     let failed: unknown = null;
+    let stop: () => void = () => {};
+    const stopped = new Promise<void>((resolve) => {
+      stop = resolve;
+      opts.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
     const kick = (): void => {
       if (busy || pending === null || opts.signal.aborted) return;
-      const trigger = pending;
+      const { trigger } = pending;
       pending = null;
       busy = true;
       running = runOnce(trigger)
@@ -165,12 +168,6 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
           kick();
         });
     };
-    let stop: () => void = () => {};
-    const stopped = new Promise<void>((resolve) => {
-      stop = resolve;
-      opts.signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    if (opts.signal.aborted) return 0;
 
     // The directories of those files, not the files: editors save by
     // renaming a new file over the old one, which a watch on the file misses.
@@ -178,7 +175,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
     for (const f of inputs) dirsWatched.add(dirname(f));
     watcher.on('all', (_event, path) => {
       if (!inputs.has(path)) return;
-      pending = relative(dir, path) || basename(path);
+      pending = { trigger: relative(dir, path) || basename(path) };
       if (timer) clearTimeout(timer);
       timer = setTimeout(kick, opts.debounceMs ?? 150);
     });
@@ -186,7 +183,9 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
       watcher!.once('ready', resolve);
       watcher!.once('error', reject);
     });
+    if (opts.signal.aborted) return 0;
     opts.onWatching?.(dir);
+    kick();
 
     await stopped;
     if (timer) clearTimeout(timer);

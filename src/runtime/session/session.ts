@@ -514,7 +514,7 @@ export class Session extends EventEmitter<SessionEvents> {
     // shutdown's autosync).
     this.stateValue = 'closed';
     // The socket usually closes a moment before qemu's exit status arrives.
-    await Promise.race([vm.exited, sleep(1000)]);
+    await Promise.race([vm.exited, sleep(1000, undefined, { ref: false })]);
     const err = new ApplianceError(`${action}: the appliance died: ${vm.describeExit()}`);
     await this.close();
     return err;
