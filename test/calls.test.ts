@@ -40,8 +40,10 @@ afterAll(async () => {
   await s.close();
   await cfg.close();
   expect(pid !== null && isAlive(pid)).toBe(false);
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 function ctxFor(session: Session, called: Set<string>): Ctx {

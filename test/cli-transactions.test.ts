@@ -8,8 +8,10 @@ import { ext4Image, isolatedTmpdir, sha256, guestsh } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 describe('command-line transactions', () => {

@@ -28,8 +28,10 @@ afterAll(async () => {
   const pid = s.qemuPid;
   await s.close();
   expect(pid !== null && isAlive(pid)).toBe(false);
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 describe('engine', () => {

@@ -14,8 +14,10 @@ import { isAlive, isolatedTmpdir, rawDisk, guestsh } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 /** Resolves to the outcome of `p`, or 'timeout' if it is still pending after `ms`. */

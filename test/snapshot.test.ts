@@ -14,8 +14,10 @@ import { ext4Image, isAlive, isolatedTmpdir, rawDisk, sha256 } from './helpers.j
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 async function open(images: string[], opts: { snapshots: boolean; readonly?: boolean } = { snapshots: true }): Promise<Session> {

@@ -15,8 +15,10 @@ afterAll(async () => {
   // A killed writer's watchdog removes its run directory within one poll
   // (0.5 s) of noticing; give it a bounded moment before checking.
   for (let i = 0; i < 30 && tmp.leftovers().length; i++) await sleep(100);
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 const TRIALS = Number(process.env.GUESTSH_TX_TRIALS ?? 20);

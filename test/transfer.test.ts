@@ -31,8 +31,10 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s.close();
-  expect(tmp.leftovers()).toEqual([]);
+  // Removed before the check, so a failing check does not leave the images behind too.
+  const left = tmp.leftovers();
   tmp.restore();
+  expect(left).toEqual([]);
 });
 
 describe('file transfer', () => {
