@@ -275,11 +275,6 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     }
   }
 
-  /** Plugs drives into the SCSI bus as /dev/sda, /dev/sdb … (target i for drive i). */
-  async hotplug(drives: readonly DriveConfig[]): Promise<void> {
-    for (const [i, d] of drives.entries()) await this.plug(i, d, `hd${i}`);
-  }
-
   /**
    * Freezes the disk whose top block node is `top`: qemu creates `file`, a
    * qcow2 layer over it, and sends every later write there. Returns the new

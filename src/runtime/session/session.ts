@@ -293,9 +293,16 @@ export class Session extends EventEmitter<SessionEvents> {
    */
   private async waitForDisks(count: number): Promise<void> {
     const last = `/dev/${diskName(count - 1)}`;
-    const settle = `${inGuestUntil(`[ -b ${last} ]`)}; udevadm settle; ls /sys/block`;
-    const blocks = (await this.guestShell(settle)).split(/\s+/).filter((b) => b.startsWith('sd'));
+    // Each disk with its SCSI address (host:channel:target:lun); disk i sits at target i.
+    const settle = `${inGuestUntil(`[ -b ${last} ]`)}; udevadm settle; for b in /sys/block/sd*; do echo "\${b##*/} $(basename "$(readlink "$b/device")")"; done`;
+    const blocks = (await this.guestShell(settle)).split('\n').filter((l) => l.startsWith('sd')).map((l) => l.split(' ') as [string, string]);
     if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
+    for (const [name, address] of blocks) {
+      const target = Number(address.split(':')[2]);
+      if (name !== diskName(target)) {
+        throw new ApplianceError(`the appliance named the disk at SCSI target ${target} ${name}, not ${diskName(target)}; device names would not match the drive order (launch again)`);
+      }
+    }
   }
 
   /**
@@ -429,10 +436,19 @@ export class Session extends EventEmitter<SessionEvents> {
     const t1 = Date.now();
     this.attach(await Vm.restore({ ...cfg, drives: [], root: { file: snap.root, format: 'qcow2', throwaway: true } }, snap.state));
     const t2 = Date.now();
-    await this.vm!.hotplug(cfg.drives);
+    // The first disk goes in before the guest runs; each further one once the
+    // disk before it has its name. The guest names disks in the order it
+    // finishes probing them, and two probed together can swap names (a CI
+    // rehearsal saw the blank second disk come up as sda).
+    const [first, ...more] = cfg.drives;
+    if (first) await this.vm!.plug(0, first, 'hd0');
     await this.vm!.resume();
     const t3 = Date.now();
     this.stateValue = 'ready';
+    for (const [j, d] of more.entries()) {
+      await this.guestShell(inGuestUntil(`[ -b /dev/${diskName(j)} ]`));
+      await this.vm!.plug(j + 1, d, `hd${j + 1}`);
+    }
     await this.waitForDisks(cfg.drives.length);
     // The guest's clock stopped when it was saved; a call takes milliseconds,
     // so setting it last leaves it that close to the host's.
