@@ -13,20 +13,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from '../src/index.js';
+import { arg, CLI, LIBGUESTFS_ENV, median } from './util.js';
 import { ensureGuest } from '../testdata/index.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const RUNS = arg('--runs', 3);
-const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
-const LIBGUESTFS_ENV = { ...process.env, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 /** Wall time of a command from spawn to exit, in ms; it must succeed. */
 function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {

@@ -13,21 +13,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from '../src/index.js';
+import { arg, CLI, LIBGUESTFS_ENV, median } from './util.js';
 import { ext4Image } from '../test/helpers.js';
 
-const arg = (name: string, dflt: number): number => {
-  const i = process.argv.indexOf(name);
-  return i >= 0 ? Number(process.argv[i + 1]) : dflt;
-};
 const RUNS = arg('--runs', 3);
 const CALLS = arg('--calls', 1000);
-const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
-const GUESTFISH_ENV = { ...process.env, LIBGUESTFS_BACKEND_SETTINGS: 'force_tcg' };
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 
 /** ms from spawn until the first byte on stdout; the process is then left to finish. */
 function timeToFirstOutput(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
@@ -52,7 +42,7 @@ function guestfishCalls(image: string, n: number): Promise<number> {
   const script = join(work, 'calls.gfs');
   writeFileSync(script, ['run', 'mount /dev/sda /', '!date +%s%N', ...Array(n).fill('is-file /hello'), '!date +%s%N', ''].join('\n'));
   return new Promise((resolve, reject) => {
-    const p = spawn('guestfish', ['-a', image, '-f', script], { env: GUESTFISH_ENV, stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('guestfish', ['-a', image, '-f', script], { env: LIBGUESTFS_ENV, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.on('exit', (code) => {
@@ -92,7 +82,7 @@ try {
   // appliance cache is warm too by then).
   await timeToFirstOutput('node', [CLI, ...cli], process.env);
   for (let r = 0; r < RUNS; r++) {
-    launch.guestfish.push(await timeToFirstOutput('guestfish', cli, GUESTFISH_ENV));
+    launch.guestfish.push(await timeToFirstOutput('guestfish', cli, LIBGUESTFS_ENV));
     launch.boot.push(await timeToFirstOutput('node', [CLI, ...cli], bootEnv));
     launch.resume.push(await timeToFirstOutput('node', [CLI, ...cli], process.env));
     process.stderr.write(

@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { Session } from '../session/session.js';
 import type { FileChange } from '../session/changes.js';
 import { PathPolicy } from './policy.js';
-import { type RecipeFailure, runInSandbox, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
+import { type RecipeFailure, runInSandbox, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
   path: string;
@@ -120,6 +120,20 @@ export async function resolveRecipe(opts: Pick<RunOptions, 'recipe' | 'outputDir
   return { entry, entrySource: std ? `export { default } from 'guestsh/${std}';\n` : undefined, std, policy, outputDir, outputIsTemp: !opts.outputDir };
 }
 
+/** How a run's sandbox is set up from the resolved recipe and the run's options (run and watch alike). */
+export function sandboxOptions(src: RecipeSource, opts: Pick<RunOptions, 'params' | 'memoryMb' | 'timeoutMs'>, target: Session, log: (line: string) => void): SandboxOptions {
+  return {
+    entry: src.entry,
+    entrySource: src.entrySource,
+    policy: src.policy,
+    params: opts.params ?? {},
+    target,
+    memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
+    timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+    log,
+  };
+}
+
 /** Wires -v and notices to `log`. */
 export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
   if (verbose) {
@@ -174,16 +188,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
     }
 
-    const r = await runInSandbox({
-      entry: src.entry,
-      entrySource: src.entrySource,
-      policy: src.policy,
-      params: opts.params ?? {},
-      target: s,
-      memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
-      timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-      log,
-    });
+    const r = await runInSandbox(sandboxOptions(src, opts, s, log));
     Object.assign(timings, r.timings);
     if (!r.ok) {
       return {

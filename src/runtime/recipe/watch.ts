@@ -10,12 +10,11 @@ import type { FileChange } from '../session/changes.js';
 import { UsageError } from '../errors.js';
 import {
   attachLog,
-  DEFAULT_MEMORY_MB,
-  DEFAULT_TIMEOUT_MS,
   failureExitCode,
   openImages,
   releaseOutputDir,
   resolveRecipe,
+  sandboxOptions,
   type RunOptions,
   setupFailure,
   stdRecipeName,
@@ -105,16 +104,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
     };
     const runAndReset = async (trigger: string | null): Promise<void> => {
       const t0 = performance.now();
-      const r = await runInSandbox({
-        entry: src.entry,
-        policy: src.policy,
-        params: opts.params ?? {},
-        target: s,
-        memoryMb: opts.memoryMb ?? DEFAULT_MEMORY_MB,
-        timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT_MS,
-        log,
-        signal: opts.signal,
-      });
+      const r = await runInSandbox({ ...sandboxOptions(src, opts, s, log), signal: opts.signal });
       if (opts.signal.aborted) return;
       track([...r.modules, ...src.policy.filesRead]);
       if (r.failure?.location && isAbsolute(r.failure.location.file)) track([r.failure.location.file]);
