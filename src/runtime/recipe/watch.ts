@@ -84,14 +84,15 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
     // What a run depends on: its entry, the modules it imported and the host
     // files it read (uploads). A set that only grows: a module a broken run
     // did not reach still matters for the next one.
+    // Runs start only once the watcher exists (see below).
     const inputs = new Set<string>([src.entry]);
-    const dirsWatched = new Set<string>();
+    const dirsWatched = new Set<string>([dirname(src.entry)]);
     const track = (files: Iterable<string>): void => {
-      for (const f of files) inputs.add(f);
-      if (!watcher) return;
-      for (const d of new Set([...inputs].map(dirname))) {
-        if (!dirsWatched.has(d)) watcher.add(d);
-        dirsWatched.add(d);
+      for (const f of files) {
+        inputs.add(f);
+        if (dirsWatched.has(dirname(f))) continue;
+        dirsWatched.add(dirname(f));
+        watcher!.add(dirname(f));
       }
     };
     let n = 0;
@@ -161,8 +162,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
 
     // The directories of those files, not the files: editors save by
     // renaming a new file over the old one, which a watch on the file misses.
-    watcher = watchFiles([...new Set([...inputs].map(dirname))], { ignoreInitial: true, depth: 0 });
-    for (const f of inputs) dirsWatched.add(dirname(f));
+    watcher = watchFiles([...dirsWatched], { ignoreInitial: true, depth: 0 });
     watcher.on('all', (_event, path) => {
       if (!inputs.has(path)) return;
       pending = { trigger: relative(dir, path) || basename(path) };
