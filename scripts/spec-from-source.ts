@@ -1,6 +1,6 @@
 // Extracts the libguestfs API facts (actions, structs, procedure numbers,
 // protocol constants) from a libguestfs source tree into
-// src/commands/spec/spec.json.
+// src/spec/spec.json.
 //
 //   npx tsx scripts/spec-from-source.ts [SRCDIR] [--out FILE]
 //
@@ -23,7 +23,7 @@ import {
   FIELD_TYPES, OPTARG_KINDS, RSTRING_KINDS, STRING_KINDS, VISIBILITIES,
   type ActionSpec, type ArgSpec, type OptArgSpec, type Protocol, type RetSpec,
   type Spec, type StructSpec,
-} from '../src/commands/spec/types.js';
+} from '../src/spec/types.js';
 
 // ---------------------------------------------------------------- errors
 
@@ -812,7 +812,7 @@ function checkVariants(types: Module): void {
     if (!def) throw new SpecError(`${types.file}: type ${name} not found`);
     const got = [...def.ctors].sort().join(' ');
     if (got !== [...want].sort().join(' ')) {
-      fail(def.loc, `type ${name} has constructors [${got}], this script knows [${[...want].sort().join(' ')}]; update src/commands/spec/types.ts`);
+      fail(def.loc, `type ${name} has constructors [${got}], this script knows [${[...want].sort().join(' ')}]; update src/spec/types.ts`);
     }
   }
 }

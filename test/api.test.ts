@@ -6,12 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { apiMethods, createApi } from '../src/commands/api.js';
-import { actionByName, publicActions, spec } from '../src/commands/spec/index.js';
-import type { ArgValue, OptArgs } from '../src/runtime/protocol/codec.js';
+import { apiMethods, createApi } from '../src/spec/api.js';
+import { actionByName, publicActions, spec } from '../src/spec/index.js';
+import type { ArgValue, OptArgs } from '../src/spec/values.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const generatedPath = join(root, 'src', 'commands', 'api.generated.ts');
+const generatedPath = join(root, 'src', 'spec', 'api.generated.ts');
 const run = promisify(execFile);
 
 /** tsc's exit code and output for a project; a failing compile is a result here, not an exception. */

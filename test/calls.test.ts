@@ -5,9 +5,9 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { actionByName } from '../src/commands/spec/index.js';
+import { actionByName } from '../src/spec/index.js';
 import { Session } from '../src/index.js';
-import type { ArgValue, OptArgs } from '../src/runtime/protocol/codec.js';
+import type { ArgValue, OptArgs } from '../src/spec/values.js';
 import type { CallTransfer } from '../src/runtime/session/session.js';
 import { notSupported } from '../src/runtime/session/library/index.js';
 import { ensureGuest, readTruth } from '../testdata/index.js';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parseCommandArgs, parseInteger, parseStringList } from '../src/commands/parse.js';
-import { actionByName } from '../src/commands/spec/index.js';
+import { actionByName } from '../src/spec/index.js';
 import { cG, formatJson, formatResult } from '../src/repl/format.js';
 import { parseLine } from '../src/repl/lexer.js';
 import { parseOptions } from '../src/repl/options.js';

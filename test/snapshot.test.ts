@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
-import { snapshotDir } from '../src/runtime/appliance/snapshot.js';
+import { snapshotDir } from '../src/runtime/qemu/snapshot.js';
 import { chooseAccel } from '../src/runtime/qemu/accel.js';
 import { ext4Image, isAlive, isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
 

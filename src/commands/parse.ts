@@ -11,9 +11,9 @@
 //   single quotes group and \' is a literal quote;
 // - optional arguments are name:value words after the required ones.
 
-import type { ActionSpec, ArgSpec, OptArgSpec } from './spec/types.js';
+import type { ActionSpec, ArgSpec, OptArgSpec } from '../spec/types.js';
 import { UsageError } from '../runtime/errors.js';
-import type { ArgValue, OptArgs } from '../runtime/protocol/codec.js';
+import type { ArgValue, OptArgs } from '../spec/values.js';
 
 const SUFFIX_POWER: Record<string, number> = { k: 1, K: 1, M: 2, G: 3, T: 4, P: 5, E: 6, Z: 7, Y: 8 };
 const INT64_MIN = -(2n ** 63n);

@@ -12,8 +12,8 @@
 
 import { appendFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { publicActions } from '../commands/spec/index.js';
-import type { ActionSpec } from '../commands/spec/types.js';
+import { publicActions } from '../spec/index.js';
+import type { ActionSpec } from '../spec/types.js';
 import { kebab } from '../commands/parse.js';
 import type { Session } from '../runtime/session/session.js';
 import { META_COMMANDS } from './meta.js';

@@ -11,9 +11,9 @@
 // - struct fields: FChar as a character, FUUID the 32 bytes, FBuffer with
 //   non-printable bytes as \xNN, FOptPercent "%g %" or empty when negative.
 
-import type { ActionSpec, StructSpec } from '../commands/spec/types.js';
-import { structByName } from '../commands/spec/index.js';
-import type { RetValue, StructValue } from '../runtime/protocol/codec.js';
+import type { ActionSpec, StructSpec } from '../spec/types.js';
+import { structByName } from '../spec/index.js';
+import type { RetValue, StructValue } from '../spec/values.js';
 
 /** C's printf %g (precision 6). */
 export function cG(x: number): string {

@@ -4,8 +4,8 @@
 // is stored in guestsh.
 
 import { execFileSync } from 'node:child_process';
-import { actionByName, publicActions } from '../commands/spec/index.js';
-import type { ActionSpec } from '../commands/spec/types.js';
+import { actionByName, publicActions } from '../spec/index.js';
+import type { ActionSpec } from '../spec/types.js';
 import { kebab, kindName, signature } from '../commands/parse.js';
 import { META_COMMANDS } from './meta.js';
 

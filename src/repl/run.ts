@@ -1,11 +1,11 @@
 // Resolving a command's words to an action and typed arguments without
 // running it (used to check command-line commands before the appliance boots).
 
-import { actionByName, spec, suggestActions } from '../commands/spec/index.js';
+import { actionByName, spec, suggestActions } from '../spec/index.js';
 import { parseCommandArgs } from '../commands/parse.js';
-import type { ActionSpec } from '../commands/spec/types.js';
+import type { ActionSpec } from '../spec/types.js';
 import { UsageError } from '../runtime/errors.js';
-import type { ArgValue, OptArgs } from '../runtime/protocol/codec.js';
+import type { ArgValue, OptArgs } from '../spec/values.js';
 
 let folded: Map<string, ActionSpec> | null = null;
 

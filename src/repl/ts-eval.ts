@@ -17,8 +17,8 @@
 import { createContext, runInContext, type Context } from 'node:vm';
 import { inspect } from 'node:util';
 import { createRequire } from 'node:module';
-import { createApi } from '../commands/api.js';
-import type { ArgValue, OptArgs, RetValue } from '../runtime/protocol/codec.js';
+import { createApi } from '../spec/api.js';
+import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
 import type { Session } from '../runtime/session/session.js';
 
 type Swc = typeof import('@swc/core');

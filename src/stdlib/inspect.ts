@@ -1,7 +1,7 @@
 // A read-only inspection report of the guest (what virt-inspector prints,
 // in short), for recipes that check an image before or after changing it.
 
-import type { GuestfsApi } from '../commands/api.generated.js';
+import type { GuestfsApi } from '../spec/api.generated.js';
 import { type Ctx, passwd, readText } from './util.js';
 
 export interface InspectionReport {

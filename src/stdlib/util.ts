@@ -2,7 +2,7 @@
 // the recipe sandbox (no Node APIs, no TextDecoder) and on the host against
 // a Session's `g`, so it uses nothing but the guestfs calls it is given.
 
-import type { GuestfsApi } from '../commands/api.generated.js';
+import type { GuestfsApi } from '../spec/api.generated.js';
 
 export type Log = (...args: unknown[]) => void;
 

@@ -4,7 +4,7 @@
 import A from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { deflateSync } from 'node:zlib';
-import { actionByName } from '../../src/commands/spec/index.js';
+import { actionByName } from '../../src/spec/index.js';
 import { checkOptionalGroup } from '../../src/runtime/session/library/index.js';
 import type { Group } from './table.js';
 

@@ -1,6 +1,6 @@
 // The whole call-coverage table: groups of cases by fixture, in the order the
 // test runs them, plus every public action no case exercises, with the reason.
-import { publicActions } from '../../src/commands/spec/index.js';
+import { publicActions } from '../../src/spec/index.js';
 import { notSupported } from '../../src/runtime/session/library/index.js';
 import { blankGroup } from './blank.js';
 import { configGroup } from './config.js';

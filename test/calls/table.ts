@@ -6,7 +6,7 @@
 // forgot to call.
 
 import type { CallTransfer, Session } from '../../src/runtime/session/session.js';
-import type { ArgValue, OptArgs } from '../../src/runtime/protocol/codec.js';
+import type { ArgValue, OptArgs } from '../../src/spec/values.js';
 
 export interface Ctx {
   /** Calls an action (recorded for the coverage check). Results are loosely typed on purpose. */

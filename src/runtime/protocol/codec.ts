@@ -1,18 +1,12 @@
 // Spec-driven XDR codecs: one function encodes any daemon action's arguments,
 // one decodes any return kind. No action is written out by hand.
 
-import type { ActionSpec, ArgSpec, OptArgSpec, RetSpec, StructSpec } from '../../commands/spec/types.js';
-import { structByName } from '../../commands/spec/index.js';
+import type { ActionSpec, ArgSpec, OptArgSpec, RetSpec, StructSpec } from '../../spec/types.js';
+import { structByName } from '../../spec/index.js';
+import type { ArgValue, OptArgs, RetValue, StructValue } from '../../spec/values.js';
 import { UsageError } from '../errors.js';
 import { type XdrReader, XdrWriter } from './xdr.js';
 
-/** Runtime values of arguments: what a caller may pass for each kind. */
-export type ArgValue = string | number | bigint | boolean | null | readonly string[] | Uint8Array;
-export type OptArgs = Record<string, ArgValue | undefined>;
-
-/** A decoded struct: field names as in libguestfs; 64-bit fields are bigint. */
-export type StructValue = Record<string, string | number | bigint | Buffer>;
-export type RetValue = void | number | bigint | boolean | string | null | string[] | Buffer | StructValue | StructValue[] | Record<string, string>;
 
 function argError(action: string, name: string, expected: string, got: unknown): UsageError {
   const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got;

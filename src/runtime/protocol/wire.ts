@@ -1,6 +1,6 @@
 // Wire constants of guestfsd's protocol, taken from the spec (which reads them
 // from libguestfs's guestfs_protocol.x) rather than retyped here.
-import { spec } from '../../commands/spec/index.js';
+import { spec } from '../../spec/index.js';
 
 export const wire = spec.protocol;
 

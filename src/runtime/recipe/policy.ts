@@ -11,9 +11,9 @@
 
 import { lstat, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { actionByName } from '../../commands/spec/index.js';
-import type { ActionSpec } from '../../commands/spec/types.js';
-import type { ArgValue, OptArgs } from '../protocol/codec.js';
+import { actionByName } from '../../spec/index.js';
+import type { ActionSpec } from '../../spec/types.js';
+import type { ArgValue, OptArgs } from '../../spec/values.js';
 
 export class RecipePolicyError extends Error {
   override name = 'RecipePolicyError';

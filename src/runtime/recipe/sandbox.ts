@@ -9,9 +9,9 @@ import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import type IvmNs from 'isolated-vm';
-import { createApi } from '../../commands/api.js';
-import type { ArgValue, OptArgs, RetValue } from '../protocol/codec.js';
-import { apiMethods } from '../../commands/api.generated.js';
+import { createApi } from '../../spec/api.js';
+import type { ArgValue, OptArgs, RetValue } from '../../spec/values.js';
+import { apiMethods } from '../../spec/api.generated.js';
 import { compileModule, type CompiledModule, originalPosition, RecipeCompileError } from './compile.js';
 import { checkCall, type PathPolicy } from './policy.js';
 

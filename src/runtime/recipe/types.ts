@@ -2,9 +2,9 @@
 // (the starter tsconfig from `guestsh init-recipe` maps 'guestsh' here).
 // At run time the sandbox provides the same names from its own 'guestsh' module.
 
-import type { GuestfsApi } from '../../commands/api.generated.js';
+import type { GuestfsApi } from '../../spec/api.generated.js';
 
-export type * from '../../commands/api.generated.js';
+export type * from '../../spec/api.generated.js';
 
 /** The session a recipe gets: every public libguestfs call (async), plus savepoints. */
 export type RecipeGuestfs = GuestfsApi & {

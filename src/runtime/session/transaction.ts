@@ -17,7 +17,7 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../errors.js';
-import { createOverlay } from './drives.js';
+import { createOverlay } from '../qemu/img.js';
 
 export interface TxFiles {
   image: string;

@@ -3,10 +3,10 @@
 // that the library then decodes (filesystem_walk, find_inode, yara_scan,
 // journal_get).
 
-import { spec } from '../../../commands/spec/index.js';
-import type { ActionSpec } from '../../../commands/spec/types.js';
+import { spec } from '../../../spec/index.js';
+import type { ActionSpec } from '../../../spec/types.js';
 import { GuestfsError, UsageError } from '../../errors.js';
-import type { StructValue } from '../../protocol/codec.js';
+import type { StructValue } from '../../../spec/values.js';
 import type { Session } from '../session.js';
 import { callToBuffer, decodeStructStream, type LibraryAction } from './util.js';
 

@@ -5,7 +5,7 @@
 import { spawn } from 'node:child_process';
 import { mkdir, stat as hostStat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ArgValue, StructValue } from '../../protocol/codec.js';
+import type { ArgValue, StructValue } from '../../../spec/values.js';
 import { UsageError } from '../../errors.js';
 import type { Session } from '../session.js';
 import { batched, byteSort, callToBuffer, downloadToBuffer, fromBuffer, type LibraryAction, splitNul } from './util.js';

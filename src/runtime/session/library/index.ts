@@ -7,7 +7,7 @@
 // (the README's list is generated from it); `restricted` lists those that
 // work but refuse some values. Both answer "not supported in guestsh: …".
 
-import { actionByName } from '../../../commands/spec/index.js';
+import { actionByName } from '../../../spec/index.js';
 import { UsageError } from '../../errors.js';
 import type { Session } from '../session.js';
 import { checkOptionalGroup, deviceActions } from './devices.js';

@@ -3,7 +3,7 @@
 // daemon), the libosinfo short id, and the OS icon. Like libguestfs, they
 // expect the guest's filesystems to be mounted (inspect_os + mount).
 
-import type { StructValue } from '../../protocol/codec.js';
+import type { StructValue } from '../../../spec/values.js';
 import { GuestfsError } from '../../errors.js';
 import type { Session } from '../session.js';
 import { downloadToBuffer, type LibraryAction } from './util.js';

@@ -2,7 +2,8 @@
 // "not supported" error, collecting a FileOut stream into memory, decoding a
 // stream of XDR structs, splitting long name lists into daemon-sized batches.
 
-import { decodeRet, type ArgValue, type OptArgs, type RetValue, type StructValue } from '../../protocol/codec.js';
+import type { ArgValue, OptArgs, RetValue, StructValue } from '../../../spec/values.js';
+import { decodeRet } from '../../protocol/codec.js';
 import { XdrReader } from '../../protocol/xdr.js';
 import { UsageError } from '../../errors.js';
 import type { Session } from '../session.js';

@@ -12,12 +12,12 @@ import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import type { Accel } from '../qemu/accel.js';
-import { QEMU } from '../qemu/accel.js';
-import { Vm } from '../qemu/vm.js';
-import { releaseWatchdogs } from '../qemu/watchdog.js';
-import { createOverlay } from '../session/drives.js';
-import type { Appliance } from './build.js';
+import type { Accel } from './accel.js';
+import { QEMU } from './accel.js';
+import { Vm } from './vm.js';
+import { releaseWatchdogs } from './watchdog.js';
+import { createOverlay } from './img.js';
+import type { Appliance } from '../appliance/build.js';
 
 // Bump when the saved layout or the VM's device model changes.
 const SNAPSHOT_LAYOUT = 1;

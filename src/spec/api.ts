@@ -2,8 +2,8 @@
 // api.generated.ts; this file turns the table into callable methods, so no
 // action needs a hand-written body.
 
-import type { ArgValue, OptArgs, RetValue } from '../runtime/protocol/codec.js';
-import { actionByName } from './spec/index.js';
+import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
+import { actionByName } from '../spec/index.js';
 import { apiMethods, type GuestfsApi } from './api.generated.js';
 
 export * from './api.generated.js';

@@ -1,4 +1,4 @@
-// Host-side disk handling with qemu-img: probing an image (which doubles as
+// Host-side image handling with qemu-img: probing an image (which doubles as
 // the "missing or corrupt image" check) and creating qcow2 overlays.
 
 import { existsSync } from 'node:fs';

@@ -1,0 +1,12 @@
+// The runtime values that cross every layer: what a caller may pass for each
+// argument kind, and what each return kind decodes to. They live beside the
+// spec, at the bottom, so the typed API, the codec and the shell share them
+// without importing one another.
+
+/** Arguments: what a caller may pass for each kind. */
+export type ArgValue = string | number | bigint | boolean | null | readonly string[] | Uint8Array;
+export type OptArgs = Record<string, ArgValue | undefined>;
+
+/** A decoded struct: field names as in libguestfs; 64-bit fields are bigint. */
+export type StructValue = Record<string, string | number | bigint | Buffer>;
+export type RetValue = void | number | bigint | boolean | string | null | string[] | Buffer | StructValue | StructValue[] | Record<string, string>;
