@@ -69,7 +69,7 @@ async function withGuest(
       return r.value;
     };
     const call = async (module: string, fn: string, ...args: unknown[]): Promise<unknown> => {
-      const extra = fn === 'edit' ? { from: args[1] as string, to: args[2] as string } : {};
+      const extra: Record<string, string> = fn === 'edit' ? { from: args[1] as string, to: args[2] as string } : {};
       return recipe('stdlib-call.gfs.ts', { module, fn, args: JSON.stringify(fn === 'edit' ? [args[0]] : args), ...extra });
     };
     await f(s.g, call, s, { out, recipe });

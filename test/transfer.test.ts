@@ -15,9 +15,9 @@ let source: string;
 async function randomFile(path: string, bytes: number): Promise<string> {
   const out = createWriteStream(path);
   for (let done = 0; done < bytes; done += 1024 * 1024) {
-    if (!out.write(randomBytes(1024 * 1024))) await new Promise((r) => out.once('drain', r));
+    if (!out.write(randomBytes(1024 * 1024))) await new Promise<void>((r) => out.once('drain', () => r()));
   }
-  await new Promise((r) => out.end(r));
+  await new Promise<void>((r) => out.end(() => r()));
   return path;
 }
 

@@ -237,7 +237,7 @@ async function buildImages(profile: ImageProfile, rootfsTarball: string, work: s
   fs.chmodSync(path.join(root, 'boot'), 0o755);
   clampMtimes(root);
   clampMtimes(bootContent);
-  const truth: DebianTruth & Record<string, unknown> = collectTruth(root, profile);
+  const truth: DebianTruth = collectTruth(root, profile);
 
   step(`${name}: creating ${profile.diskBytes / MiB} MiB sparse raw disk with an MBR`);
   fs.writeFileSync(images.raw, '');

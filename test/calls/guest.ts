@@ -187,7 +187,7 @@ export const bootGroup: Group = {
         A.equal(await c.call('is_config'), false);
         const pid = await c.call('get_pid');
         A.equal(pid, c.s.qemuPid);
-        process.kill(pid, 0);
+        process.kill(pid as number, 0);
         A.equal(await c.call('get_sockdir'), c.s.runDirectory);
         await c.fails(/only be done before launch/, 'set_memsize', [512]);
       },

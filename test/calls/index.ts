@@ -8,7 +8,7 @@ import { filesGroup } from './files.js';
 import { bootGroup, guestGroup, lifecycleGroup } from './guest.js';
 import type { Group } from './table.js';
 
-export type { Case, Ctx, Group } from './table.js';
+export type { Case, Ctx, FixtureName, Group } from './table.js';
 
 export const groups: Group[] = [configGroup, bootGroup, blankGroup, filesGroup, guestGroup, lifecycleGroup];
 

@@ -2,9 +2,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { notSupported } from '../src/runtime/session/library/index.js';
+import { notSupported } from '../../src/runtime/session/library/index.js';
 
-const readme = readFileSync(join(import.meta.dirname, '..', 'README.md'), 'utf8');
+const readme = readFileSync(join(import.meta.dirname, '..', '..', 'README.md'), 'utf8');
 const section = readme.slice(readme.indexOf('### Not supported in guestsh'), readme.indexOf('### Not built yet'));
 
 describe('README', () => {

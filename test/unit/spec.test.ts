@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { actionByName, publicActions, spec, structByName, suggestActions } from '../src/spec/index.js';
-import type { ActionSpec } from '../src/spec/types.js';
+import { actionByName, publicActions, spec, structByName, suggestActions } from '../../src/spec/index.js';
+import type { ActionSpec } from '../../src/spec/types.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SRC = '/tmp/src/libguestfs-1.48.6';
 
 function action(name: string): ActionSpec {

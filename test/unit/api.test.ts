@@ -6,11 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { apiMethods, createApi } from '../src/spec/api.js';
-import { actionByName, publicActions, spec } from '../src/spec/index.js';
-import type { ArgValue, OptArgs } from '../src/spec/values.js';
+import { apiMethods, createApi } from '../../src/spec/api.js';
+import { actionByName, publicActions, spec } from '../../src/spec/index.js';
+import type { ArgValue, OptArgs } from '../../src/spec/values.js';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const generatedPath = join(root, 'src', 'spec', 'api.generated.ts');
 const run = promisify(execFile);
 
@@ -169,13 +169,13 @@ describe('createApi', () => {
 
 describe('type-level tests', () => {
   it('compiles correct use and rejects every @ts-expect-error line', async () => {
-    const { code, output } = await tsc('test/types/tsconfig.json');
+    const { code, output } = await tsc('test/unit/types/tsconfig.json');
     expect(output).toBe('');
     expect(code).toBe(0);
   });
 
   it('fails the misuse fixture on exactly the marked lines, naming the problem', async () => {
-    const fixture = 'test/types/bad/api-misuse.ts';
+    const fixture = 'test/unit/types/bad/api-misuse.ts';
     const expected = new Map<number, string>();
     readFileSync(join(root, fixture), 'utf8')
       .split('\n')
@@ -185,7 +185,7 @@ describe('type-level tests', () => {
       });
     expect(expected.size).toBeGreaterThan(0);
 
-    const { code, output } = await tsc('test/types/bad/tsconfig.json');
+    const { code, output } = await tsc('test/unit/types/bad/tsconfig.json');
     expect(code).not.toBe(0);
     const errors = [...output.matchAll(/^(.+?)\((\d+),\d+\): error TS\d+: (.*)$/gm)].map((m) => ({
       file: m[1]!,

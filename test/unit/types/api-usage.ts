@@ -2,7 +2,7 @@
 // plain lines must compile, and each @ts-expect-error line must fail to
 // (tsc reports an unused @ts-expect-error), so misuse is proven rejected.
 
-import { createApi, type GuestfsApi, type MkfsOptions, type StatNS } from '../../src/spec/api.js';
+import { createApi, type GuestfsApi, type MkfsOptions, type StatNS } from '../../../src/spec/api.js';
 
 declare const g: GuestfsApi;
 

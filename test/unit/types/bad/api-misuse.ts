@@ -3,7 +3,7 @@
 // the marked text. It keeps the @ts-expect-error fixture from passing
 // vacuously (e.g. if GuestfsApi degraded to `any`).
 
-import type { GuestfsApi } from '../../../src/spec/api.js';
+import type { GuestfsApi } from '../../../../src/spec/api.js';
 
 declare const g: GuestfsApi;
 
