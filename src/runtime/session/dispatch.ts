@@ -44,7 +44,7 @@ export class Dispatcher implements ActionCaller {
 
   /** Daemon actions for launch's own use, while the session is launching. */
   readonly duringLaunch: ActionCaller = {
-    call: (name, args, optargs = {}, transfer = {}) => {
+    call: async (name, args, optargs = {}, transfer = {}) => {
       const action = actionByName(name);
       if (action?.procNr == null) throw new Error(`${name}: launch can only call daemon actions`);
       return this.daemonCall(action, args, optargs, transfer, 'launching');

@@ -99,7 +99,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   // The in-guest shell, over the ready path and over launch's own.
   private readonly shell: GuestShell = (script) => this.internal.debug('sh', [script]);
-  private readonly launchShell: GuestShell = (script) => createInternalApi(this.dispatcher.duringLaunch).debug('sh', [script]);
+  private readonly duringLaunch = createInternalApi(this.dispatcher.duringLaunch);
+  private readonly launchShell: GuestShell = (script) => this.duringLaunch.debug('sh', [script]);
 
   private readonly attachments = new ReadOnlyAttachments({
     vm: () => this.vm('attach'),
