@@ -140,6 +140,10 @@ function byName<T extends { name: string }>(xs: T[]): T[] {
   return [...xs].sort((x, y) => (x.name < y.name ? -1 : x.name > y.name ? 1 : 0));
 }
 
+function hasFileArg(a: ActionSpec): boolean {
+  return a.args.some((arg) => arg.kind === 'String' && (arg.sub === 'FileIn' || arg.sub === 'FileOut'));
+}
+
 function methodDoc(a: ActionSpec, methodOf: Map<string, string>): string[] {
   const lines = [`libguestfs \`${a.name}\``];
   if (a.optional) lines.push(`Feature group: \`${a.optional}\``);
@@ -147,6 +151,7 @@ function methodDoc(a: ActionSpec, methodOf: Map<string, string>): string[] {
     const d = paramDoc(arg);
     if (d) lines.push(`@param ${paramName(arg)} ${d}`);
   }
+  if (hasFileArg(a)) lines.push('@param transfer in-memory data or receiver instead of the host path, and cancellation');
   lines.push(`@since ${since(a.added)}`);
   if (a.deprecatedBy) {
     const r = a.deprecatedBy.replacedBy;
@@ -158,21 +163,51 @@ function methodDoc(a: ActionSpec, methodOf: Map<string, string>): string[] {
   return ['  /**', ...lines.map((l) => `   * ${l}`), '   */'];
 }
 
+/**
+ * A method signature's parameters: the spec's arguments, then the options
+ * object, then (for FileIn/FileOut actions) the transfer. `required` makes
+ * the trailing ones required, for implementations the dispatcher always
+ * hands both.
+ */
+function params(a: ActionSpec, trailing: 'optional' | 'required'): string[] {
+  const q = trailing === 'optional' ? '?' : '';
+  const ps = a.args.map((arg) => `${paramName(arg)}: ${argType(arg)}`);
+  if (a.optargs.length > 0) ps.push(`opts${q}: ${optionsName(a.name)}`);
+  if (hasFileArg(a)) ps.push(`transfer${q}: CallTransfer`);
+  return ps;
+}
+
+// Internal and debug actions are guestfsd's own plumbing (internal_write,
+// internal_autosync, debug sh, …): guestsh's runtime calls them, libguestfs
+// never exposes them to its users, so they get an interface of their own
+// instead of joining GuestfsApi.
+function isInternal(a: ActionSpec): boolean {
+  return a.visibility === 'VInternal' || a.visibility === 'VDebug';
+}
+
 function render(): string {
   const actions = byName(publicActions());
+  const internal = byName(spec.actions.filter(isInternal));
+  const library = byName(spec.actions.filter((a) => a.procNr === null));
   const structs = new Map(spec.structs.map((s) => [s.name, s]));
 
-  // Two actions mapping to one method would silently become an overload.
+  // Two actions mapping to one method would silently become an overload (or,
+  // across the two interfaces, the same method name meaning two actions).
   const methodOf = new Map<string, string>();
   const owner = new Map<string, string>();
-  for (const a of actions) {
+  for (const a of [...actions, ...internal]) {
     const m = methodName(a.name);
     const prev = owner.get(m);
     if (prev) throw new GenError(`${a.name} and ${prev} both become method ${m}`);
     owner.set(m, a.name);
     methodOf.set(a.name, m);
   }
-  const typeOwner = new Map<string, string>([['GuestfsApi', 'the API interface']]);
+  const typeOwner = new Map<string, string>([
+    ['GuestfsApi', 'the API interface'],
+    ['GuestfsInternalApi', 'the internal API interface'],
+    ['LibraryImplementations', 'the library implementations type'],
+    ['CallTransfer', 'the transfer argument'],
+  ]);
   const claimType = (t: string, by: string): void => {
     const prev = typeOwner.get(t);
     if (prev) throw new GenError(`type name ${t} used by both ${prev} and ${by}`);
@@ -188,6 +223,8 @@ function render(): string {
     '// with this file committed too, tsc, editors and code review see the API',
     '// without a generation step. test/api.test.ts fails when it is stale.',
     '',
+    "import type { CallTransfer } from './values.js';",
+    '',
   ];
 
   for (const s of byName(spec.structs)) {
@@ -197,7 +234,8 @@ function render(): string {
     out.push('}', '');
   }
 
-  for (const a of actions) {
+  const typed = byName([...new Map([...actions, ...internal, ...library].map((a) => [a.name, a])).values()]);
+  for (const a of typed) {
     if (a.optargs.length === 0) continue;
     claimType(optionsName(a.name), `optional arguments of ${a.name}`);
     out.push(`/** Optional arguments of \`${a.name}\` */`, `export interface ${optionsName(a.name)} {`);
@@ -205,23 +243,54 @@ function render(): string {
     out.push('}', '');
   }
 
+  const methods = (list: ActionSpec[]): void => {
+    list.forEach((a, i) => {
+      if (i > 0) out.push('');
+      out.push(...methodDoc(a, methodOf));
+      out.push(`  ${methodOf.get(a.name)}(${params(a, 'optional').join(', ')}): Promise<${retType(a.ret, structs)}>;`);
+    });
+  };
   out.push('export interface GuestfsApi {');
-  actions.forEach((a, i) => {
-    if (i > 0) out.push('');
-    const params = a.args.map((arg) => `${paramName(arg)}: ${argType(arg)}`);
-    if (a.optargs.length > 0) params.push(`opts?: ${optionsName(a.name)}`);
-    out.push(...methodDoc(a, methodOf));
-    out.push(`  ${methodOf.get(a.name)}(${params.join(', ')}): Promise<${retType(a.ret, structs)}>;`);
-  });
+  methods(actions);
   out.push('}', '');
 
   out.push(
-    '/** Method name → libguestfs action name, one entry per GuestfsApi method. */',
-    'export const apiMethods = {',
-    ...actions.map((a) => `  ${methodOf.get(a.name)}: '${a.name}',`),
-    '} as const satisfies Record<keyof GuestfsApi, string>;',
-    '',
+    '/**',
+    " * libguestfs's internal and debug actions, for guestsh's own runtime code",
+    ' * (library-side actions, launch, autosync). Not part of the public API.',
+    ' */',
+    'export interface GuestfsInternalApi {',
   );
+  methods(internal);
+  out.push('}', '');
+
+  out.push(
+    '/**',
+    ' * The library-side actions (no daemon procedure), as the dispatcher calls',
+    " * their implementations: the host first, then the spec's arguments, the",
+    ' * options object (empty when none were given) and, for FileIn/FileOut',
+    ' * arguments, the transfer. Function-typed properties, not methods, so that',
+    ' * parameter types are checked strictly.',
+    ' */',
+    'export interface LibraryImplementations<Host> {',
+  );
+  for (const a of library) {
+    const ret = retType(a.ret, structs);
+    out.push(`  ${a.name}: (${['host: Host', ...params(a, 'required')].join(', ')}) => Promise<${ret}> | ${ret};`);
+  }
+  out.push('}', '');
+
+  const table = (name: string, iface: string, what: string, list: ActionSpec[]): void => {
+    out.push(
+      `/** Method name → libguestfs action name, one entry per ${what} method. */`,
+      `export const ${name} = {`,
+      ...list.map((a) => `  ${methodOf.get(a.name)}: '${a.name}',`),
+      `} as const satisfies Record<keyof ${iface}, string>;`,
+      '',
+    );
+  };
+  table('apiMethods', 'GuestfsApi', 'GuestfsApi', actions);
+  table('internalApiMethods', 'GuestfsInternalApi', 'GuestfsInternalApi', internal);
   return out.join('\n');
 }
 

@@ -3,6 +3,6 @@ export { Session } from './runtime/session/session.js';
 export type { FileChange, ChangeKind } from './runtime/session/changes.js';
 export type { SessionState, SessionEvents, DriveOptions, ProgressEvent } from './runtime/session/session.js';
 export { ApplianceError, CancelledError, GuestfsError, UsageError } from './runtime/errors.js';
-export type { ArgValue, OptArgs, RetValue, StructValue } from './spec/values.js';
+export type { ArgValue, CallTransfer, OptArgs, RetValue, StructValue } from './spec/values.js';
 export type { GuestfsApi } from './spec/api.js';
 export * from './spec/api.generated.js';

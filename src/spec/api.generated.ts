@@ -6,6 +6,8 @@
 // with this file committed too, tsc, editors and code review see the API
 // without a generation step. test/api.test.ts fails when it is stale.
 
+import type { CallTransfer } from './values.js';
+
 /** libguestfs struct `application` */
 export interface Application {
   app_name: string;
@@ -560,6 +562,87 @@ export interface InspectGetIconOptions {
   highquality?: boolean;
 }
 
+/** Optional arguments of `internal_test` */
+export interface InternalTestOptions {
+  obool?: boolean;
+  oint?: number;
+  oint64?: bigint | number;
+  ostring?: string;
+  ostringlist?: readonly string[];
+}
+
+/** Optional arguments of `internal_test_63_optargs` */
+export interface InternalTest63OptargsOptions {
+  opt1?: number;
+  opt2?: number;
+  opt3?: number;
+  opt4?: number;
+  opt5?: number;
+  opt6?: number;
+  opt7?: number;
+  opt8?: number;
+  opt9?: number;
+  opt10?: number;
+  opt11?: number;
+  opt12?: number;
+  opt13?: number;
+  opt14?: number;
+  opt15?: number;
+  opt16?: number;
+  opt17?: number;
+  opt18?: number;
+  opt19?: number;
+  opt20?: number;
+  opt21?: number;
+  opt22?: number;
+  opt23?: number;
+  opt24?: number;
+  opt25?: number;
+  opt26?: number;
+  opt27?: number;
+  opt28?: number;
+  opt29?: number;
+  opt30?: number;
+  opt31?: number;
+  opt32?: number;
+  opt33?: number;
+  opt34?: number;
+  opt35?: number;
+  opt36?: number;
+  opt37?: number;
+  opt38?: number;
+  opt39?: number;
+  opt40?: number;
+  opt41?: number;
+  opt42?: number;
+  opt43?: number;
+  opt44?: number;
+  opt45?: number;
+  opt46?: number;
+  opt47?: number;
+  opt48?: number;
+  opt49?: number;
+  opt50?: number;
+  opt51?: number;
+  opt52?: number;
+  opt53?: number;
+  opt54?: number;
+  opt55?: number;
+  opt56?: number;
+  opt57?: number;
+  opt58?: number;
+  opt59?: number;
+  opt60?: number;
+  opt61?: number;
+  opt62?: number;
+  opt63?: number;
+}
+
+/** Optional arguments of `internal_test_only_optargs` */
+export interface InternalTestOnlyOptargsOptions {
+  test?: number;
+}
+
 /** Optional arguments of `is_blockdev` */
 export interface IsBlockdevOptions {
   followsymlinks?: boolean;
@@ -1025,17 +1108,19 @@ export interface GuestfsApi {
    * libguestfs `base64_in`
    * @param base64file host path, uploaded (FileIn)
    * @param filename Pathname
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.3.5
    */
-  base64In(base64file: string, filename: string): Promise<void>;
+  base64In(base64file: string, filename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `base64_out`
    * @param filename Pathname
    * @param base64file host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.3.5
    */
-  base64Out(filename: string, base64file: string): Promise<void>;
+  base64Out(filename: string, base64file: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `blkdiscard`
@@ -1516,9 +1601,10 @@ export interface GuestfsApi {
    * libguestfs `checksums_out`
    * @param directory Pathname
    * @param sumsfile host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.3.7
    */
-  checksumsOut(csumtype: string, directory: string, sumsfile: string): Promise<void>;
+  checksumsOut(csumtype: string, directory: string, sumsfile: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `chmod`
@@ -1556,17 +1642,19 @@ export interface GuestfsApi {
    * libguestfs `compress_device_out`
    * @param device Device
    * @param zdevice host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.13.15
    */
-  compressDeviceOut(ctype: string, device: string, zdevice: string, opts?: CompressDeviceOutOptions): Promise<void>;
+  compressDeviceOut(ctype: string, device: string, zdevice: string, opts?: CompressDeviceOutOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `compress_out`
    * @param file Pathname
    * @param zfile host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.13.15
    */
-  compressOut(ctype: string, file: string, zfile: string, opts?: CompressOutOptions): Promise<void>;
+  compressOut(ctype: string, file: string, zfile: string, opts?: CompressOutOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `config`
@@ -1664,9 +1752,10 @@ export interface GuestfsApi {
   /**
    * libguestfs `cpio_out`
    * @param cpiofile host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.27.9
    */
-  cpioOut(directory: string, cpiofile: string, opts?: CpioOutOptions): Promise<void>;
+  cpioOut(directory: string, cpiofile: string, opts?: CpioOutOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `cryptsetup_close`
@@ -1747,35 +1836,39 @@ export interface GuestfsApi {
    * libguestfs `download`
    * @param remotefilename Dev_or_Path
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.2
    */
-  download(remotefilename: string, filename: string): Promise<void>;
+  download(remotefilename: string, filename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `download_blocks`
    * Feature group: `sleuthkit`
    * @param device Mountable
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.33.45
    */
-  downloadBlocks(device: string, start: bigint | number, stop: bigint | number, filename: string, opts?: DownloadBlocksOptions): Promise<void>;
+  downloadBlocks(device: string, start: bigint | number, stop: bigint | number, filename: string, opts?: DownloadBlocksOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `download_inode`
    * Feature group: `sleuthkit`
    * @param device Mountable
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.33.14
    */
-  downloadInode(device: string, inode: bigint | number, filename: string): Promise<void>;
+  downloadInode(device: string, inode: bigint | number, filename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `download_offset`
    * @param remotefilename Dev_or_Path
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.5.17
    */
-  downloadOffset(remotefilename: string, filename: string, offset: bigint | number, size: bigint | number): Promise<void>;
+  downloadOffset(remotefilename: string, filename: string, offset: bigint | number, size: bigint | number, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `drop_caches`
@@ -1962,9 +2055,10 @@ export interface GuestfsApi {
    * libguestfs `find0`
    * @param directory Pathname
    * @param files host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.74
    */
-  find0(directory: string, files: string): Promise<void>;
+  find0(directory: string, files: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `find_inode`
@@ -2047,7 +2141,7 @@ export interface GuestfsApi {
   /**
    * libguestfs `get_direct`
    * @since 1.0.72
-   * @deprecated Replaced by libguestfs `internal_get_console_socket`, which is not public.
+   * @deprecated Use {@link GuestfsApi.internalGetConsoleSocket | internalGetConsoleSocket} instead.
    */
   getDirect(): Promise<boolean>;
 
@@ -3042,9 +3136,10 @@ export interface GuestfsApi {
    * libguestfs `ls0`
    * @param dir Pathname
    * @param filenames host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.19.32
    */
-  ls0(dir: string, filenames: string): Promise<void>;
+  ls0(dir: string, filenames: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `lsetxattr`
@@ -3464,9 +3559,10 @@ export interface GuestfsApi {
    * Feature group: `squashfs`
    * @param path Pathname
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.35.25
    */
-  mksquashfs(path: string, filename: string, opts?: MksquashfsOptions): Promise<void>;
+  mksquashfs(path: string, filename: string, opts?: MksquashfsOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `mkswap`
@@ -3620,27 +3716,30 @@ export interface GuestfsApi {
    * libguestfs `ntfscat_i`
    * @param device Mountable
    * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.33.14
    */
-  ntfscatI(device: string, inode: bigint | number, filename: string): Promise<void>;
+  ntfscatI(device: string, inode: bigint | number, filename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `ntfsclone_in`
    * Feature group: `ntfs3g`
    * @param backupfile host path, uploaded (FileIn)
    * @param device Device
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.17.9
    */
-  ntfscloneIn(backupfile: string, device: string): Promise<void>;
+  ntfscloneIn(backupfile: string, device: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `ntfsclone_out`
    * Feature group: `ntfs3g`
    * @param device Device
    * @param backupfile host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.17.9
    */
-  ntfscloneOut(device: string, backupfile: string, opts?: NtfscloneOutOptions): Promise<void>;
+  ntfscloneOut(device: string, backupfile: string, opts?: NtfscloneOutOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `ntfsfix`
@@ -4207,7 +4306,7 @@ export interface GuestfsApi {
   /**
    * libguestfs `set_direct`
    * @since 1.0.72
-   * @deprecated Replaced by libguestfs `internal_get_console_socket`, which is not public.
+   * @deprecated Use {@link GuestfsApi.internalGetConsoleSocket | internalGetConsoleSocket} instead.
    */
   setDirect(direct: boolean): Promise<void>;
 
@@ -4568,34 +4667,38 @@ export interface GuestfsApi {
    * libguestfs `tar_in`
    * @param tarfile host path, uploaded (FileIn)
    * @param directory Pathname
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.3
    */
-  tarIn(tarfile: string, directory: string, opts?: TarInOptions): Promise<void>;
+  tarIn(tarfile: string, directory: string, opts?: TarInOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `tar_out`
    * @param tarfile host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.3
    */
-  tarOut(directory: string, tarfile: string, opts?: TarOutOptions): Promise<void>;
+  tarOut(directory: string, tarfile: string, opts?: TarOutOptions, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `tgz_in`
    * @param tarball host path, uploaded (FileIn)
    * @param directory Pathname
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.3
    * @deprecated Use {@link GuestfsApi.tarIn | tarIn} instead.
    */
-  tgzIn(tarball: string, directory: string): Promise<void>;
+  tgzIn(tarball: string, directory: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `tgz_out`
    * @param directory Pathname
    * @param tarball host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.3
    * @deprecated Use {@link GuestfsApi.tarOut | tarOut} instead.
    */
-  tgzOut(directory: string, tarball: string): Promise<void>;
+  tgzOut(directory: string, tarball: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `touch`
@@ -4637,20 +4740,22 @@ export interface GuestfsApi {
    * Feature group: `xz`
    * @param tarball host path, uploaded (FileIn)
    * @param directory Pathname
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.3.2
    * @deprecated Use {@link GuestfsApi.tarIn | tarIn} instead.
    */
-  txzIn(tarball: string, directory: string): Promise<void>;
+  txzIn(tarball: string, directory: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `txz_out`
    * Feature group: `xz`
    * @param directory Pathname
    * @param tarball host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.3.2
    * @deprecated Use {@link GuestfsApi.tarOut | tarOut} instead.
    */
-  txzOut(directory: string, tarball: string): Promise<void>;
+  txzOut(directory: string, tarball: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `umask`
@@ -4681,17 +4786,19 @@ export interface GuestfsApi {
    * libguestfs `upload`
    * @param filename host path, uploaded (FileIn)
    * @param remotefilename Dev_or_Path
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.0.2
    */
-  upload(filename: string, remotefilename: string): Promise<void>;
+  upload(filename: string, remotefilename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `upload_offset`
    * @param filename host path, uploaded (FileIn)
    * @param remotefilename Dev_or_Path
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.5.17
    */
-  uploadOffset(filename: string, remotefilename: string, offset: bigint | number): Promise<void>;
+  uploadOffset(filename: string, remotefilename: string, offset: bigint | number, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `user_cancel`
@@ -4935,9 +5042,10 @@ export interface GuestfsApi {
    * libguestfs `yara_load`
    * Feature group: `libyara`
    * @param filename host path, uploaded (FileIn)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
    * @since 1.37.13
    */
-  yaraLoad(filename: string): Promise<void>;
+  yaraLoad(filename: string, transfer?: CallTransfer): Promise<void>;
 
   /**
    * libguestfs `yara_scan`
@@ -5031,6 +5139,316 @@ export interface GuestfsApi {
    * @deprecated Use {@link GuestfsApi.grep | grep} instead.
    */
   zgrepi(regex: string, path: string): Promise<string[]>;
+}
+
+/**
+ * libguestfs's internal and debug actions, for guestsh's own runtime code
+ * (library-side actions, launch, autosync). Not part of the public API.
+ */
+export interface GuestfsInternalApi {
+  /**
+   * libguestfs `debug`
+   * @since 1.0.11
+   */
+  debug(subcmd: string, extraargs: readonly string[]): Promise<string>;
+
+  /**
+   * libguestfs `debug_drives`
+   * @since 1.13.22
+   */
+  debugDrives(): Promise<string[]>;
+
+  /**
+   * libguestfs `debug_upload`
+   * @param filename host path, uploaded (FileIn)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.3.5
+   */
+  debugUpload(filename: string, tmpname: string, mode: number, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_autosync`
+   * @since 1.9.7
+   */
+  internalAutosync(): Promise<void>;
+
+  /**
+   * libguestfs `internal_exit`
+   * @since 1.23.30
+   */
+  internalExit(): Promise<void>;
+
+  /**
+   * libguestfs `internal_feature_available`
+   * @since 1.31.25
+   */
+  internalFeatureAvailable(group: string): Promise<number>;
+
+  /**
+   * libguestfs `internal_filesystem_walk`
+   * Feature group: `libtsk`
+   * @param device Mountable
+   * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.33.39
+   */
+  internalFilesystemWalk(device: string, filename: string, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_find_inode`
+   * Feature group: `libtsk`
+   * @param device Mountable
+   * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.35.6
+   */
+  internalFindInode(device: string, inode: bigint | number, filename: string, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_get_console_socket`
+   * @since 1.37.1
+   */
+  internalGetConsoleSocket(): Promise<number>;
+
+  /**
+   * libguestfs `internal_journal_get`
+   * Feature group: `journal`
+   * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.23.11
+   */
+  internalJournalGet(filename: string, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_list_rpm_applications`
+   * @since 1.45.3
+   */
+  internalListRpmApplications(): Promise<Application2[]>;
+
+  /**
+   * libguestfs `internal_lstatnslist`
+   * @param path Pathname
+   * @param names list of Filename
+   * @since 1.27.53
+   */
+  internalLstatnslist(path: string, names: readonly string[]): Promise<StatNS[]>;
+
+  /**
+   * libguestfs `internal_lxattrlist`
+   * Feature group: `linuxxattrs`
+   * @param path Pathname
+   * @param names list of Filename
+   * @since 1.19.32
+   */
+  internalLxattrlist(path: string, names: readonly string[]): Promise<XAttr[]>;
+
+  /**
+   * libguestfs `internal_parse_mountable`
+   * @param mountable Mountable
+   * @since 1.21.11
+   */
+  internalParseMountable(mountable: string): Promise<InternalMountable>;
+
+  /**
+   * libguestfs `internal_readlinklist`
+   * @param path Pathname
+   * @param names list of Filename
+   * @since 1.19.32
+   */
+  internalReadlinklist(path: string, names: readonly string[]): Promise<string[]>;
+
+  /**
+   * libguestfs `internal_rhbz914931`
+   * @param filename host path, uploaded (FileIn)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.21.14
+   */
+  internalRhbz914931(filename: string, count: number, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_upload`
+   * @param filename host path, uploaded (FileIn)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.23.30
+   */
+  internalUpload(filename: string, tmpname: string, mode: number, transfer?: CallTransfer): Promise<void>;
+
+  /**
+   * libguestfs `internal_write`
+   * @param path Pathname
+   * @since 1.19.32
+   */
+  internalWrite(path: string, content: Uint8Array | string): Promise<void>;
+
+  /**
+   * libguestfs `internal_write_append`
+   * @param path Pathname
+   * @since 1.19.32
+   */
+  internalWriteAppend(path: string, content: Uint8Array | string): Promise<void>;
+
+  /**
+   * libguestfs `internal_yara_scan`
+   * Feature group: `libyara`
+   * @param path Pathname
+   * @param filename host path, downloaded to (FileOut)
+   * @param transfer in-memory data or receiver instead of the host path, and cancellation
+   * @since 1.37.13
+   */
+  internalYaraScan(path: string, filename: string, transfer?: CallTransfer): Promise<void>;
+}
+
+/**
+ * The library-side actions (no daemon procedure), as the dispatcher calls
+ * their implementations: the host first, then the spec's arguments, the
+ * options object (empty when none were given) and, for FileIn/FileOut
+ * arguments, the transfer. Function-typed properties, not methods, so that
+ * parameter types are checked strictly.
+ */
+export interface LibraryImplementations<Host> {
+  add_cdrom: (host: Host, filename: string) => Promise<void> | void;
+  add_domain: (host: Host, dom: string, opts: AddDomainOptions) => Promise<number> | number;
+  add_drive: (host: Host, filename: string, opts: AddDriveOptions) => Promise<void> | void;
+  add_drive_ro: (host: Host, filename: string) => Promise<void> | void;
+  add_drive_ro_with_if: (host: Host, filename: string, iface: string) => Promise<void> | void;
+  add_drive_scratch: (host: Host, size: bigint | number, opts: AddDriveScratchOptions) => Promise<void> | void;
+  add_drive_with_if: (host: Host, filename: string, iface: string) => Promise<void> | void;
+  add_libvirt_dom: (host: Host, dom: never, opts: AddLibvirtDomOptions) => Promise<number> | number;
+  available: (host: Host, groups: readonly string[]) => Promise<void> | void;
+  c_pointer: (host: Host) => Promise<bigint> | bigint;
+  canonical_device_name: (host: Host, device: string) => Promise<string> | string;
+  cat: (host: Host, path: string) => Promise<string> | string;
+  clear_backend_setting: (host: Host, name: string) => Promise<number> | number;
+  config: (host: Host, hvparam: string, hvvalue: string | null) => Promise<void> | void;
+  copy_in: (host: Host, localpath: string, remotedir: string) => Promise<void> | void;
+  copy_out: (host: Host, remotepath: string, localdir: string) => Promise<void> | void;
+  debug_drives: (host: Host) => Promise<string[]> | string[];
+  device_index: (host: Host, device: string) => Promise<number> | number;
+  disk_create: (host: Host, filename: string, format: string, size: bigint | number, opts: DiskCreateOptions) => Promise<void> | void;
+  disk_format: (host: Host, filename: string) => Promise<string> | string;
+  disk_has_backing_file: (host: Host, filename: string) => Promise<boolean> | boolean;
+  disk_virtual_size: (host: Host, filename: string) => Promise<bigint> | bigint;
+  feature_available: (host: Host, groups: readonly string[]) => Promise<boolean> | boolean;
+  filesystem_walk: (host: Host, device: string) => Promise<TSKDirent[]> | TSKDirent[];
+  find: (host: Host, directory: string) => Promise<string[]> | string[];
+  find_inode: (host: Host, device: string, inode: bigint | number) => Promise<TSKDirent[]> | TSKDirent[];
+  get_append: (host: Host) => Promise<string | null> | string | null;
+  get_attach_method: (host: Host) => Promise<string> | string;
+  get_autosync: (host: Host) => Promise<boolean> | boolean;
+  get_backend: (host: Host) => Promise<string> | string;
+  get_backend_setting: (host: Host, name: string) => Promise<string> | string;
+  get_backend_settings: (host: Host) => Promise<string[]> | string[];
+  get_cachedir: (host: Host) => Promise<string> | string;
+  get_direct: (host: Host) => Promise<boolean> | boolean;
+  get_hv: (host: Host) => Promise<string> | string;
+  get_identifier: (host: Host) => Promise<string> | string;
+  get_libvirt_requested_credential_challenge: (host: Host, index: number) => Promise<string> | string;
+  get_libvirt_requested_credential_defresult: (host: Host, index: number) => Promise<string> | string;
+  get_libvirt_requested_credential_prompt: (host: Host, index: number) => Promise<string> | string;
+  get_libvirt_requested_credentials: (host: Host) => Promise<string[]> | string[];
+  get_memsize: (host: Host) => Promise<number> | number;
+  get_network: (host: Host) => Promise<boolean> | boolean;
+  get_path: (host: Host) => Promise<string> | string;
+  get_pgroup: (host: Host) => Promise<boolean> | boolean;
+  get_pid: (host: Host) => Promise<number> | number;
+  get_program: (host: Host) => Promise<string> | string;
+  get_qemu: (host: Host) => Promise<string> | string;
+  get_recovery_proc: (host: Host) => Promise<boolean> | boolean;
+  get_selinux: (host: Host) => Promise<boolean> | boolean;
+  get_smp: (host: Host) => Promise<number> | number;
+  get_sockdir: (host: Host) => Promise<string> | string;
+  get_state: (host: Host) => Promise<number> | number;
+  get_tmpdir: (host: Host) => Promise<string> | string;
+  get_trace: (host: Host) => Promise<boolean> | boolean;
+  get_verbose: (host: Host) => Promise<boolean> | boolean;
+  inspect_get_icon: (host: Host, root: string, opts: InspectGetIconOptions) => Promise<Buffer> | Buffer;
+  inspect_get_osinfo: (host: Host, root: string) => Promise<string> | string;
+  inspect_list_applications: (host: Host, root: string) => Promise<Application[]> | Application[];
+  inspect_list_applications2: (host: Host, root: string) => Promise<Application2[]> | Application2[];
+  internal_get_console_socket: (host: Host) => Promise<number> | number;
+  internal_test: (host: Host, str: string, optstr: string | null, strlist: readonly string[], b: boolean, integer: number, integer64: bigint | number, filein: string, fileout: string, bufferin: Uint8Array | string, opts: InternalTestOptions, transfer: CallTransfer) => Promise<void> | void;
+  internal_test_63_optargs: (host: Host, opts: InternalTest63OptargsOptions) => Promise<void> | void;
+  internal_test_close_output: (host: Host) => Promise<void> | void;
+  internal_test_only_optargs: (host: Host, opts: InternalTestOnlyOptargsOptions) => Promise<void> | void;
+  internal_test_rbool: (host: Host, val: string) => Promise<boolean> | boolean;
+  internal_test_rboolerr: (host: Host) => Promise<boolean> | boolean;
+  internal_test_rbufferout: (host: Host, val: string) => Promise<Buffer> | Buffer;
+  internal_test_rbufferouterr: (host: Host) => Promise<Buffer> | Buffer;
+  internal_test_rconstoptstring: (host: Host, val: string) => Promise<string | null> | string | null;
+  internal_test_rconstoptstringerr: (host: Host) => Promise<string | null> | string | null;
+  internal_test_rconststring: (host: Host, val: string) => Promise<string> | string;
+  internal_test_rconststringerr: (host: Host) => Promise<string> | string;
+  internal_test_rhashtable: (host: Host, val: string) => Promise<Record<string, string>> | Record<string, string>;
+  internal_test_rhashtableerr: (host: Host) => Promise<Record<string, string>> | Record<string, string>;
+  internal_test_rint: (host: Host, val: string) => Promise<number> | number;
+  internal_test_rint64: (host: Host, val: string) => Promise<bigint> | bigint;
+  internal_test_rint64err: (host: Host) => Promise<bigint> | bigint;
+  internal_test_rinterr: (host: Host) => Promise<number> | number;
+  internal_test_rstring: (host: Host, val: string) => Promise<string> | string;
+  internal_test_rstringerr: (host: Host) => Promise<string> | string;
+  internal_test_rstringlist: (host: Host, val: string) => Promise<string[]> | string[];
+  internal_test_rstringlisterr: (host: Host) => Promise<string[]> | string[];
+  internal_test_rstruct: (host: Host, val: string) => Promise<PV> | PV;
+  internal_test_rstructerr: (host: Host) => Promise<PV> | PV;
+  internal_test_rstructlist: (host: Host, val: string) => Promise<PV[]> | PV[];
+  internal_test_rstructlisterr: (host: Host) => Promise<PV[]> | PV[];
+  internal_test_set_output: (host: Host, filename: string) => Promise<void> | void;
+  is_busy: (host: Host) => Promise<boolean> | boolean;
+  is_config: (host: Host) => Promise<boolean> | boolean;
+  is_launching: (host: Host) => Promise<boolean> | boolean;
+  is_ready: (host: Host) => Promise<boolean> | boolean;
+  journal_get: (host: Host) => Promise<XAttr[]> | XAttr[];
+  kill_subprocess: (host: Host) => Promise<void> | void;
+  launch: (host: Host) => Promise<void> | void;
+  ls: (host: Host, directory: string) => Promise<string[]> | string[];
+  lstat: (host: Host, path: string) => Promise<Stat> | Stat;
+  lstatlist: (host: Host, path: string, names: readonly string[]) => Promise<Stat[]> | Stat[];
+  lstatnslist: (host: Host, path: string, names: readonly string[]) => Promise<StatNS[]> | StatNS[];
+  lxattrlist: (host: Host, path: string, names: readonly string[]) => Promise<XAttr[]> | XAttr[];
+  max_disks: (host: Host) => Promise<number> | number;
+  mount_local: (host: Host, localmountpoint: string, opts: MountLocalOptions) => Promise<void> | void;
+  mount_local_run: (host: Host) => Promise<void> | void;
+  mountable_device: (host: Host, mountable: string) => Promise<string> | string;
+  mountable_subvolume: (host: Host, mountable: string) => Promise<string> | string;
+  parse_environment: (host: Host) => Promise<void> | void;
+  parse_environment_list: (host: Host, environment: readonly string[]) => Promise<void> | void;
+  read_file: (host: Host, path: string) => Promise<Buffer> | Buffer;
+  read_lines: (host: Host, path: string) => Promise<string[]> | string[];
+  readlinklist: (host: Host, path: string, names: readonly string[]) => Promise<string[]> | string[];
+  remove_drive: (host: Host, label: string) => Promise<void> | void;
+  set_append: (host: Host, append: string | null) => Promise<void> | void;
+  set_attach_method: (host: Host, backend: string) => Promise<void> | void;
+  set_autosync: (host: Host, autosync: boolean) => Promise<void> | void;
+  set_backend: (host: Host, backend: string) => Promise<void> | void;
+  set_backend_setting: (host: Host, name: string, val: string) => Promise<void> | void;
+  set_backend_settings: (host: Host, settings: readonly string[]) => Promise<void> | void;
+  set_cachedir: (host: Host, cachedir: string | null) => Promise<void> | void;
+  set_direct: (host: Host, direct: boolean) => Promise<void> | void;
+  set_hv: (host: Host, hv: string) => Promise<void> | void;
+  set_identifier: (host: Host, identifier: string) => Promise<void> | void;
+  set_libvirt_requested_credential: (host: Host, index: number, cred: Uint8Array | string) => Promise<void> | void;
+  set_libvirt_supported_credentials: (host: Host, creds: readonly string[]) => Promise<void> | void;
+  set_memsize: (host: Host, memsize: number) => Promise<void> | void;
+  set_network: (host: Host, network: boolean) => Promise<void> | void;
+  set_path: (host: Host, searchpath: string | null) => Promise<void> | void;
+  set_pgroup: (host: Host, pgroup: boolean) => Promise<void> | void;
+  set_program: (host: Host, program: string) => Promise<void> | void;
+  set_qemu: (host: Host, hv: string | null) => Promise<void> | void;
+  set_recovery_proc: (host: Host, recoveryproc: boolean) => Promise<void> | void;
+  set_selinux: (host: Host, selinux: boolean) => Promise<void> | void;
+  set_smp: (host: Host, smp: number) => Promise<void> | void;
+  set_tmpdir: (host: Host, tmpdir: string | null) => Promise<void> | void;
+  set_trace: (host: Host, trace: boolean) => Promise<void> | void;
+  set_verbose: (host: Host, verbose: boolean) => Promise<void> | void;
+  shutdown: (host: Host) => Promise<void> | void;
+  stat: (host: Host, path: string) => Promise<Stat> | Stat;
+  umount_local: (host: Host, opts: UmountLocalOptions) => Promise<void> | void;
+  user_cancel: (host: Host) => Promise<void> | void;
+  version: (host: Host) => Promise<Version> | Version;
+  wait_ready: (host: Host) => Promise<void> | void;
+  write: (host: Host, path: string, content: Uint8Array | string) => Promise<void> | void;
+  write_append: (host: Host, path: string, content: Uint8Array | string) => Promise<void> | void;
+  yara_scan: (host: Host, path: string) => Promise<YaraDetection[]> | YaraDetection[];
 }
 
 /** Method name → libguestfs action name, one entry per GuestfsApi method. */
@@ -5619,3 +6037,27 @@ export const apiMethods = {
   zgrep: 'zgrep',
   zgrepi: 'zgrepi',
 } as const satisfies Record<keyof GuestfsApi, string>;
+
+/** Method name → libguestfs action name, one entry per GuestfsInternalApi method. */
+export const internalApiMethods = {
+  debug: 'debug',
+  debugDrives: 'debug_drives',
+  debugUpload: 'debug_upload',
+  internalAutosync: 'internal_autosync',
+  internalExit: 'internal_exit',
+  internalFeatureAvailable: 'internal_feature_available',
+  internalFilesystemWalk: 'internal_filesystem_walk',
+  internalFindInode: 'internal_find_inode',
+  internalGetConsoleSocket: 'internal_get_console_socket',
+  internalJournalGet: 'internal_journal_get',
+  internalListRpmApplications: 'internal_list_rpm_applications',
+  internalLstatnslist: 'internal_lstatnslist',
+  internalLxattrlist: 'internal_lxattrlist',
+  internalParseMountable: 'internal_parse_mountable',
+  internalReadlinklist: 'internal_readlinklist',
+  internalRhbz914931: 'internal_rhbz914931',
+  internalUpload: 'internal_upload',
+  internalWrite: 'internal_write',
+  internalWriteAppend: 'internal_write_append',
+  internalYaraScan: 'internal_yara_scan',
+} as const satisfies Record<keyof GuestfsInternalApi, string>;

@@ -10,3 +10,16 @@ export type OptArgs = Record<string, ArgValue | undefined>;
 /** A decoded struct: field names as in libguestfs; 64-bit fields are bigint. */
 export type StructValue = Record<string, string | number | bigint | Buffer>;
 export type RetValue = void | number | bigint | boolean | string | null | string[] | Buffer | StructValue | StructValue[] | Record<string, string>;
+
+/**
+ * How one call moves a FileIn/FileOut argument's bytes, and how it is
+ * cancelled. Without it a FileIn argument names a host file that is read and
+ * a FileOut argument one that is written.
+ */
+export interface CallTransfer {
+  signal?: AbortSignal | undefined;
+  /** In-memory data for a FileIn argument instead of reading its host path. */
+  fileIn?: AsyncIterable<Uint8Array> | undefined;
+  /** In-memory receiver for a FileOut argument instead of writing its host path. */
+  fileOut?: ((chunk: Buffer) => void | Promise<void>) | undefined;
+}

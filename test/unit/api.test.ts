@@ -6,9 +6,9 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
-import { apiMethods, createApi } from '../../src/spec/api.js';
+import { apiMethods, createApi, createInternalApi, internalApiMethods } from '../../src/spec/api.js';
 import { actionByName, publicActions, spec } from '../../src/spec/index.js';
-import type { ArgValue, OptArgs } from '../../src/spec/values.js';
+import type { ArgValue, CallTransfer, OptArgs } from '../../src/spec/values.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const generatedPath = join(root, 'src', 'spec', 'api.generated.ts');
@@ -78,9 +78,17 @@ describe('api.generated.ts', () => {
       const method = (m.name as ts.Identifier).text;
       const action = actionByName((apiMethods as Record<string, string>)[method]!)!;
       const opts = action.optargs.length > 0 ? 1 : 0;
-      expect(m.parameters.length, method).toBe(action.args.length + opts);
-      if (opts) {
+      // FileIn/FileOut actions take a transfer after everything else.
+      const transfer = action.args.some((a) => a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')) ? 1 : 0;
+      expect(m.parameters.length, method).toBe(action.args.length + opts + transfer);
+      if (transfer) {
         const last = m.parameters[m.parameters.length - 1]!;
+        expect(last.questionToken, method).toBeDefined();
+        expect((last.name as ts.Identifier).text, method).toBe('transfer');
+        expect(last.type!.getText(), method).toBe('CallTransfer');
+      }
+      if (opts) {
+        const last = m.parameters[action.args.length]!;
         expect(last.questionToken, method).toBeDefined();
         const optsType = last.type!.getText();
         expect(interfaces.get(optsType)?.members.map((p) => (p.name as ts.Identifier).text), method).toEqual(
@@ -156,6 +164,53 @@ describe('createApi', () => {
     }
     expect(calls.map((c) => c.name)).toEqual(Object.values(apiMethods));
     expect(Object.keys(g).sort()).toEqual(Object.keys(apiMethods).sort());
+  });
+
+  it('takes a transfer after the options on FileIn/FileOut actions, and only there', async () => {
+    const seen: { name: string; args: readonly ArgValue[]; optargs: OptArgs | undefined; transfer: CallTransfer | undefined }[] = [];
+    const g = createApi({
+      call: async (name, args, optargs, transfer) => {
+        seen.push({ name, args, optargs, transfer });
+        return undefined;
+      },
+    });
+    const fileOut = (): void => undefined;
+    const signal = new AbortController().signal;
+    await g.download('/etc/hostname', '-', { fileOut });
+    await g.download('/etc/hostname', '/tmp/h');
+    await g.tarOut('/etc', '-', { compress: 'gzip' }, { fileOut, signal });
+    await g.tarOut('/etc', '-', undefined, { fileOut });
+    await g.tarOut('/etc', '-', { compress: 'gzip' });
+    // Without a FileIn/FileOut argument there is no transfer slot: a second object stays positional.
+    const untyped = g as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>;
+    await untyped.mkfs!('ext4', '/dev/sda1', {}, { signal });
+    await untyped.download!('/f', '-', {}, {});
+    expect(seen).toEqual([
+      { name: 'download', args: ['/etc/hostname', '-'], optargs: undefined, transfer: { fileOut } },
+      { name: 'download', args: ['/etc/hostname', '/tmp/h'], optargs: undefined, transfer: undefined },
+      { name: 'tar_out', args: ['/etc', '-'], optargs: { compress: 'gzip' }, transfer: { fileOut, signal } },
+      { name: 'tar_out', args: ['/etc', '-'], optargs: undefined, transfer: { fileOut } },
+      { name: 'tar_out', args: ['/etc', '-'], optargs: { compress: 'gzip' }, transfer: undefined },
+      { name: 'mkfs', args: ['ext4', '/dev/sda1', {}, { signal }], optargs: undefined, transfer: undefined },
+      { name: 'download', args: ['/f', '-', {}, {}], optargs: undefined, transfer: undefined },
+    ]);
+  });
+
+  it('gives the internal actions an API of their own, apart from the public one', async () => {
+    const names: string[] = [];
+    const internal = createInternalApi({
+      call: async (name) => {
+        names.push(name);
+        return 'ok';
+      },
+    });
+    await internal.debug('sh', ['true']);
+    await internal.internalAutosync();
+    expect(names).toEqual(['debug', 'internal_autosync']);
+    const internalNames = Object.values(internalApiMethods);
+    expect(internalNames.sort()).toEqual(spec.actions.filter((a) => a.visibility === 'VInternal' || a.visibility === 'VDebug').map((a) => a.name).sort());
+    const publicNames = new Set<string>(Object.values(apiMethods));
+    expect(internalNames.filter((n) => publicNames.has(n))).toEqual([]);
   });
 
   it('gives methods that work detached from the object', async () => {

@@ -81,11 +81,6 @@ const optArgAsArg: Record<OptArgSpec['kind'], ArgSpec['kind']> = {
   OStringList: 'StringList',
 };
 
-/** Arguments carried in the message (FileIn/FileOut travel as chunks instead). */
-export function wireArgs(action: ActionSpec): ArgSpec[] {
-  return action.args.filter((a) => !(a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')));
-}
-
 export function encodeArgs(
   action: ActionSpec,
   args: readonly ArgValue[],

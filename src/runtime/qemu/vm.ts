@@ -150,10 +150,6 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     return this.proc.pid!;
   }
 
-  get currentState(): VmState {
-    return this.state;
-  }
-
   private onConsole(text: string): void {
     const lines = (this.partialLine + text).split(/\r?\n/);
     this.partialLine = lines.pop()!;

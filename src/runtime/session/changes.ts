@@ -10,8 +10,9 @@
 // of the untouched copy. Filesystems inside LVM are not compared: the copy's
 // volume group would carry the same name and UUIDs as the live one.
 
-import { callToBuffer } from './library/util.js';
-import type { Session } from './session.js';
+import { type SessionHost, SessionSlot } from './host.js';
+import { collectFileOut } from './library/util.js';
+import { currentMounts, remount } from './mounts.js';
 
 export type ChangeKind = 'added' | 'removed' | 'modified';
 
@@ -42,12 +43,12 @@ type Inventory = Map<string, Entry>;
  * its metadata, in two calls: find writes the listing beside the mountpoint,
  * download streams it (no 4 MiB reply limit).
  */
-async function inventory(s: Session, dir: string, n: number): Promise<Inventory> {
+async function inventory(s: SessionHost, dir: string, n: number): Promise<Inventory> {
   const listing = `/guestsh-changes-list${n}`;
   // Fields: "type mode uid gid" NUL "size inode mtime ctime" NUL path NUL link-target NUL.
-  await s.call('debug', ['sh', [`find /sysroot${dir} -xdev -mindepth 1 -printf '%y %m %U %G\\0%s %i %T@ %C@\\0/%P\\0%l\\0' > /sysroot${listing}`]]);
-  const fields = (await callToBuffer(s, 'download', [listing, '-'])).toString('utf8').split('\0');
-  await s.call('debug', ['sh', [`rm -f /sysroot${listing}`]]);
+  await s.internal.debug('sh', [`find /sysroot${dir} -xdev -mindepth 1 -printf '%y %m %U %G\\0%s %i %T@ %C@\\0/%P\\0%l\\0' > /sysroot${listing}`]);
+  const fields = (await collectFileOut((t) => s.g.download(listing, '-', t))).toString('utf8').split('\0');
+  await s.internal.debug('sh', [`rm -f /sysroot${listing}`]);
   const inv: Inventory = new Map();
   for (let i = 0; i + 3 < fields.length; i += 4) {
     const [kind, stamp, path, link] = [fields[i]!, fields[i + 1]!, fields[i + 2]!, fields[i + 3]!];
@@ -57,13 +58,13 @@ async function inventory(s: Session, dir: string, n: number): Promise<Inventory>
 }
 
 /** Whether an entry present on both sides changed: type, mode, owner, link target or contents. */
-async function differs(s: Session, p: string, now: Entry, before: Entry, newDir: string, oldDir: string, mountOld: () => Promise<void>): Promise<boolean> {
+async function differs(s: SessionHost, p: string, now: Entry, before: Entry, newDir: string, oldDir: string, mountOld: () => Promise<void>): Promise<boolean> {
   if (now.kind !== before.kind || now.link !== before.link) return true;
   if (now.stamp === before.stamp || !now.kind.startsWith('f ')) return false;
   if (now.size !== before.size) return true;
   // Same size, touched since: only the checksums can tell.
   await mountOld();
-  const sum = (dir: string): Promise<unknown> => s.call('checksum', ['sha256', `${dir}${p}`]);
+  const sum = (dir: string): Promise<string> => s.g.checksum('sha256', `${dir}${p}`);
   return (await sum(newDir)) !== (await sum(oldDir));
 }
 
@@ -71,13 +72,13 @@ async function differs(s: Session, p: string, now: Entry, before: Entry, newDir:
 // locked for its transaction), so their listings are taken once per session:
 // a watch loop pays for the live side only. Keyed by image path and the
 // filesystem's place on it; null when the image has no such filesystem.
-const baseListings = new WeakMap<Session, Map<string, { type: string; inventory: Inventory } | null>>();
+const baseListings = new SessionSlot(() => new Map<string, { type: string; inventory: Inventory } | null>());
 
 /** The untouched copy of one image, plugged in only when something needs it. */
 class BaseCopy {
   private device: string | null = null;
   constructor(
-    private readonly s: Session,
+    private readonly s: SessionHost,
     private readonly path: string,
     private readonly format: string | undefined,
   ) {}
@@ -91,14 +92,14 @@ class BaseCopy {
   }
 }
 
-export async function changesAgainstBase(s: Session): Promise<FileChange[]> {
-  const mounted = Object.entries((await s.call('mountpoints')) as Record<string, string>);
-  await s.call('umount_all');
-  const devices = (await s.call('list_devices')) as string[];
+export async function changesAgainstBase(s: SessionHost): Promise<FileChange[]> {
+  const { g } = s;
+  const mounted = await currentMounts(g);
+  await g.umountAll();
+  const devices = await g.listDevices();
   // Not list_filesystems: it probes every device (LVM, md, …) and costs seconds.
-  const partitions = (await s.call('list_partitions')) as string[];
-  let cache = baseListings.get(s);
-  if (!cache) baseListings.set(s, (cache = new Map()));
+  const partitions = await g.listPartitions();
+  const cache = s.slot(baseListings);
   const changes: FileChange[] = [];
   let n = 0;
   for (const [i, drive] of s.drives.entries()) {
@@ -108,25 +109,25 @@ export async function changesAgainstBase(s: Session): Promise<FileChange[]> {
     try {
       const own = partitions.filter((p) => p.startsWith(live) && /^\d+$/.test(p.slice(live.length)));
       for (const fs of own.length ? own : [live]) {
-        const type = (await s.call('vfs_type', [fs]).catch(() => '')) as string;
+        const type = await g.vfsType(fs).catch(() => '');
         if (!type || SKIPPED_TYPES.has(type)) continue;
         const suffix = fs.slice(live.length);
         n++;
         const newDir = `/guestsh-changes-new${n}`;
         const oldDir = `/guestsh-changes-old${n}`;
-        await s.call('mkmountpoint', [newDir]);
-        await s.call('mkmountpoint', [oldDir]);
-        await s.call('mount_ro', [fs, newDir]);
+        await g.mkmountpoint(newDir);
+        await g.mkmountpoint(oldDir);
+        await g.mountRo(fs, newDir);
         const now = await inventory(s, newDir, n);
         const key = `${drive.path}\0${suffix}`;
         if (!cache.has(key)) {
           const baseFs = await base.partition(suffix);
-          const baseType = (await s.call('vfs_type', [baseFs]).catch(() => '')) as string;
+          const baseType = await g.vfsType(baseFs).catch(() => '');
           let listing = null;
           if (baseType && !SKIPPED_TYPES.has(baseType)) {
-            await s.call('mount_ro', [baseFs, oldDir]);
+            await g.mountRo(baseFs, oldDir);
             listing = { type: baseType, inventory: await inventory(s, oldDir, n) };
-            await s.call('umount', [oldDir]);
+            await g.umount(oldDir);
           }
           cache.set(key, listing);
         }
@@ -138,7 +139,7 @@ export async function changesAgainstBase(s: Session): Promise<FileChange[]> {
           let oldMounted = false;
           const mountOld = async (): Promise<void> => {
             if (oldMounted) return;
-            await s.call('mount_ro', [await base.partition(suffix), oldDir]);
+            await g.mountRo(await base.partition(suffix), oldDir);
             oldMounted = true;
           };
           for (const [p, entry] of now) {
@@ -147,17 +148,16 @@ export async function changesAgainstBase(s: Session): Promise<FileChange[]> {
             else if (await differs(s, p, entry, old, newDir, oldDir, mountOld)) changes.push({ filesystem: fs, path: p, change: 'modified' });
           }
           for (const p of before.inventory.keys()) if (!now.has(p)) changes.push({ filesystem: fs, path: p, change: 'removed' });
-          if (oldMounted) await s.call('umount', [oldDir]);
+          if (oldMounted) await g.umount(oldDir);
         }
-        await s.call('umount', [newDir]);
-        await s.call('rmmountpoint', [newDir]);
-        await s.call('rmmountpoint', [oldDir]);
+        await g.umount(newDir);
+        await g.rmmountpoint(newDir);
+        await g.rmmountpoint(oldDir);
       }
     } finally {
       await base.detach();
     }
   }
-  mounted.sort(([, a], [, b]) => a.length - b.length);
-  for (const [device, mountpoint] of mounted) await s.call('mount', [device, mountpoint]);
+  await remount(g, mounted);
   return changes.sort((a, b) => a.filesystem.localeCompare(b.filesystem) || a.path.localeCompare(b.path));
 }

@@ -2,9 +2,10 @@
 // plain lines must compile, and each @ts-expect-error line must fail to
 // (tsc reports an unused @ts-expect-error), so misuse is proven rejected.
 
-import { createApi, type GuestfsApi, type MkfsOptions, type StatNS } from '../../../src/spec/api.js';
+import { createApi, type GuestfsApi, type GuestfsInternalApi, type LibraryImplementations, type MkfsOptions, type StatNS } from '../../../src/spec/api.js';
 
 declare const g: GuestfsApi;
+declare const internal: GuestfsInternalApi;
 
 export async function correctUse(): Promise<void> {
   await g.addDrive('/tmp/disk.img', { format: 'raw', readonly: true, server: ['a:1'] });
@@ -38,7 +39,27 @@ export async function correctUse(): Promise<void> {
 
   const { mount } = createApi({ call: async () => undefined });
   await mount('/dev/sda1', '/');
+
+  // FileIn/FileOut actions take a transfer after the options.
+  const signal = new AbortController().signal;
+  await g.download('/etc/hostname', '-', { fileOut: (chunk: Buffer) => void chunk.length, signal });
+  await g.upload('-', '/etc/motd', { fileIn: (async function* () { yield new Uint8Array([1]); })() });
+  await g.tarOut('/etc', '-', { compress: 'gzip' }, { fileOut: async () => undefined });
+  await g.tarOut('/etc', '-', undefined, { signal });
+
+  // Internal actions are typed too, on their own interface.
+  const listing: string = await internal.debug('sh', ['ls']);
+  const groupState: number = await internal.internalFeatureAvailable('xfs');
+  await internal.internalWrite('/f', 'content');
+  void [listing, groupState];
 }
+
+// Library-side implementations are typed per action.
+export const implementations: Partial<LibraryImplementations<{ name: string }>> = {
+  is_config: () => true,
+  disk_create: async (_host, filename: string, format: string, size: bigint | number, opts) => void [filename, format, size, opts.backingfile],
+  ls: async (host, directory) => [host.name, directory],
+};
 
 export async function misuse(): Promise<void> {
   // @ts-expect-error a number where a string (Device) is expected
@@ -73,5 +94,22 @@ export async function misuse(): Promise<void> {
   await g.mkfsOpts('ext4', '/dev/sda1');
   // @ts-expect-error a C pointer cannot be passed from JavaScript
   await g.addLibvirtDom({});
+  // @ts-expect-error an action without FileIn/FileOut has no transfer
+  await g.mkfs('ext4', '/dev/sda1', {}, { signal: new AbortController().signal });
+  // @ts-expect-error the transfer comes after the options, not instead of them
+  await g.tarOut('/etc', '-', { fileOut: () => undefined });
+  // @ts-expect-error a FileOut receiver gets a Buffer, not a string
+  await g.download('/f', '-', { fileOut: (chunk: string) => void chunk });
+  // @ts-expect-error internal arguments are typed: one group name, not a list
+  await internal.internalFeatureAvailable(['xfs']);
+  // @ts-expect-error the public API has no internal actions
+  await g.debug('sh', ['ls']);
   void [size, mtime, append, nothing];
 }
+
+export const wrongImplementations: Partial<LibraryImplementations<{ name: string }>> = {
+  // @ts-expect-error is_config answers a boolean
+  is_config: () => 'yes',
+  // @ts-expect-error ls's directory is a string
+  ls: async (_host, directory: number) => [String(directory)],
+};

@@ -3,22 +3,22 @@
 // that the library then decodes (filesystem_walk, find_inode, yara_scan,
 // journal_get).
 
+import type { InternalMountable, TSKDirent, XAttr, YaraDetection } from '../../../spec/api.js';
 import { spec } from '../../../spec/index.js';
 import type { ActionSpec } from '../../../spec/types.js';
 import { GuestfsError, UsageError } from '../../errors.js';
-import type { StructValue } from '../../../spec/values.js';
-import type { Session } from '../session.js';
-import { callToBuffer, decodeStructStream, type LibraryAction } from './util.js';
+import { type LibraryTable, type SessionHost, SessionSlot } from '../host.js';
+import { collectFileOut, decodeStructStream } from './util.js';
 
 // guestfsd's internal_feature_available: 0 available, 1 not available, 2 unknown group.
-const features = new WeakMap<Session, Map<string, number>>();
+// The appliance does not change under a session, so each group is asked once.
+const features = new SessionSlot(() => new Map<string, number>());
 
-async function featureState(s: Session, group: string): Promise<number> {
-  let cache = features.get(s);
-  if (!cache) features.set(s, (cache = new Map()));
+async function featureState(s: SessionHost, group: string): Promise<number> {
+  const cache = s.slot(features);
   let r = cache.get(group);
   if (r === undefined) {
-    r = (await s.call('internal_feature_available', [group])) as number;
+    r = await s.internal.internalFeatureAvailable(group);
     cache.set(group, r);
   }
   return r;
@@ -30,7 +30,7 @@ async function featureState(s: Session, group: string): Promise<number> {
  * actions without a group and before launch (the daemon call then fails with
  * its own state error).
  */
-export async function checkOptionalGroup(s: Session, action: ActionSpec): Promise<void> {
+export async function checkOptionalGroup(s: SessionHost, action: ActionSpec): Promise<void> {
   if (!action.optional || s.state !== 'ready') return;
   if ((await featureState(s, action.optional)) !== 0) {
     throw new UsageError(
@@ -39,7 +39,7 @@ export async function checkOptionalGroup(s: Session, action: ActionSpec): Promis
   }
 }
 
-async function featuresAvailable(s: Session, action: string, groups: readonly string[], strict: boolean): Promise<boolean> {
+async function featuresAvailable(s: SessionHost, action: string, groups: readonly string[], strict: boolean): Promise<boolean> {
   for (const g of groups) {
     const r = await featureState(s, g);
     if (r === 2) throw new UsageError(`${action}: ${g}: unknown group`);
@@ -69,12 +69,12 @@ function diskLetters(device: string): string | null {
   return rest.slice(d + 1);
 }
 
-async function canonicalDeviceName(s: Session, device: string): Promise<string> {
+async function canonicalDeviceName(s: SessionHost, device: string): Promise<string> {
   const letters = diskLetters(device);
   if (letters !== null) return `/dev/sd${letters}`;
   if (device.startsWith('/dev/mapper/') || device.startsWith('/dev/dm-')) {
     try {
-      return (await s.call('lvm_canonical_lv_name', [device])) as string;
+      return await s.g.lvmCanonicalLvName(device);
     } catch (e) {
       if (e instanceof GuestfsError) return device;
       throw e;
@@ -91,13 +91,13 @@ function deviceIndex(device: string): number {
   return r;
 }
 
-async function parseMountable(s: Session, m: string): Promise<StructValue> {
-  return (await s.call('internal_parse_mountable', [m])) as StructValue;
+function parseMountable(s: SessionHost, m: string): Promise<InternalMountable> {
+  return s.internal.internalParseMountable(m);
 }
 
 /** journal_get's file: records of (u64 big-endian length, "FIELD=value"). */
-export function decodeJournalFields(buf: Buffer): StructValue[] {
-  const out: StructValue[] = [];
+export function decodeJournalFields(buf: Buffer): XAttr[] {
+  const out: XAttr[] = [];
   let i = 0;
   while (i < buf.length) {
     if (i + 8 > buf.length) throw new UsageError(`journal_get: invalid data from the daemon: truncated at ${i}`);
@@ -113,24 +113,26 @@ export function decodeJournalFields(buf: Buffer): StructValue[] {
   return out;
 }
 
-export const deviceActions: Record<string, LibraryAction> = {
-  available: async (s, [groups]) => {
-    await featuresAvailable(s, 'available', groups as string[], true);
+export const deviceActions: LibraryTable = {
+  available: async (s, groups) => {
+    await featuresAvailable(s, 'available', groups, true);
   },
-  feature_available: (s, [groups]) => featuresAvailable(s, 'feature_available', groups as string[], false),
-  canonical_device_name: (s, [d]) => canonicalDeviceName(s, d as string),
-  device_index: (_s, [d]) => deviceIndex(d as string),
-  mountable_device: async (s, [m]) => (await parseMountable(s, m as string)).im_device as string,
-  mountable_subvolume: async (s, [m]) => {
-    const r = await parseMountable(s, m as string);
+  feature_available: (s, groups) => featuresAvailable(s, 'feature_available', groups, false),
+  canonical_device_name: (s, d) => canonicalDeviceName(s, d),
+  device_index: (_s, d) => deviceIndex(d),
+  mountable_device: async (s, m) => (await parseMountable(s, m)).im_device,
+  mountable_subvolume: async (s, m) => {
+    const r = await parseMountable(s, m);
     if (r.im_volume === '') throw new UsageError('mountable_subvolume: not a btrfs subvolume identifier');
-    return r.im_volume as string;
+    return r.im_volume;
   },
-  filesystem_walk: async (s, [dev]) => decodeStructStream(await callToBuffer(s, 'internal_filesystem_walk', [dev as string, '-']), 'tsk_dirent'),
-  find_inode: async (s, [dev, inode]) =>
-    decodeStructStream(await callToBuffer(s, 'internal_find_inode', [dev as string, inode as bigint, '-']), 'tsk_dirent'),
-  yara_scan: async (s, [path]) => decodeStructStream(await callToBuffer(s, 'internal_yara_scan', [path as string, '-']), 'yara_detection'),
-  journal_get: async (s) => decodeJournalFields(await callToBuffer(s, 'internal_journal_get', ['-'])),
+  filesystem_walk: async (s, dev) =>
+    decodeStructStream<TSKDirent>(await collectFileOut((t) => s.internal.internalFilesystemWalk(dev, '-', t)), 'tsk_dirent'),
+  find_inode: async (s, dev, inode) =>
+    decodeStructStream<TSKDirent>(await collectFileOut((t) => s.internal.internalFindInode(dev, inode, '-', t)), 'tsk_dirent'),
+  yara_scan: async (s, path) =>
+    decodeStructStream<YaraDetection>(await collectFileOut((t) => s.internal.internalYaraScan(path, '-', t)), 'yara_detection'),
+  journal_get: async (s) => decodeJournalFields(await collectFileOut((t) => s.internal.internalJournalGet('-', t))),
 };
 
 /** Optional groups of library-side actions (their daemon halves carry the same group). */

@@ -5,12 +5,14 @@
 import { existsSync, statSync } from 'node:fs';
 import { execa } from 'execa';
 import { UsageError } from '../../errors.js';
-import type { Session } from '../session.js';
-import { type LibraryAction, notSupported } from './util.js';
+import type { AddDriveOptions, DiskCreateOptions } from '../../../spec/api.js';
+import type { LibraryTable, SessionHost } from '../host.js';
+import { notSupported } from './util.js';
 
-const REMOTE_OPTS = ['protocol', 'server', 'username', 'secret'];
+const REMOTE_OPTS = ['protocol', 'server', 'username', 'secret'] as const;
+const NOT_ON_THE_COMMAND_LINE = ['name', 'blocksize', 'copyonread', 'discard'] as const;
 
-async function addDrive(s: Session, filename: string, opt: Record<string, unknown>, action = 'add_drive'): Promise<void> {
+async function addDrive(s: SessionHost, filename: string, opt: AddDriveOptions, action = 'add_drive'): Promise<void> {
   const remote = REMOTE_OPTS.filter((k) => opt[k] !== undefined);
   if (remote.length) {
     throw notSupported(action, `optional argument ${remote.join(', ')}: guestsh opens local image files only (no network block devices)`);
@@ -18,17 +20,13 @@ async function addDrive(s: Session, filename: string, opt: Record<string, unknow
   if (opt.iface !== undefined) {
     throw notSupported(action, 'optional argument iface: guestsh attaches every drive to one virtio-scsi controller');
   }
-  for (const k of ['name', 'blocksize', 'copyonread', 'discard']) {
+  for (const k of NOT_ON_THE_COMMAND_LINE) {
     if (opt[k] !== undefined) throw notSupported(action, `optional argument ${k}: the guestsh qemu command line does not expose it`);
   }
   if (opt.cachemode !== undefined && opt.cachemode !== 'writeback') {
     throw notSupported(action, 'optional argument cachemode: guestsh opens writable drives with cache=writeback only');
   }
-  await s.addDrive(filename, {
-    format: opt.format as string | undefined,
-    readonly: opt.readonly as boolean | undefined,
-    label: opt.label as string | undefined,
-  });
+  await s.addDrive(filename, { format: opt.format, readonly: opt.readonly, label: opt.label });
 }
 
 async function qemuImgInfo(action: string, filename: string): Promise<Record<string, unknown>> {
@@ -45,9 +43,11 @@ async function qemuImgInfo(action: string, filename: string): Promise<Record<str
 const QCOW2_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', metadata: 'metadata', full: 'falloc' };
 const RAW_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', full: 'full' };
 
-async function diskCreate(filename: string, format: string, size: bigint, opt: Record<string, unknown>): Promise<void> {
+async function diskCreate(filename: string, format: string, sizeArg: bigint | number, opt: DiskCreateOptions): Promise<void> {
   const a = 'disk_create';
-  const backing = opt.backingfile as string | undefined;
+  // A typed caller may pass the size as a number (-1 included).
+  const size = BigInt(sizeArg);
+  const backing = opt.backingfile;
   if (backing !== undefined) {
     if (size !== -1n) throw new UsageError(`${a}: if using a backing file, size must be passed as -1`);
   } else if (size < 0n) {
@@ -58,9 +58,9 @@ async function diskCreate(filename: string, format: string, size: bigint, opt: R
     throw new UsageError(`${a}: refusing to overwrite char device '${filename}'`);
   }
   const options: string[] = [];
-  const prealloc = opt.preallocation as string | undefined;
+  const prealloc = opt.preallocation;
   if (format === 'raw') {
-    for (const k of ['backingfile', 'backingformat', 'compat', 'clustersize']) {
+    for (const k of ['backingfile', 'backingformat', 'compat', 'clustersize'] as const) {
       if (opt[k] !== undefined) throw new UsageError(`${a}: ${k} parameter cannot be used with raw format`);
     }
     if (prealloc !== undefined) {
@@ -71,7 +71,7 @@ async function diskCreate(filename: string, format: string, size: bigint, opt: R
   } else {
     if (backing !== undefined) {
       options.push(`backing_file=${backing}`);
-      let bfmt = opt.backingformat as string | undefined;
+      let bfmt = opt.backingformat;
       if (bfmt !== undefined && !/^[a-z0-9_]{1,16}$/i.test(bfmt)) {
         throw new UsageError(`${a}: invalid value for backingformat parameter '${bfmt}'`);
       }
@@ -83,12 +83,12 @@ async function diskCreate(filename: string, format: string, size: bigint, opt: R
       if (!p) throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
       options.push(`preallocation=${p}`);
     }
-    const compat = opt.compat as string | undefined;
+    const compat = opt.compat;
     if (compat !== undefined) {
       if (compat !== '0.10' && compat !== '1.1') throw new UsageError(`${a}: invalid value for compat parameter '${compat}'`);
       options.push(`compat=${compat}`);
     }
-    const cs = opt.clustersize as number | undefined;
+    const cs = opt.clustersize;
     if (cs !== undefined) {
       if (cs < 512 || cs > 2097152 || (cs & (cs - 1)) !== 0) throw new UsageError(`${a}: invalid value for clustersize parameter '${cs}'`);
       options.push(`cluster_size=${cs}`);
@@ -106,26 +106,24 @@ async function diskCreate(filename: string, format: string, size: bigint, opt: R
   }
 }
 
-export const diskActions: Record<string, LibraryAction> = {
-  add_drive: (s, [f], opt) => addDrive(s, f as string, opt),
-  add_drive_ro: (s, [f]) => addDrive(s, f as string, { readonly: true }, 'add_drive_ro'),
-  add_cdrom: (s, [f]) => addDrive(s, f as string, { readonly: true }, 'add_cdrom'),
-  add_drive_with_if: (s, [f, iface]) => addDrive(s, f as string, { iface }, 'add_drive_with_if'),
-  add_drive_ro_with_if: (s, [f, iface]) => addDrive(s, f as string, { iface, readonly: true }, 'add_drive_ro_with_if'),
-  add_drive_scratch: (s, [size], opt) => {
-    for (const k of ['name', 'blocksize']) {
+export const diskActions: LibraryTable = {
+  add_drive: (s, f, opt) => addDrive(s, f, opt),
+  add_drive_ro: (s, f) => addDrive(s, f, { readonly: true }, 'add_drive_ro'),
+  add_cdrom: (s, f) => addDrive(s, f, { readonly: true }, 'add_cdrom'),
+  add_drive_scratch: (s, size, opt) => {
+    for (const k of ['name', 'blocksize'] as const) {
       if (opt[k] !== undefined) throw notSupported('add_drive_scratch', `optional argument ${k}: the guestsh qemu command line does not expose it`);
     }
-    return s.addDriveScratch(size as bigint, { label: opt.label as string | undefined });
+    return s.addDriveScratch(size, { label: opt.label });
   },
   remove_drive: () => {
     throw new UsageError('remove_drive: hotplugging support was removed in libguestfs 1.48');
   },
-  disk_create: (_s, [f, fmt, size], opt) => diskCreate(f as string, fmt as string, size as bigint, opt),
-  disk_format: async (_s, [f]) => (await qemuImgInfo('disk_format', f as string)).format as string,
-  disk_virtual_size: async (_s, [f]) => BigInt((await qemuImgInfo('disk_virtual_size', f as string))['virtual-size'] as number),
-  disk_has_backing_file: async (_s, [f]) => {
-    const b = (await qemuImgInfo('disk_has_backing_file', f as string))['backing-filename'];
+  disk_create: (_s, f, fmt, size, opt) => diskCreate(f, fmt, size, opt),
+  disk_format: async (_s, f) => (await qemuImgInfo('disk_format', f)).format as string,
+  disk_virtual_size: async (_s, f) => BigInt((await qemuImgInfo('disk_virtual_size', f))['virtual-size'] as number),
+  disk_has_backing_file: async (_s, f) => {
+    const b = (await qemuImgInfo('disk_has_backing_file', f))['backing-filename'];
     return b !== undefined && b !== null;
   },
   // virtio-scsi, as in libguestfs's direct backend.

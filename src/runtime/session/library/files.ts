@@ -5,10 +5,10 @@
 import { spawn } from 'node:child_process';
 import { mkdir, stat as hostStat } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { ArgValue, StructValue } from '../../../spec/values.js';
+import type { Stat, StatNS } from '../../../spec/api.js';
 import { UsageError } from '../../errors.js';
-import type { Session } from '../session.js';
-import { batched, byteSort, callToBuffer, downloadToBuffer, fromBuffer, type LibraryAction, splitNul } from './util.js';
+import type { LibraryTable, SessionHost } from '../host.js';
+import { batched, byteSort, collectFileOut, downloadToBuffer, fromBuffer, splitNul } from './util.js';
 
 // libguestfs's threshold: up to 2 MiB travels inside one message, larger
 // content is streamed as an upload.
@@ -16,20 +16,21 @@ const INLINE_WRITE_MAX = 2 * 1024 * 1024;
 // Names per internal_*list call, as in libguestfs (keeps replies under the message limit).
 const LIST_BATCH = 1000;
 
-function bytesOf(v: ArgValue): Buffer {
-  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v as Uint8Array);
+function bytesOf(v: Uint8Array | string): Buffer {
+  return typeof v === 'string' ? Buffer.from(v, 'utf8') : Buffer.from(v);
 }
 
-async function writeFile(s: Session, path: string, content: Buffer, append: boolean): Promise<void> {
+async function writeFile(s: SessionHost, path: string, content: Buffer, append: boolean): Promise<void> {
   if (content.length <= INLINE_WRITE_MAX) {
-    await s.call(append ? 'internal_write_append' : 'internal_write', [path, content]);
+    if (append) await s.internal.internalWriteAppend(path, content);
+    else await s.internal.internalWrite(path, content);
     return;
   }
   if (append) {
-    const offset = (await s.call('filesize', [path])) as bigint;
-    await s.call('upload_offset', ['-', path, offset], {}, { fileIn: fromBuffer(content) });
+    const offset = await s.g.filesize(path);
+    await s.g.uploadOffset('-', path, offset, { fileIn: fromBuffer(content) });
   } else {
-    await s.call('upload', ['-', path], {}, { fileIn: fromBuffer(content) });
+    await s.g.upload('-', path, { fileIn: fromBuffer(content) });
   }
 }
 
@@ -42,26 +43,26 @@ export function splitLines(buf: Buffer): string[] {
 }
 
 /** statns → the old stat struct (seconds only). */
-function statFromStatns(ns: StructValue): StructValue {
+function statFromStatns(ns: StatNS): Stat {
   return {
-    dev: ns.st_dev!,
-    ino: ns.st_ino!,
-    mode: ns.st_mode!,
-    nlink: ns.st_nlink!,
-    uid: ns.st_uid!,
-    gid: ns.st_gid!,
-    rdev: ns.st_rdev!,
-    size: ns.st_size!,
-    blksize: ns.st_blksize!,
-    blocks: ns.st_blocks!,
-    atime: ns.st_atime_sec!,
-    mtime: ns.st_mtime_sec!,
-    ctime: ns.st_ctime_sec!,
+    dev: ns.st_dev,
+    ino: ns.st_ino,
+    mode: ns.st_mode,
+    nlink: ns.st_nlink,
+    uid: ns.st_uid,
+    gid: ns.st_gid,
+    rdev: ns.st_rdev,
+    size: ns.st_size,
+    blksize: ns.st_blksize,
+    blocks: ns.st_blocks,
+    atime: ns.st_atime_sec,
+    mtime: ns.st_mtime_sec,
+    ctime: ns.st_ctime_sec,
   };
 }
 
-function lstatnslist(s: Session, dir: string, names: readonly string[]): Promise<StructValue[]> {
-  return batched(names, LIST_BATCH, async (slice) => (await s.call('internal_lstatnslist', [dir, slice])) as StructValue[]);
+function lstatnslist(s: SessionHost, dir: string, names: readonly string[]): Promise<StatNS[]> {
+  return batched(names, LIST_BATCH, (slice) => s.internal.internalLstatnslist(dir, slice));
 }
 
 /** Splits a path into (parent, last component) the way copy_in/copy_out name things. */
@@ -94,37 +95,37 @@ function runTar(action: string, args: string[], cwd: string | undefined): TarChi
   return { wait, child };
 }
 
-async function copyIn(s: Session, localpath: string, remotedir: string): Promise<void> {
+async function copyIn(s: SessionHost, localpath: string, remotedir: string): Promise<void> {
   if (!(await hostStat(localpath).catch(() => null))) {
     throw new UsageError(`copy_in: source '${localpath}' does not exist (or cannot be read)`);
   }
-  if (!(await s.call('is_dir', [remotedir]))) throw new UsageError(`copy_in: target '${remotedir}' is not a directory`);
+  if (!(await s.g.isDir(remotedir))) throw new UsageError(`copy_in: target '${remotedir}' is not a directory`);
   const { dir, base } = splitPath('copy_in', localpath);
   const tar = runTar('copy_in', ['-cf', '-', base], dir ?? undefined);
   tar.child.stdin!.end();
-  const upload = s.call('tar_in', ['-', remotedir], {}, { fileIn: tar.child.stdout! });
+  const upload = s.g.tarIn('-', remotedir, undefined, { fileIn: tar.child.stdout! });
   // Whichever fails first explains the failure (a tar error makes the upload fail too).
   const [tarResult, uploadResult] = await Promise.allSettled([tar.wait, upload]);
   if (tarResult.status === 'rejected') throw tarResult.reason;
   if (uploadResult.status === 'rejected') throw uploadResult.reason;
 }
 
-async function copyOut(s: Session, remotepath: string, localdir: string): Promise<void> {
+async function copyOut(s: SessionHost, remotepath: string, localdir: string): Promise<void> {
   const st = await hostStat(localdir).catch(() => null);
   if (!st?.isDirectory()) throw new UsageError(`copy_out: target '${localdir}' is not a directory`);
   const { base } = splitPath('copy_out', remotepath);
-  if (await s.call('is_file', [remotepath])) {
-    await s.call('download', [remotepath, join(localdir, base)]);
+  if (await s.g.isFile(remotepath)) {
+    await s.g.download(remotepath, join(localdir, base));
     return;
   }
-  if (!(await s.call('is_dir', [remotepath]))) throw new UsageError(`copy_out: '${remotepath}' is not a file or directory`);
+  if (!(await s.g.isDir(remotepath))) throw new UsageError(`copy_out: '${remotepath}' is not a file or directory`);
   const target = join(localdir, base === '' ? '.' : base);
   await mkdir(target, { recursive: true });
   const tar = runTar('copy_out', ['-xf', '-'], target);
   const stdin = tar.child.stdin!;
   let tarFailed: unknown = null;
   tar.wait.catch((e: unknown) => (tarFailed = e));
-  const download = s.call('tar_out', [remotepath, '-'], {}, {
+  const download = s.g.tarOut(remotepath, '-', undefined, {
     fileOut: (chunk) =>
       new Promise<void>((resolve, reject) => {
         if (tarFailed) return reject(tarFailed as Error);
@@ -139,22 +140,20 @@ async function copyOut(s: Session, remotepath: string, localdir: string): Promis
   await tar.wait;
 }
 
-export const fileActions: Record<string, LibraryAction> = {
-  write: (s, [path, content]) => writeFile(s, path as string, bytesOf(content!), false),
-  write_append: (s, [path, content]) => writeFile(s, path as string, bytesOf(content!), true),
-  read_file: (s, [path]) => downloadToBuffer(s, path as string),
-  cat: async (s, [path]) => (await downloadToBuffer(s, path as string)).toString('utf8'),
-  read_lines: async (s, [path]) => splitLines(await downloadToBuffer(s, path as string)),
-  ls: async (s, [dir]) => byteSort(splitNul(await callToBuffer(s, 'ls0', [dir as string, '-']))),
-  find: async (s, [dir]) => byteSort(splitNul(await callToBuffer(s, 'find0', [dir as string, '-']))),
-  stat: async (s, [path]) => statFromStatns((await s.call('statns', [path as string])) as StructValue),
-  lstat: async (s, [path]) => statFromStatns((await s.call('lstatns', [path as string])) as StructValue),
-  lstatnslist: (s, [dir, names]) => lstatnslist(s, dir as string, names as string[]),
-  lstatlist: async (s, [dir, names]) => (await lstatnslist(s, dir as string, names as string[])).map(statFromStatns),
-  lxattrlist: (s, [dir, names]) =>
-    batched(names as string[], LIST_BATCH, async (slice) => (await s.call('internal_lxattrlist', [dir as string, slice])) as StructValue[]),
-  readlinklist: (s, [dir, names]) =>
-    batched(names as string[], LIST_BATCH, async (slice) => (await s.call('internal_readlinklist', [dir as string, slice])) as string[]),
-  copy_in: (s, [local, remote]) => copyIn(s, local as string, remote as string),
-  copy_out: (s, [remote, local]) => copyOut(s, remote as string, local as string),
+export const fileActions: LibraryTable = {
+  write: (s, path, content) => writeFile(s, path, bytesOf(content), false),
+  write_append: (s, path, content) => writeFile(s, path, bytesOf(content), true),
+  read_file: (s, path) => downloadToBuffer(s, path),
+  cat: async (s, path) => (await downloadToBuffer(s, path)).toString('utf8'),
+  read_lines: async (s, path) => splitLines(await downloadToBuffer(s, path)),
+  ls: async (s, dir) => byteSort(splitNul(await collectFileOut((t) => s.g.ls0(dir, '-', t)))),
+  find: async (s, dir) => byteSort(splitNul(await collectFileOut((t) => s.g.find0(dir, '-', t)))),
+  stat: async (s, path) => statFromStatns(await s.g.statns(path)),
+  lstat: async (s, path) => statFromStatns(await s.g.lstatns(path)),
+  lstatnslist: (s, dir, names) => lstatnslist(s, dir, names),
+  lstatlist: async (s, dir, names) => (await lstatnslist(s, dir, names)).map(statFromStatns),
+  lxattrlist: (s, dir, names) => batched(names, LIST_BATCH, (slice) => s.internal.internalLxattrlist(dir, slice)),
+  readlinklist: (s, dir, names) => batched(names, LIST_BATCH, (slice) => s.internal.internalReadlinklist(dir, slice)),
+  copy_in: (s, local, remote) => copyIn(s, local, remote),
+  copy_out: (s, remote, local) => copyOut(s, remote, local),
 };

@@ -1,24 +1,31 @@
 // Library-side actions: the ones libguestfs implements in the library rather
 // than in guestfsd (no procedure number), written here in TypeScript over
-// daemon calls, qemu-img and host tar. Each entry takes the already
-// validated arguments in spec order.
+// daemon calls, qemu-img and host tar. Each entry is typed by the spec
+// (LibraryImplementations) and takes the host, then the already validated
+// arguments in spec order.
 //
 // `notSupported` lists the actions guestsh refuses outright, with the reason
 // (the README's list is generated from it); `restricted` lists those that
 // work but refuse some values. Both answer "not supported in guestsh: …".
 
 import { actionByName } from '../../../spec/index.js';
+import type { RetValue } from '../../../spec/values.js';
 import { UsageError } from '../../errors.js';
-import type { Session } from '../session.js';
+import type { LibraryTable, SessionHost } from '../host.js';
 import { checkOptionalGroup, deviceActions } from './devices.js';
 import { diskActions } from './disks.js';
 import { fileActions } from './files.js';
 import { inspectActions } from './inspect.js';
 import { propertyActions } from './properties.js';
-import { type LibraryAction, notSupported as refusal } from './util.js';
+import { notSupported as refusal } from './util.js';
 
 export { checkOptionalGroup } from './devices.js';
-export type { LibraryAction } from './util.js';
+
+/**
+ * An implementation as the dispatcher calls it, by name: the spec's
+ * arguments after the host, already checked against the spec by the codec.
+ */
+export type LibraryImplementation = (host: SessionHost, ...args: unknown[]) => Promise<RetValue> | RetValue;
 
 const LIBVIRT = 'guestsh starts qemu itself and never talks to libvirt';
 
@@ -56,7 +63,7 @@ export const restricted: Record<string, string> = {
   set_attach_method: 'libvirt backends (only "direct"/"appliance" exist)',
 };
 
-const base: Record<string, LibraryAction> = {
+const implemented: LibraryTable = {
   ...propertyActions,
   ...diskActions,
   ...fileActions,
@@ -65,7 +72,6 @@ const base: Record<string, LibraryAction> = {
   launch: (s) => s.launch(),
   shutdown: (s) => s.shutdown(),
   kill_subprocess: (s) => s.shutdown(),
-  close: (s) => s.close(),
   version: () => ({ major: 1n, minor: 48n, release: 6n, extra: '' }),
   is_config: (s) => s.state === 'config',
   is_launching: (s) => s.state === 'launching',
@@ -73,25 +79,29 @@ const base: Record<string, LibraryAction> = {
   is_busy: () => false,
 };
 
+// The one place the per-action types are let go of: the dispatcher looks
+// implementations up by a name known only at run time.
+const byName = implemented as Record<string, LibraryImplementation>;
+
 for (const [name, reason] of Object.entries(notSupported)) {
-  base[name] = () => {
+  byName[name] = () => {
     throw refusal(name, reason);
   };
 }
 
-function wrap(name: string, impl: LibraryAction): LibraryAction {
+function wrap(name: string, impl: LibraryImplementation): LibraryImplementation {
   const spec = actionByName(name);
-  // close is the handle's destructor in libguestfs, not an action in the spec.
-  if (!spec || (!spec.configOnly && !spec.optional)) return impl;
-  return async (s: Session, args, opt) => {
+  if (!spec) throw new Error(`library implementation ${name} has no action in spec.json`);
+  if (!spec.configOnly && !spec.optional) return impl;
+  return async (s, ...args) => {
     if (spec.configOnly && s.state !== 'config') {
       throw new UsageError(`${name}: this can only be done before launch (the appliance is ${s.state})`);
     }
     await checkOptionalGroup(s, spec);
-    return impl(s, args, opt);
+    return impl(s, ...args);
   };
 }
 
-export const libraryActions: Record<string, LibraryAction> = Object.fromEntries(
-  Object.entries(base).map(([name, impl]) => [name, wrap(name, impl)]),
+export const libraryActions: Readonly<Record<string, LibraryImplementation>> = Object.fromEntries(
+  Object.entries(byName).map(([name, impl]) => [name, wrap(name, impl)]),
 );

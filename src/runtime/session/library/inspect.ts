@@ -3,10 +3,10 @@
 // daemon), the libosinfo short id, and the OS icon. Like libguestfs, they
 // expect the guest's filesystems to be mounted (inspect_os + mount).
 
-import type { StructValue } from '../../../spec/values.js';
+import type { Application, Application2, InspectGetIconOptions } from '../../../spec/api.js';
 import { GuestfsError } from '../../errors.js';
-import type { Session } from '../session.js';
-import { downloadToBuffer, type LibraryAction } from './util.js';
+import type { LibraryTable, SessionHost } from '../host.js';
+import { downloadToBuffer } from './util.js';
 
 interface App {
   name: string;
@@ -23,7 +23,7 @@ interface App {
   description?: string;
 }
 
-function app2(a: App): StructValue {
+function app2(a: App): Application2 {
   return {
     app2_name: a.name,
     app2_display_name: a.displayName ?? '',
@@ -130,15 +130,15 @@ export function parseApkInstalled(text: string): App[] {
   return apps;
 }
 
-async function pacmanApps(s: Session): Promise<App[]> {
+async function pacmanApps(s: SessionHost): Promise<App[]> {
   const dir = '/var/lib/pacman/local';
-  const entries = (await s.call('readdir', [dir])) as StructValue[];
+  const entries = await s.g.readdir(dir);
   const apps: App[] = [];
   for (const e of entries) {
     if (e.ftyp !== 'd' || e.name === '.' || e.name === '..') continue;
     let text: string;
     try {
-      text = (await downloadToBuffer(s, `${dir}/${e.name as string}/desc`)).toString('utf8');
+      text = (await downloadToBuffer(s, `${dir}/${e.name}/desc`)).toString('utf8');
     } catch (err) {
       if (err instanceof GuestfsError) continue;
       throw err;
@@ -163,36 +163,36 @@ async function pacmanApps(s: Session): Promise<App[]> {
   return apps;
 }
 
-async function hivexString(s: Session, node: bigint, key: string): Promise<string | undefined> {
-  const v = (await s.call('hivex_node_get_value', [node, key])) as bigint;
+async function hivexString(s: SessionHost, node: bigint, key: string): Promise<string | undefined> {
+  const v = await s.g.hivexNodeGetValue(node, key);
   if (v === 0n) return undefined;
   try {
-    return (await s.call('hivex_value_string', [v])) as string;
+    return await s.g.hivexValueString(v);
   } catch (e) {
     if (e instanceof GuestfsError) return undefined;
     throw e;
   }
 }
 
-async function windowsApps(s: Session, root: string): Promise<App[]> {
-  const hive = (await s.call('inspect_get_windows_software_hive', [root])) as string;
-  await s.call('hivex_open', [hive], { verbose: s.settings.verbose, unsafe: true });
+async function windowsApps(s: SessionHost, root: string): Promise<App[]> {
+  const hive = await s.g.inspectGetWindowsSoftwareHive(root);
+  await s.g.hivexOpen(hive, { verbose: s.settings.verbose, unsafe: true });
   const apps: App[] = [];
   try {
     for (const path of [
       ['Microsoft', 'Windows', 'CurrentVersion', 'Uninstall'],
       ['WOW6432node', 'Microsoft', 'Windows', 'CurrentVersion', 'Uninstall'],
     ]) {
-      let node = (await s.call('hivex_root')) as bigint;
+      let node = await s.g.hivexRoot();
       for (const p of path) {
         if (node === 0n) break;
-        node = (await s.call('hivex_node_get_child', [node, p])) as bigint;
+        node = await s.g.hivexNodeGetChild(node, p);
       }
       if (node === 0n) continue;
-      const children = (await s.call('hivex_node_children', [node])) as StructValue[];
+      const children = await s.g.hivexNodeChildren(node);
       for (const c of children) {
-        const child = c.hivex_node_h as bigint;
-        const name = (await s.call('hivex_node_name', [child])) as string;
+        const child = c.hivex_node_h;
+        const name = await s.g.hivexNodeName(child);
         const displayName = await hivexString(s, child, 'DisplayName');
         if (displayName === undefined) continue;
         apps.push({
@@ -207,40 +207,40 @@ async function windowsApps(s: Session, root: string): Promise<App[]> {
       }
     }
   } finally {
-    await s.call('hivex_close');
+    await s.g.hivexClose();
   }
   return apps;
 }
 
-async function listApplications2(s: Session, root: string): Promise<StructValue[]> {
-  const type = (await s.call('inspect_get_type', [root])) as string;
-  const format = (await s.call('inspect_get_package_format', [root])) as string;
-  let list: StructValue[] = [];
+async function listApplications2(s: SessionHost, root: string): Promise<Application2[]> {
+  const type = await s.g.inspectGetType(root);
+  const format = await s.g.inspectGetPackageFormat(root);
+  let list: Application2[] = [];
   if (type === 'linux' || type === 'hurd') {
-    if (format === 'rpm') list = (await s.call('internal_list_rpm_applications')) as StructValue[];
+    if (format === 'rpm') list = await s.internal.internalListRpmApplications();
     else if (format === 'deb') list = parseDpkgStatus((await downloadToBuffer(s, '/var/lib/dpkg/status')).toString('utf8')).map(app2);
     else if (format === 'pacman') list = (await pacmanApps(s)).map(app2);
     else if (format === 'apk') list = parseApkInstalled((await downloadToBuffer(s, '/lib/apk/db/installed')).toString('utf8')).map(app2);
   } else if (type === 'windows') {
     list = (await windowsApps(s, root)).map(app2);
   }
-  return list.sort((a, b) => Buffer.compare(Buffer.from(a.app2_name as string), Buffer.from(b.app2_name as string)));
+  return list.sort((a, b) => Buffer.compare(Buffer.from(a.app2_name), Buffer.from(b.app2_name)));
 }
 
-function app1(a: StructValue): StructValue {
+function app1(a: Application2): Application {
   return {
-    app_name: a.app2_name!,
-    app_display_name: a.app2_display_name!,
-    app_epoch: a.app2_epoch!,
-    app_version: a.app2_version!,
-    app_release: a.app2_release!,
-    app_install_path: a.app2_install_path!,
-    app_trans_path: a.app2_trans_path!,
-    app_publisher: a.app2_publisher!,
-    app_url: a.app2_url!,
-    app_source_package: a.app2_source_package!,
-    app_summary: a.app2_summary!,
-    app_description: a.app2_description!,
+    app_name: a.app2_name,
+    app_display_name: a.app2_display_name,
+    app_epoch: a.app2_epoch,
+    app_version: a.app2_version,
+    app_release: a.app2_release,
+    app_install_path: a.app2_install_path,
+    app_trans_path: a.app2_trans_path,
+    app_publisher: a.app2_publisher,
+    app_url: a.app2_url,
+    app_source_package: a.app2_source_package,
+    app_summary: a.app2_summary,
+    app_description: a.app2_description,
   };
 }
 
@@ -295,16 +295,16 @@ export function osinfoId(type: string, distro: string, major: number, minor: num
   return 'unknown';
 }
 
-async function getOsinfo(s: Session, root: string): Promise<string> {
-  const type = (await s.call('inspect_get_type', [root])) as string;
-  const distro = (await s.call('inspect_get_distro', [root])) as string;
-  const major = (await s.call('inspect_get_major_version', [root])) as number;
-  const minor = (await s.call('inspect_get_minor_version', [root])) as number;
+async function getOsinfo(s: SessionHost, root: string): Promise<string> {
+  const type = await s.g.inspectGetType(root);
+  const distro = await s.g.inspectGetDistro(root);
+  const major = await s.g.inspectGetMajorVersion(root);
+  const minor = await s.g.inspectGetMinorVersion(root);
   let product = '';
   let variant = '';
   if (type === 'windows') {
-    product = (await s.call('inspect_get_product_name', [root])) as string;
-    variant = (await s.call('inspect_get_product_variant', [root])) as string;
+    product = await s.g.inspectGetProductName(root);
+    variant = await s.g.inspectGetProductVariant(root);
   }
   return osinfoId(type, distro, major, minor, product, variant);
 }
@@ -326,16 +326,16 @@ for (const d of ['redhat-based', 'centos', 'rocky', 'scientificlinux', 'oracleli
 for (const d of ['suse-based', 'sles']) DISTRO_ICONS[d] = DISTRO_ICONS.opensuse!;
 
 /** A PNG at `path` (symlinks followed) between 16x16 and 1024x1024, else null. */
-async function getPng(s: Session, path: string): Promise<Buffer | null> {
-  if (!(await s.call('is_file', [path], { followsymlinks: true }))) return null;
+async function getPng(s: SessionHost, path: string): Promise<Buffer | null> {
+  if (!(await s.g.isFile(path, { followsymlinks: true }))) return null;
   let real: string;
   try {
-    real = (await s.call('realpath', [path])) as string;
+    real = await s.g.realpath(path);
   } catch (e) {
     if (e instanceof GuestfsError) return null;
     throw e;
   }
-  const desc = (await s.call('file', [real])) as string;
+  const desc = await s.g.file(real);
   const m = /^PNG image data, (\d+) x (\d+)/.exec(desc);
   if (!m) return null;
   const w = Number(m[1]);
@@ -345,14 +345,14 @@ async function getPng(s: Session, path: string): Promise<Buffer | null> {
   return data.length <= 4 * w * h ? data : null;
 }
 
-async function getIcon(s: Session, root: string, opt: { favicon?: boolean; highquality?: boolean }): Promise<Buffer> {
-  const type = (await s.call('inspect_get_type', [root])) as string;
-  const distro = (await s.call('inspect_get_distro', [root])) as string;
+async function getIcon(s: SessionHost, root: string, opt: InspectGetIconOptions): Promise<Buffer> {
+  const type = await s.g.inspectGetType(root);
+  const distro = await s.g.inspectGetDistro(root);
   const highquality = opt.highquality ?? false;
   const favicon = highquality ? false : (opt.favicon ?? true);
   if (favicon) {
     let fav = '/etc/favicon.png';
-    if (type === 'windows') fav = await s.call('case_sensitive_path', [fav]).then((p) => p as string, () => fav);
+    if (type === 'windows') fav = await s.g.caseSensitivePath(fav).catch(() => fav);
     const r = await getPng(s, fav);
     if (r) return r;
   }
@@ -367,9 +367,9 @@ async function getIcon(s: Session, root: string, opt: { favicon?: boolean; highq
   return Buffer.alloc(0);
 }
 
-export const inspectActions: Record<string, LibraryAction> = {
-  inspect_list_applications2: (s, [root]) => listApplications2(s, root as string),
-  inspect_list_applications: async (s, [root]) => (await listApplications2(s, root as string)).map(app1),
-  inspect_get_osinfo: (s, [root]) => getOsinfo(s, root as string),
-  inspect_get_icon: (s, [root], opt) => getIcon(s, root as string, opt as { favicon?: boolean; highquality?: boolean }),
+export const inspectActions: LibraryTable = {
+  inspect_list_applications2: (s, root) => listApplications2(s, root),
+  inspect_list_applications: async (s, root) => (await listApplications2(s, root)).map(app1),
+  inspect_get_osinfo: (s, root) => getOsinfo(s, root),
+  inspect_get_icon: (s, root, opt) => getIcon(s, root, opt),
 };

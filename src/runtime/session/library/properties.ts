@@ -8,8 +8,8 @@ import { join } from 'node:path';
 import { cacheRoot } from '../../cache.js';
 import { UsageError } from '../../errors.js';
 import { QEMU } from '../../qemu/accel.js';
-import type { Session } from '../session.js';
-import { type LibraryAction, notSupported } from './util.js';
+import { type LibraryTable, type SessionHost, SessionSlot } from '../host.js';
+import { notSupported } from './util.js';
 
 interface Extra {
   program: string;
@@ -21,15 +21,18 @@ interface Extra {
   direct: boolean;
 }
 
-const extras = new WeakMap<Session, Extra>();
+const extras = new SessionSlot<Extra>(() => ({
+  program: 'guestsh',
+  identifier: '',
+  backendSettings: [],
+  pgroup: false,
+  recoveryProc: true,
+  selinux: false,
+  direct: false,
+}));
 
-export function extra(s: Session): Extra {
-  let e = extras.get(s);
-  if (!e) {
-    e = { program: 'guestsh', identifier: '', backendSettings: [], pgroup: false, recoveryProc: true, selinux: false, direct: false };
-    extras.set(s, e);
-  }
-  return e;
+function extra(s: SessionHost): Extra {
+  return s.slot(extras);
 }
 
 /** libguestfs's lower bound for the appliance memory, in MiB. */
@@ -43,7 +46,7 @@ function truthy(name: string, v: string): boolean {
   throw new UsageError(`${name}=${v}: non-boolean value`);
 }
 
-function setBackend(action: string, s: Session, name: string): void {
+function setBackend(action: string, name: string): void {
   // "appliance" is the pre-1.22 name of the direct backend.
   if (name === 'direct' || name === 'appliance') return;
   if (name === 'libvirt' || name.startsWith('libvirt:')) {
@@ -52,7 +55,7 @@ function setBackend(action: string, s: Session, name: string): void {
   throw new UsageError(`${action}: invalid backend: ${name} (guestsh has only the "direct" backend)`);
 }
 
-function getBackendSetting(s: Session, name: string): string {
+function getBackendSetting(s: SessionHost, name: string): string {
   for (const entry of extra(s).backendSettings) {
     if (entry === name) return '1';
     if (entry.startsWith(`${name}=`)) return entry.slice(name.length + 1);
@@ -60,7 +63,7 @@ function getBackendSetting(s: Session, name: string): string {
   throw new UsageError(`get_backend_setting: setting not found: ${name}`);
 }
 
-function clearBackendSetting(s: Session, name: string): number {
+function clearBackendSetting(s: SessionHost, name: string): number {
   const e = extra(s);
   const before = e.backendSettings.length;
   e.backendSettings = e.backendSettings.filter((x) => x !== name && !x.startsWith(`${name}=`));
@@ -68,25 +71,25 @@ function clearBackendSetting(s: Session, name: string): number {
 }
 
 /** Applies LIBGUESTFS_* variables the way libguestfs's parse_environment does. */
-async function parseEnvironment(s: Session, env: Record<string, string | undefined>): Promise<void> {
-  const call = (name: string, args: (string | number | boolean | string[] | null)[]) => s.call(name, args);
-  if (env.LIBGUESTFS_TRACE !== undefined) await call('set_trace', [truthy('LIBGUESTFS_TRACE', env.LIBGUESTFS_TRACE)]);
-  if (env.LIBGUESTFS_DEBUG !== undefined) await call('set_verbose', [truthy('LIBGUESTFS_DEBUG', env.LIBGUESTFS_DEBUG)]);
-  if (env.LIBGUESTFS_TMPDIR) await call('set_tmpdir', [env.LIBGUESTFS_TMPDIR]);
-  if (env.LIBGUESTFS_CACHEDIR) await call('set_cachedir', [env.LIBGUESTFS_CACHEDIR]);
-  if (env.LIBGUESTFS_PATH) await call('set_path', [env.LIBGUESTFS_PATH]);
+async function parseEnvironment(s: SessionHost, env: Record<string, string | undefined>): Promise<void> {
+  const g = s.g;
+  if (env.LIBGUESTFS_TRACE !== undefined) await g.setTrace(truthy('LIBGUESTFS_TRACE', env.LIBGUESTFS_TRACE));
+  if (env.LIBGUESTFS_DEBUG !== undefined) await g.setVerbose(truthy('LIBGUESTFS_DEBUG', env.LIBGUESTFS_DEBUG));
+  if (env.LIBGUESTFS_TMPDIR) await g.setTmpdir(env.LIBGUESTFS_TMPDIR);
+  if (env.LIBGUESTFS_CACHEDIR) await g.setCachedir(env.LIBGUESTFS_CACHEDIR);
+  if (env.LIBGUESTFS_PATH) await g.setPath(env.LIBGUESTFS_PATH);
   const hv = env.LIBGUESTFS_HV || env.LIBGUESTFS_QEMU;
-  if (hv) await call('set_hv', [hv]);
-  if (env.LIBGUESTFS_APPEND !== undefined) await call('set_append', [env.LIBGUESTFS_APPEND]);
+  if (hv) await g.setHv(hv);
+  if (env.LIBGUESTFS_APPEND !== undefined) await g.setAppend(env.LIBGUESTFS_APPEND);
   if (env.LIBGUESTFS_MEMSIZE) {
     const m = /^\s*([+-]?\d+)/.exec(env.LIBGUESTFS_MEMSIZE);
     if (!m) throw new UsageError('non-numeric value for LIBGUESTFS_MEMSIZE');
-    await call('set_memsize', [Number(m[1])]);
+    await g.setMemsize(Number(m[1]));
   }
   const backend = env.LIBGUESTFS_BACKEND || env.LIBGUESTFS_ATTACH_METHOD;
-  if (backend) await call('set_backend', [backend]);
+  if (backend) await g.setBackend(backend);
   if (env.LIBGUESTFS_BACKEND_SETTINGS !== undefined) {
-    await call('set_backend_settings', [env.LIBGUESTFS_BACKEND_SETTINGS.split(':').filter(Boolean)]);
+    await g.setBackendSettings(env.LIBGUESTFS_BACKEND_SETTINGS.split(':').filter(Boolean));
   }
 }
 
@@ -99,17 +102,20 @@ function envFromList(list: readonly string[]): Record<string, string> {
   return env;
 }
 
-const bool = (key: 'verbose' | 'trace' | 'autosync' | 'network'): [LibraryAction, LibraryAction] => [
+type Getter = (s: SessionHost) => boolean;
+type Setter = (s: SessionHost, v: boolean) => void;
+
+const bool = (key: 'verbose' | 'trace' | 'autosync' | 'network'): [Getter, Setter] => [
   (s) => s.settings[key],
-  (s, [v]) => {
-    s.settings[key] = v as boolean;
+  (s, v) => {
+    s.settings[key] = v;
   },
 ];
 
-const extraBool = (key: 'pgroup' | 'recoveryProc' | 'selinux' | 'direct'): [LibraryAction, LibraryAction] => [
+const extraBool = (key: 'pgroup' | 'recoveryProc' | 'selinux' | 'direct'): [Getter, Setter] => [
   (s) => extra(s)[key],
-  (s, [v]) => {
-    extra(s)[key] = v as boolean;
+  (s, v) => {
+    extra(s)[key] = v;
   },
 ];
 
@@ -122,14 +128,14 @@ const [getRecoveryProc, setRecoveryProc] = extraBool('recoveryProc');
 const [getSelinux, setSelinux] = extraBool('selinux');
 const [getDirect, setDirect] = extraBool('direct');
 
-function setHv(action: string): LibraryAction {
-  return (_s, [hv]) => {
+function setHv(action: string): (s: SessionHost, hv: string | null) => void {
+  return (_s, hv) => {
     if (hv === null || hv === QEMU) return;
     throw notSupported(action, `guestsh always runs ${QEMU} (found on $PATH); another hypervisor binary cannot be chosen`);
   };
 }
 
-export const propertyActions: Record<string, LibraryAction> = {
+export const propertyActions: LibraryTable = {
   get_verbose: getVerbose,
   set_verbose: setVerbose,
   get_trace: getTrace,
@@ -148,66 +154,65 @@ export const propertyActions: Record<string, LibraryAction> = {
   set_direct: setDirect,
 
   get_memsize: (s) => s.settings.memsize,
-  set_memsize: (s, [m]) => {
-    if ((m as number) < MIN_MEMSIZE) throw new UsageError(`set_memsize: too small value for memsize (must be at least ${MIN_MEMSIZE})`);
-    s.settings.memsize = m as number;
+  set_memsize: (s, m) => {
+    if (m < MIN_MEMSIZE) throw new UsageError(`set_memsize: too small value for memsize (must be at least ${MIN_MEMSIZE})`);
+    s.settings.memsize = m;
   },
   get_smp: (s) => s.settings.smp,
-  set_smp: (s, [n]) => {
-    const v = n as number;
+  set_smp: (s, v) => {
     if (v > 255) throw new UsageError(`set_smp: unsupported number of smp vcpus: ${v}`);
     if (v < 1) throw new UsageError(`set_smp: invalid smp parameter: ${v}`);
     s.settings.smp = v;
   },
 
   get_program: (s) => extra(s).program,
-  set_program: (s, [p]) => {
-    extra(s).program = p as string;
+  set_program: (s, p) => {
+    extra(s).program = p;
   },
   get_identifier: (s) => extra(s).identifier,
-  set_identifier: (s, [id]) => {
-    if (!/^[A-Za-z0-9_-]*$/.test(id as string)) {
+  set_identifier: (s, id) => {
+    if (!/^[A-Za-z0-9_-]*$/.test(id)) {
       throw new UsageError('set_identifier: identifier must contain only alphanumeric characters, underscore or minus sign');
     }
-    extra(s).identifier = id as string;
+    extra(s).identifier = id;
   },
 
   get_backend: () => BACKEND,
-  set_backend: (s, [b]) => setBackend('set_backend', s, b as string),
+  set_backend: (_s, b) => setBackend('set_backend', b),
   get_attach_method: () => 'appliance',
-  set_attach_method: (s, [b]) => setBackend('set_attach_method', s, b as string),
+  set_attach_method: (_s, b) => setBackend('set_attach_method', b),
   get_backend_settings: (s) => [...extra(s).backendSettings],
-  set_backend_settings: (s, [list]) => {
-    extra(s).backendSettings = [...(list as string[])];
+  set_backend_settings: (s, list) => {
+    extra(s).backendSettings = [...list];
   },
-  get_backend_setting: (s, [name]) => getBackendSetting(s, name as string),
-  set_backend_setting: (s, [name, val]) => {
-    clearBackendSetting(s, name as string);
-    extra(s).backendSettings.push(`${name as string}=${val as string}`);
+  get_backend_setting: (s, name) => getBackendSetting(s, name),
+  set_backend_setting: (s, name, val) => {
+    clearBackendSetting(s, name);
+    extra(s).backendSettings.push(`${name}=${val}`);
   },
-  clear_backend_setting: (s, [name]) => clearBackendSetting(s, name as string),
+  clear_backend_setting: (s, name) => clearBackendSetting(s, name),
 
   get_hv: () => QEMU,
   set_hv: setHv('set_hv'),
   get_qemu: () => QEMU,
   set_qemu: setHv('set_qemu'),
   get_path: () => join(cacheRoot(), 'appliance'),
-  set_path: (_s, [p]) => {
+  set_path: (_s, p) => {
     if (p === null) return;
     throw notSupported('set_path', 'guestsh builds its own appliance from the host\'s supermin recipe and caches it under $GUESTSH_CACHE; set that variable to move it');
   },
   get_append: () => null,
-  set_append: (_s, [a]) => {
+  set_append: (_s, a) => {
     if (a === null || a === '') return;
     throw notSupported('set_append', 'guestsh composes the appliance kernel command line itself; extra kernel parameters cannot be added');
   },
   get_tmpdir: () => tmpdir(),
-  set_tmpdir: (_s, [d]) => {
+  set_tmpdir: (_s, d) => {
     if (d === null) return;
     throw notSupported('set_tmpdir', 'guestsh keeps its per-session files under $TMPDIR; set that variable instead');
   },
   get_cachedir: () => cacheRoot(),
-  set_cachedir: (_s, [d]) => {
+  set_cachedir: (_s, d) => {
     if (d === null) return;
     throw notSupported('set_cachedir', 'guestsh caches the appliance under $GUESTSH_CACHE (default ~/.cache/guestsh); set that variable instead');
   },
@@ -219,5 +224,5 @@ export const propertyActions: Record<string, LibraryAction> = {
   },
 
   parse_environment: (s) => parseEnvironment(s, process.env),
-  parse_environment_list: (s, [list]) => parseEnvironment(s, envFromList(list as string[])),
+  parse_environment_list: (s, list) => parseEnvironment(s, envFromList(list)),
 };

@@ -1,29 +1,27 @@
-// Small pieces the library-side actions share: the action signature, the
-// "not supported" error, collecting a FileOut stream into memory, decoding a
-// stream of XDR structs, splitting long name lists into daemon-sized batches.
+// Small pieces the library-side actions share: the "not supported" error,
+// collecting a FileOut stream into memory, decoding a stream of XDR
+// structs, splitting long name lists into daemon-sized batches.
 
-import type { ArgValue, OptArgs, RetValue, StructValue } from '../../../spec/values.js';
+import type { CallTransfer } from '../../../spec/values.js';
 import { decodeRet } from '../../protocol/codec.js';
 import { XdrReader } from '../../protocol/xdr.js';
 import { UsageError } from '../../errors.js';
-import type { Session } from '../session.js';
-
-export type LibraryAction = (s: Session, args: readonly ArgValue[], opt: OptArgs) => Promise<RetValue> | RetValue;
+import type { SessionHost } from '../host.js';
 
 /** The one wording every refusal uses, so scripts and the README can rely on it. */
 export function notSupported(action: string, reason: string): UsageError {
   return new UsageError(`${action}: not supported in guestsh: ${reason}`);
 }
 
-/** Runs a daemon action with its FileOut argument given as '-', collecting the stream. */
-export async function callToBuffer(s: Session, action: string, args: readonly ArgValue[], opt: OptArgs = {}): Promise<Buffer> {
+/** Runs a call whose FileOut argument is '-' and collects what it streams. */
+export async function collectFileOut(run: (transfer: CallTransfer) => Promise<unknown>): Promise<Buffer> {
   const chunks: Buffer[] = [];
-  await s.call(action, args, opt, { fileOut: (c) => void chunks.push(Buffer.from(c)) });
+  await run({ fileOut: (c) => void chunks.push(Buffer.from(c)) });
   return Buffer.concat(chunks);
 }
 
-export function downloadToBuffer(s: Session, path: string): Promise<Buffer> {
-  return callToBuffer(s, 'download', [path, '-']);
+export function downloadToBuffer(host: SessionHost, path: string): Promise<Buffer> {
+  return collectFileOut((t) => host.g.download(path, '-', t));
 }
 
 /** \0-terminated strings (ls0, find0) into a list. */
@@ -38,11 +36,15 @@ export function byteSort(list: string[]): string[] {
   return list.sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
 }
 
-/** A file holding XDR-encoded structs back to back, as guestfsd writes them. */
-export function decodeStructStream(buf: Buffer, struct: string): StructValue[] {
+/**
+ * A file holding XDR-encoded structs back to back, as guestfsd writes them.
+ * `T` is the generated interface of `struct`; the codec decodes by the same
+ * spec entry that interface was generated from.
+ */
+export function decodeStructStream<T>(buf: Buffer, struct: string): T[] {
   const r = new XdrReader(buf);
-  const out: StructValue[] = [];
-  while (r.remaining > 0) out.push(decodeRet({ kind: 'RStruct', struct }, r) as StructValue);
+  const out: T[] = [];
+  while (r.remaining > 0) out.push(decodeRet({ kind: 'RStruct', struct }, r) as T);
   return out;
 }
 

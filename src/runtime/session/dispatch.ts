@@ -1,0 +1,131 @@
+// Running one action by name: library-side ones go to their TypeScript
+// implementation, daemon ones over the rpc, with FileIn/FileOut arguments
+// streamed from and to host files or the caller's transfer, and the
+// session's state checked first. Launch itself needs a few daemon calls
+// before the session is ready (waiting for hot-plugged disks, setting the
+// clock); they take the `duringLaunch` path, which is allowed only then.
+
+import { createReadStream, createWriteStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { ActionCaller } from '../../spec/api.js';
+import { actionByName } from '../../spec/index.js';
+import type { ActionSpec } from '../../spec/types.js';
+import type { ArgValue, CallTransfer, OptArgs, RetValue } from '../../spec/values.js';
+import { ApplianceError, UsageError } from '../errors.js';
+import { ChannelClosedError } from '../protocol/channel.js';
+import { decodeRet, encodeArgs } from '../protocol/codec.js';
+import type { Vm } from '../qemu/vm.js';
+import type { Connection } from './connection.js';
+import type { SessionHost } from './host.js';
+import { checkOptionalGroup, libraryActions, notSupported } from './library/index.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { SessionSettings } from './settings.js';
+
+export interface DispatchHost {
+  readonly lifecycle: Lifecycle;
+  /** What library-side implementations and feature-group checks are handed. */
+  readonly library: SessionHost;
+  readonly settings: Pick<SessionSettings, 'trace'>;
+  connection(): Connection | null;
+  emitTrace(line: string): void;
+  /** The appliance died under a call of a ready session: release it and explain. */
+  applianceDied(action: string, vm: Vm): Promise<Error>;
+}
+
+function isFileArg(sub: string): boolean {
+  return sub === 'FileIn' || sub === 'FileOut';
+}
+
+export class Dispatcher implements ActionCaller {
+  /** The daemon action in flight, named in progress events. */
+  currentAction: string | null = null;
+
+  constructor(private readonly host: DispatchHost) {}
+
+  /** Daemon actions for launch's own use, while the session is launching. */
+  readonly duringLaunch: ActionCaller = {
+    call: async (name, args, optargs = {}, transfer = {}) => {
+      const action = actionByName(name);
+      if (action?.procNr == null) throw new Error(`${name}: launch can only call daemon actions`);
+      return this.daemonCall(action, args, optargs, transfer, 'launching');
+    },
+  };
+
+  async call(name: string, args: readonly ArgValue[] = [], optargs: OptArgs = {}, transfer: CallTransfer = {}): Promise<RetValue> {
+    const action = actionByName(name);
+    if (!action) throw new UsageError(`unknown action '${name}'`);
+    if (action.procNr !== null) return this.daemonCall(action, args, optargs, transfer, 'ready');
+    const impl = libraryActions[action.name];
+    if (!impl) throw new UsageError(`${action.name}: not available in guestsh yet`);
+    // A refusal says why before any argument is checked (add_libvirt_dom's
+    // pointer argument could not be checked anyway).
+    const refusal = notSupported[action.name];
+    if (refusal) throw new UsageError(`${action.name}: not supported in guestsh: ${refusal}`);
+    encodeArgs(action, args, optargs); // validates counts and types the same way as daemon calls
+    // The implementation's signature, as generated: arguments, then the
+    // options object if the action has optional arguments, then the transfer
+    // if it has a FileIn/FileOut argument.
+    const trailing: unknown[] = [];
+    if (action.optargs.length > 0) trailing.push(optargs);
+    if (action.args.some((a) => a.kind === 'String' && isFileArg(a.sub))) trailing.push(transfer);
+    return impl(this.host.library, ...args, ...trailing);
+  }
+
+  private async daemonCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs, transfer: CallTransfer, state: 'ready' | 'launching'): Promise<RetValue> {
+    this.host.lifecycle.assert(action.name, state);
+    const conn = this.host.connection();
+    if (!conn) throw new Error(`${action.name}: no appliance attached in state ${state} (guestsh bug)`);
+    await checkOptionalGroup(this.host.library, action);
+    const { bytes, bitmask } = encodeArgs(action, args, optargs);
+    const fileInIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileIn');
+    const fileOutIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileOut');
+    let fileIn: AsyncIterable<Uint8Array> | undefined;
+    let progressHint: bigint | undefined;
+    if (fileInIndex >= 0 && transfer.fileIn) {
+      fileIn = transfer.fileIn;
+    } else if (fileInIndex >= 0) {
+      const hostPath = args[fileInIndex] as string;
+      const st = await stat(hostPath).catch(() => null);
+      if (!st) throw new UsageError(`${action.name}: host file '${hostPath}' does not exist`);
+      progressHint = st.isFile() ? BigInt(st.size) : 0n;
+      fileIn = createReadStream(hostPath, { highWaterMark: 64 * 1024 });
+    }
+    let out: ReturnType<typeof createWriteStream> | undefined;
+    if (fileOutIndex >= 0 && !transfer.fileOut) out = createWriteStream(args[fileOutIndex] as string);
+    if (this.host.settings.trace) this.host.emitTrace(`${action.name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
+    this.currentAction = action.name;
+    try {
+      const reply = await conn.rpc.call({
+        action: action.name,
+        procNr: action.procNr!,
+        args: bytes,
+        optargsBitmask: bitmask,
+        fileIn,
+        progressHint,
+        signal: transfer.signal,
+        fileOut: transfer.fileOut ?? (out
+          ? (chunk) =>
+              new Promise<void>((resolve, reject) => {
+                out!.write(chunk, (e) => (e ? reject(e) : resolve()));
+              })
+          : undefined),
+      });
+      const value = decodeRet(action.ret, reply);
+      if (this.host.settings.trace) this.host.emitTrace(`${action.name} = ${traceValue(value)}`);
+      return value;
+    } catch (e) {
+      if (!(e instanceof ChannelClosedError)) throw e;
+      // While launching, launch gives the VM up itself (and may boot another).
+      if (state === 'launching') throw new ApplianceError(`${action.name}: the appliance died: ${conn.vm.describeExit()}`);
+      throw await this.host.applianceDied(action.name, conn.vm);
+    } finally {
+      this.currentAction = null;
+      if (out) await new Promise<void>((resolve) => out!.end(resolve));
+    }
+  }
+}
+
+function traceValue(v: RetValue): string {
+  if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
+  return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
+}

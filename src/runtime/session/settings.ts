@@ -1,0 +1,35 @@
+// The handle properties the engine itself reads (the rest live with the
+// library-side get_*/set_* actions), with their defaults.
+
+import { defaultMemoryMiB } from '../../../guests/libguestfs/appliance.js';
+
+export interface SessionSettings {
+  memsize: number;
+  smp: number;
+  verbose: boolean;
+  trace: boolean;
+  autosync: boolean;
+  network: boolean;
+  launchTimeoutMs: number;
+  /** Resume a saved appliance instead of booting (GUESTSH_SNAPSHOT=0 turns it off). */
+  snapshots: boolean;
+  /**
+   * Write through an overlay that shutdown() merges into the image and
+   * close() without shutdown discards. Off: qemu writes the image directly.
+   */
+  transactions: boolean;
+}
+
+export function defaultSettings(): SessionSettings {
+  return {
+    memsize: defaultMemoryMiB,
+    smp: 1,
+    verbose: false,
+    trace: false,
+    autosync: true,
+    network: false,
+    launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
+    snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
+    transactions: true,
+  };
+}
