@@ -11,10 +11,9 @@ import { Completer } from './completion.js';
 import type { LineSource } from './input.js';
 import type { Shell } from './shell.js';
 import { isTypeScriptLine, TsEvaluator } from './ts-eval.js';
-import { META_COMMANDS } from './meta.js';
-import { shellAction } from './run.js';
+import { resolveCommand } from '../commands/table.js';
 
-const isCommand = (name: string): boolean => Boolean(META_COMMANDS[name.toLowerCase()] || shellAction(name));
+const isCommand = (name: string): boolean => resolveCommand(name) !== null;
 
 export const PROMPT = '><fs> ';
 const HISTORY_MAX = 1000;
