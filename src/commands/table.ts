@@ -168,7 +168,7 @@ export function resolveCommand(name: string): Command | null {
 }
 
 /** The error for a name that is no command, with the closest actions. */
-export function unknownCommand(name: string): UsageError {
+function unknownCommand(name: string): UsageError {
   const near = suggestActions(name);
   return new UsageError(`unknown command '${name}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
 }
@@ -182,7 +182,7 @@ export function commandOrThrow(name: string): Exclude<Command, { kind: 'unavaila
 }
 
 /** Every name completion offers (each spelling of every command that can run), sorted. */
-export const COMMAND_NAMES: readonly string[] = [...byKey.values()]
+const COMMAND_NAMES: readonly string[] = [...byKey.values()]
   .filter((e) => e.command.kind !== 'unavailable')
   .map((e) => e.spelling)
   .sort();
