@@ -12,6 +12,7 @@ const layers = [
   ['appliance', '^src/runtime/appliance/'],
   ['qemu', '^src/runtime/qemu/'],
   ['session', '^src/runtime/session/'],
+  ['open', '^src/runtime/open/'],
   ['recipe', '^src/runtime/recipe/'],
   ['stdlib', '^src/stdlib/'],
   ['commands', '^src/commands/'],

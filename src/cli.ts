@@ -1,56 +1,50 @@
-// guestsh's entry point: parse options, open a session, run the commands
-// (command line, -f script, stdin script or the interactive shell), and map
-// the outcome to an exit code: 0 ok, 1 a command failed, 2 usage error.
+// guestsh's entry point: a verb (run, status, recover, init-recipe), or the
+// shell: parse options, open the images, run the commands (command line, -f
+// script, stdin script or the interactive shell), and map the outcome to an
+// exit code: 0 ok, 1 a command failed, 2 usage error.
 
 import { Session } from './runtime/session/session.js';
+import { openImages } from './runtime/open/open.js';
+import { UsageError } from './runtime/errors.js';
+import { checkCommand, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
-import { parseCommand } from './repl/run.js';
 import { Shell } from './repl/shell.js';
 import { StreamLineSource } from './repl/input.js';
-import { addDrives, inspectBanner, inspectMount, KeyReader, listPrepared, mountAll, prepareDrives } from './repl/setup.js';
-import { helpFor, listCommands } from './repl/help.js';
-import { META_COMMANDS } from './repl/meta.js';
-import { runVerbIfAny } from './repl/subcommands.js';
-import { UsageError } from './runtime/errors.js';
+import { inspectBanner, KeyReader, openOptions } from './repl/setup.js';
+import { listPrepared } from './repl/prepared.js';
+import { runVerbIfAny } from './repl/verbs.js';
 
 const VERSION = '0.1.0';
 
 function oneLine(e: unknown): string {
-  if (e instanceof Error) return e.message;
-  return String(e);
+  return e instanceof Error ? e.message : String(e);
 }
 
-function fail(msg: string): number {
+function fail(msg: string, code = 1): number {
   process.stderr.write(`guestsh: error: ${msg}\n`);
-  return 1;
+  return code;
 }
 
 async function main(argv: string[]): Promise<number> {
-  const verb = runVerbIfAny(argv);
-  if (verb) {
-    try {
-      return await verb;
-    } catch (e) {
-      process.stderr.write(`guestsh: error: ${oneLine(e)}\n`);
-      return e instanceof UsageError ? 2 : 1;
-    }
-  }
   let opts: Options;
   try {
+    const verb = runVerbIfAny(argv);
+    if (verb) return await verb;
     opts = parseOptions(argv);
   } catch (e) {
-    process.stderr.write(`guestsh: ${oneLine(e)}\n`);
-    return 2;
+    return fail(oneLine(e), e instanceof UsageError ? 2 : 1);
   }
   if (opts.help) {
-    if (opts.helpCommand) {
-      const text = helpFor(opts.helpCommand);
-      if (text === null) return fail(`${opts.helpCommand}: command not known; guestsh -h lists the commands`);
-      process.stdout.write(text);
+    if (opts.helpCommand === null) {
+      process.stdout.write(opts.listCommands ? listCommands() : usage('shell'));
       return 0;
     }
-    process.stdout.write(opts.listCommands ? listCommands() : `${usage}\n`);
-    return 0;
+    try {
+      process.stdout.write(helpFor(opts.helpCommand));
+      return 0;
+    } catch (e) {
+      return fail(oneLine(e));
+    }
   }
   if (opts.version) {
     process.stdout.write(`guestsh ${VERSION} (libguestfs 1.48 appliance)\n`);
@@ -61,31 +55,21 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   const interactive = opts.commands.length === 0 && opts.file === null && Boolean(process.stdin.isTTY);
-  if (opts.commands.length) {
-    // Commands on the command line are checked before the appliance boots:
-    // a typo costs milliseconds, not a launch. (-cmd ones may fail on purpose.)
-    try {
-      for (const words of opts.commands) {
-        if (words[0]!.startsWith('-')) continue;
-        if (META_COMMANDS[words[0]!.toLowerCase()]) continue;
-        parseCommand(words);
-      }
-    } catch (e) {
-      return fail(oneLine(e));
-    }
+  // Commands on the command line are checked before the appliance boots:
+  // a typo costs milliseconds, not a launch. (-cmd ones may fail on purpose.)
+  try {
+    for (const words of opts.commands) if (!words[0]!.startsWith('-')) checkCommand(words);
+  } catch (e) {
+    return fail(oneLine(e));
   }
-  const session = new Session();
-  session.settings.verbose = opts.verbose;
-  session.settings.trace = opts.trace;
-  session.settings.autosync = opts.autosync;
-  session.settings.network = opts.network;
   const wire = (s: Session): Session => {
     s.on('notice', (l) => process.stderr.write(`guestsh: ${l}\n`));
     s.on('trace', (l) => process.stderr.write(`guestsh: trace: ${l}\n`));
     if (opts.verbose) s.on('console', (l) => process.stderr.write(`${l}\n`));
     return s;
   };
-  wire(session);
+  const session = wire(new Session());
+  Object.assign(session.settings, { verbose: opts.verbose, trace: opts.trace, autosync: opts.autosync, network: opts.network });
   const shell = new Shell(session, {
     json: opts.json,
     interactive,
@@ -105,16 +89,9 @@ async function main(argv: string[]): Promise<number> {
   process.once('SIGTERM', stop);
   process.once('SIGHUP', stop);
   try {
-    let root: string | null = null;
+    let root: string | null;
     try {
-      await addDrives(session, opts);
-      const prepared = opts.drives.some((d) => d.kind === 'prepared');
-      if (prepared || opts.mounts.length || opts.inspector) {
-        await session.launch();
-        if (opts.inspector) root = await inspectMount(session, opts, new KeyReader(opts));
-        await prepareDrives(session, opts);
-        await mountAll(session, opts.mounts, opts.readonly);
-      }
+      ({ root } = await openImages(session, openOptions(opts, new KeyReader(opts))));
     } catch (e) {
       return fail(oneLine(e));
     }
@@ -142,8 +119,7 @@ async function main(argv: string[]): Promise<number> {
     await finish(shell, opts, ok, interactive);
     return ok ? 0 : 1;
   } catch (e) {
-    process.stderr.write(`guestsh: error: ${oneLine(e)}\n`);
-    return 1;
+    return fail(oneLine(e));
   } finally {
     await shell.session.close();
   }

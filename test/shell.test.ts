@@ -15,7 +15,7 @@ import { parseLine } from '../src/repl/lexer.js';
 import { parseOptions } from '../src/repl/options.js';
 import { compileLine, isTypeScriptLine, TsEvaluator } from '../src/repl/ts-eval.js';
 import { splitPartial } from '../src/repl/completion.js';
-import { globToRegExp } from '../src/repl/glob.js';
+import { globToRegExp } from '../src/commands/glob.js';
 import { ext4Image } from './helpers.js';
 
 const GUESTSH = resolve(import.meta.dirname, '..', 'bin', 'guestsh.js');

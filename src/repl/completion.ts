@@ -12,12 +12,10 @@
 
 import { appendFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { publicActions } from '../spec/index.js';
 import type { ActionSpec } from '../spec/types.js';
-import { kebab } from '../commands/parse.js';
+import type { ParamKind } from '../commands/context.js';
+import { commandsStartingWith, paramKind, resolveCommand } from '../commands/table.js';
 import type { Session } from '../runtime/session/session.js';
-import { META_COMMANDS } from './meta.js';
-import { shellAction } from './run.js';
 import { expandTilde } from './lexer.js';
 
 interface Entry {
@@ -25,7 +23,8 @@ interface Entry {
   dir: boolean;
 }
 
-type ArgCompletion = 'device' | 'guest' | 'device-or-guest' | 'host' | 'command' | 'none';
+/** What a word completes to: a meta-command parameter's kind, or what an action argument's kind needs. */
+type ArgCompletion = Exclude<ParamKind, 'host-or-guest' | 'command-line'> | 'device' | 'device-or-guest';
 
 /** Words of a partial line: the finished ones and the one under the cursor (quotes removed). */
 export function splitPartial(line: string): { words: string[]; current: string } {
@@ -54,16 +53,6 @@ export function splitPartial(line: string): { words: string[]; current: string }
   return { words, current: cur };
 }
 
-function commandNames(): string[] {
-  const names = new Set<string>(Object.keys(META_COMMANDS));
-  for (const a of publicActions()) {
-    if (a.visibility !== 'VPublic') continue;
-    names.add(kebab(a.name));
-    for (const al of a.fishAlias) names.add(al);
-  }
-  return [...names].sort();
-}
-
 function argKind(action: ActionSpec, index: number): ArgCompletion {
   const a = action.args[index];
   if (!a) return 'none';
@@ -85,40 +74,14 @@ function argKind(action: ActionSpec, index: number): ArgCompletion {
   }
 }
 
-/** What the index-th argument of a meta-command is (`current` decides for copy-in/out). */
-function metaKind(cmd: string, index: number, current: string): ArgCompletion {
-  const guestish = current.startsWith('/') && !current.startsWith('/dev/');
-  switch (cmd) {
-    case 'help':
-      return index === 0 ? 'command' : 'none';
-    case 'lcd':
-    case 'alloc':
-    case 'allocate':
-    case 'sparse':
-      return index === 0 ? 'host' : 'none';
-    case 'copy-in':
-      // copy-in LOCAL... REMOTEDIR: host paths, and a guest directory last.
-      return index > 0 && guestish ? 'guest' : 'host';
-    case 'copy-out':
-      // copy-out REMOTE... LOCALDIR: guest paths, and a host directory last.
-      return index === 0 || guestish ? 'guest' : 'host';
-    case 'edit':
-    case 'vi':
-    case 'emacs':
-    case 'more':
-    case 'less':
-    case 'display':
-      return index === 0 ? 'guest' : 'none';
-    default:
-      return 'none';
-  }
+/** A host-or-guest parameter (copy-in/copy-out) is a guest path once the word looks like one. */
+function hostOrGuest(current: string): ArgCompletion {
+  return current.startsWith('/') && !current.startsWith('/dev/') ? 'guest' : 'host';
 }
 
 export class Completer {
   private dirCache = new Map<string, Entry[]>();
   private devCache: string[] | null = null;
-  private readonly commands = commandNames();
-
   constructor(private readonly getSession: () => Session) {}
 
   /** Forget what was listed (after a command ran). */
@@ -137,29 +100,26 @@ export class Completer {
 
   private async completeInner(line: string): Promise<[string[], string]> {
     const { words, current } = splitPartial(line);
-    let first = words[0];
     if (words.length === 0) {
       const prefix = current.replace(/^-+/, '');
-      return [this.commands.filter((c) => c.startsWith(prefix.toLowerCase())), prefix];
+      return [commandsStartingWith(prefix), prefix];
     }
-    first = first!.replace(/^-+/, '').toLowerCase();
+    const command = resolveCommand(words[0]!.replace(/^-+/, ''));
     const index = words.length - 1;
-    // glob/time: complete the inner command as if typed alone.
-    if ((first === 'glob' || first === 'time') && words.length >= 2) {
-      const innerLine = line.replace(/^\s*-?\s*\S+\s+/, '');
-      return this.completeInner(innerLine);
-    }
-    const action = META_COMMANDS[first] ? null : shellAction(first);
     let kind: ArgCompletion;
-    if (action) {
+    if (command?.kind === 'action') {
+      const action = command.action;
       if (index >= action.args.length) return [this.optargNames(action, words.slice(1 + action.args.length), current), current];
       kind = argKind(action, index);
-    } else if (META_COMMANDS[first]) {
-      kind = metaKind(first, index, current);
+    } else if (command?.kind === 'meta') {
+      const param = paramKind(command.command, index);
+      // glob/time: the rest of the line is a command of its own.
+      if (param === 'command-line') return this.completeInner(line.replace(/^\s*-?\s*\S+\s+/, ''));
+      kind = param === 'host-or-guest' ? hostOrGuest(current) : param;
     } else return [[], current];
     switch (kind) {
       case 'command':
-        return [this.commands.filter((c) => c.startsWith(current.toLowerCase())), current];
+        return [commandsStartingWith(current), current];
       case 'device':
         return [(await this.devices()).filter((d) => d.startsWith(current)), current];
       case 'device-or-guest':

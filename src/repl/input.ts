@@ -32,10 +32,6 @@ export class StreamLineSource implements LineSource {
     return new StreamLineSource(createReadStream(path), path);
   }
 
-  static fromString(text: string, name: string): StringLineSource {
-    return new StringLineSource(text, name);
-  }
-
   private async fill(): Promise<boolean> {
     if (this.ended) return false;
     // Created on first use: an unused source must not start consuming its stream.

@@ -11,10 +11,9 @@ import { Completer } from './completion.js';
 import type { LineSource } from './input.js';
 import type { Shell } from './shell.js';
 import { isTypeScriptLine, TsEvaluator } from './ts-eval.js';
-import { META_COMMANDS } from './meta.js';
-import { shellAction } from './run.js';
+import { resolveCommand } from '../commands/table.js';
 
-const isCommand = (name: string): boolean => Boolean(META_COMMANDS[name.toLowerCase()] || shellAction(name));
+const isCommand = (name: string): boolean => resolveCommand(name) !== null;
 
 export const PROMPT = '><fs> ';
 const HISTORY_MAX = 1000;
@@ -100,14 +99,21 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
     },
   });
   const src = new PromptSource(rl);
-  const ts = new TsEvaluator(() => shell.session);
-  let running = false;
+  // TypeScript's calls go through the shell, so Ctrl-C cancels them as it does typed commands.
+  const ts = new TsEvaluator(() => ({
+    call: (name, args, optargs) => shell.call(name, args, optargs),
+    g: shell.session.g,
+  }));
+  let running: 'command' | 'typescript' | null = null;
 
   rl.on('SIGINT', () => {
     if (running) {
       if (shell.current) {
         shell.current.abort();
         process.stdout.write('\n^C: cancelling the running transfer\n');
+      } else if (running === 'typescript') {
+        ts.stop();
+        process.stdout.write('\n^C: stopped the TypeScript line; its sandbox restarts, so earlier bindings are gone\n');
       } else {
         process.stdout.write('\n^C: this call cannot be interrupted; it will finish by itself\n');
       }
@@ -125,7 +131,6 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
   );
   if (banner) process.stdout.write(`${banner}\n`);
 
-  let ok = true;
   while (!shell.quit) {
     const line = await src.readLine(PROMPT);
     if (line === null) break;
@@ -136,9 +141,10 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
         // no writable home: history stays in memory
       }
     }
-    running = true;
+    const typescript = isTypeScriptLine(line, isCommand);
+    running = typescript ? 'typescript' : 'command';
     try {
-      if (isTypeScriptLine(line, isCommand)) {
+      if (typescript) {
         try {
           const v = await ts.evaluate(line);
           if (v !== undefined) process.stdout.write(`${TsEvaluator.show(v)}\n`);
@@ -149,11 +155,11 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
         await shell.runLine(line, src, false);
       }
     } finally {
-      running = false;
+      running = null;
       completer.invalidate();
     }
   }
   rl.close();
   process.stdout.write('\n');
-  return ok;
+  return true;
 }

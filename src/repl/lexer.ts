@@ -148,18 +148,3 @@ export function parseLine(line: string, continueOnErrorIn = false): ParsedLine {
   }
   return { type: 'command', name, args, pipe, continueOnError };
 }
-
-/** Quotes a word so that parseLine reads it back unchanged (for completion and history). */
-export function quoteWord(w: string): string {
-  if (w !== '' && /^[^\s"'|#~!<-][^\s]*$/.test(w) && !w.includes('"') && !w.includes("'")) return w;
-  let out = '"';
-  for (const ch of w) {
-    const code = ch.charCodeAt(0);
-    if (ch === '"' || ch === '\\') out += `\\${ch}`;
-    else if (ch === '\n') out += '\\n';
-    else if (ch === '\t') out += '\\t';
-    else if (code < 0x20 || code === 0x7f) out += `\\x${code.toString(16).padStart(2, '0')}`;
-    else out += ch;
-  }
-  return `${out}"`;
-}

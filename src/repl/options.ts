@@ -1,19 +1,25 @@
-// guestsh's command-line options (guestfish's) and the commands after them,
-// separated by ':' words.
+// guestsh's command-line options: one table for the shell and every verb.
+// Each option is listed once with its names, whether it takes a value, its
+// help line and the verbs that accept it; parsing, errors and the --help
+// text all come from the table.
+//
+// Values: `--name=value` or the next word; an optional value (--format, -h)
+// is taken from the next word only when that word is not an option.
+// Single-letter flags without a value can be bundled (-ix). The shell's
+// options end at its first command (commands are separated by ':' words);
+// the verbs' options and operands may come in any order. `--` ends the
+// options everywhere.
 
 import { UsageError } from '../runtime/errors.js';
+import { type MountArg, parseMount } from '../runtime/open/open.js';
+import { type PreparedDisk, preparedDisk } from './prepared.js';
 
-export type DriveArg =
-  | { kind: 'add'; path: string; format: string | undefined }
-  /** -N [FILENAME=]TYPE[:PARAM...]: a prepared disk guestsh creates. */
-  | { kind: 'prepared'; path: string; type: string; params: string[] };
+export type { MountArg };
 
-export interface MountArg {
-  device: string;
-  mountpoint: string;
-  options: string | undefined;
-  fstype: string | undefined;
-}
+/** The shell, and the verbs beside it. */
+export type Verb = 'shell' | 'run' | 'status' | 'recover' | 'init-recipe';
+
+export type DriveArg = { kind: 'add'; path: string; format: string | undefined } | PreparedDisk;
 
 export interface Options {
   drives: DriveArg[];
@@ -23,7 +29,7 @@ export interface Options {
   verbose: boolean;
   trace: boolean;
   help: boolean;
-  /** --cmd-help / -h CMD */
+  /** -h CMD / --cmd-help=CMD */
   helpCommand: string | null;
   /** -h / --cmd-help without a command: list the commands (guestfish's -h) */
   listCommands: boolean;
@@ -43,207 +49,189 @@ export interface Options {
   changes: 'commit' | 'discard' | null;
   /** Run on an overlay that is always discarded, and print what would have changed. */
   dryRun: boolean;
+  /** The shell's commands, split at ':' words. */
   commands: string[][];
+  /** run: --param key=value */
+  params: Record<string, string>;
+  /** run: --timeout, in milliseconds */
+  timeoutMs: number | undefined;
+  /** run: --memory, in MB */
+  memoryMb: number | undefined;
+  /** run: --output */
+  outputDir: string | undefined;
+  /** run --watch */
+  watch: boolean;
+  /** The verbs' other words: run's recipe, status's and recover's image, init-recipe's NAME [DIR]. */
+  operands: string[];
 }
 
-export const usage = `usage: guestsh [--options] [CMD ARGS [: CMD ARGS]...]
-  -a, --add IMAGE        add a disk image (repeatable; --format applies to the -a after it)
-  --format=raw|qcow2|..  force the format of the following -a images (--format alone: detect)
-  -N, --new [FILE=]TYPE  create a prepared disk (disk, part, fs, lv, lvfs, bootroot, bootrootlv;
-                         -N list shows them), default file name testN.img
-  -i, --inspector        inspect the guest and mount its filesystems as it would
-  -m, --mount DEV[:MNT[:OPTS[:FSTYPE]]]  mount a filesystem (MNT defaults to /)
-  --ro / --rw            open the images read-only (writes go to a discarded overlay) / read-write
-  -f, --file SCRIPT      run the commands in SCRIPT (#!/usr/bin/env guestsh -f works)
-  --keys-from-stdin      read LUKS passphrases from stdin instead of the terminal
-  --echo-keys            echo passphrases as they are typed
-  --json                 print each result as one JSON document per line
-  -n, --no-sync          do not sync the disks when the session ends
-  --network              enable the appliance network
-  --progress-bars / --no-progress-bars   force progress bars on or off
-  -v, --verbose          show the appliance console and launch details on stderr
-  -x                     trace each call and its result on stderr
-  --commit / --discard   keep or throw away the images' changes at the end (default: keep them
-                         when every command succeeded; the interactive shell asks)
-  --dry-run              throw the changes away and print the files that would have changed
-  guestsh run [-a IMAGE]... [-i | -m DEV:MNT]... RECIPE.gfs.ts [--param k=v]... [--timeout S] [--memory MB] [--network] [--dry-run] [--json]
-  guestsh run --watch …              re-run the recipe on every save, print what each run changed, roll it back
-  guestsh init-recipe NAME [DIR]     write a starter recipe with a tsconfig that type-checks it
-  guestsh recover IMAGE              finish an interrupted commit, or remove an abandoned run's changes
-  guestsh status IMAGE               show the writer, pending changes and interrupted commits of IMAGE
-  --help                 this text; -h [CMD]: list the commands, or help on CMD
-  -V, --version          the version
-Without commands, guestsh runs a script from stdin, or the interactive shell on a terminal.
-Commands are libguestfs actions and guestfish commands, e.g.
-  guestsh -a disk.img --ro -i cat /etc/hostname
-  guestsh -a disk.img --ro run : list-filesystems`;
+/** What parsing remembers between options: the --format for the next -a, the number of the next -N disk. */
+interface ParseState {
+  format: string | undefined;
+  prepared: number;
+}
 
-/** Flags that take no value and may be bundled (-ix). */
-const FLAGS: Record<string, (o: Options) => void> = {
-  i: (o) => (o.inspector = true),
-  r: (o) => (o.readonly = true),
-  w: (o) => (o.readonly = false),
-  v: (o) => (o.verbose = true),
-  x: (o) => (o.trace = true),
-  n: (o) => (o.autosync = false),
-  V: (o) => (o.version = true),
+interface OptionSpec {
+  names: readonly string[];
+  /** Placeholder of the value in the help text; absent: the option takes no value. */
+  value?: string;
+  /** The value may be left out (inline or from a following non-option word only). */
+  optional?: true;
+  help: string;
+  verbs: readonly Verb[];
+  apply(o: Options, value: string | undefined, st: ParseState): void;
+}
+
+const SHELL: Verb[] = ['shell'];
+const IMAGES: Verb[] = ['shell', 'run'];
+const RUN: Verb[] = ['run'];
+const ALL: Verb[] = ['shell', 'run', 'status', 'recover', 'init-recipe'];
+
+function positiveNumber(flag: string, v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${v}' is not a positive number`);
+  return n;
+}
+
+const OPTIONS: readonly OptionSpec[] = [
+  { names: ['-a', '--add', '--image'], value: 'IMAGE', help: 'add a disk image (repeatable; --format applies to the -a after it)', verbs: IMAGES,
+    apply: (o, v, st) => void o.drives.push({ kind: 'add', path: v!, format: st.format }) },
+  { names: ['--format'], value: 'raw|qcow2|..', optional: true, help: 'force the format of the following -a images (--format alone: detect)', verbs: IMAGES,
+    apply: (_o, v, st) => void (st.format = v || undefined) },
+  { names: ['-N', '--new'], value: '[FILE=]TYPE', help: 'create a prepared disk (disk, part, fs, lv, lvfs, bootroot, bootrootlv; -N list shows them), default file name testN.img', verbs: SHELL,
+    apply: (o, v, st) => {
+      if (['list', 'help', 'h', '?'].includes(v!.toLowerCase())) o.listPrepared = true;
+      else o.drives.push(preparedDisk(v!, st.prepared++));
+    } },
+  { names: ['-i', '--inspector'], help: 'inspect the guest and mount its filesystems as it would', verbs: IMAGES, apply: (o) => void (o.inspector = true) },
+  { names: ['-m', '--mount'], value: 'DEV[:MNT[:OPTS[:FSTYPE]]]', help: "mount a filesystem (MNT defaults to /, OPTS to 'ro' with --ro)", verbs: IMAGES,
+    apply: (o, v) => void o.mounts.push(parseMount(v!)) },
+  { names: ['--ro', '-r'], help: 'open the images read-only (writes go to a discarded overlay)', verbs: IMAGES, apply: (o) => void (o.readonly = true) },
+  { names: ['--rw', '-w'], help: 'open the images read-write (the default)', verbs: SHELL, apply: (o) => void (o.readonly = false) },
+  { names: ['-f', '--file'], value: 'SCRIPT', help: 'run the commands in SCRIPT (#!/usr/bin/env guestsh -f works)', verbs: SHELL,
+    apply: (o, v) => {
+      if (o.file !== null) throw new UsageError('only one -f parameter can be given');
+      o.file = v!;
+    } },
+  { names: ['--keys-from-stdin'], help: 'read LUKS passphrases from stdin (one a line) instead of the terminal', verbs: IMAGES, apply: (o) => void (o.keysFromStdin = true) },
+  { names: ['--echo-keys'], help: 'echo passphrases as they are typed', verbs: IMAGES, apply: (o) => void (o.echoKeys = true) },
+  { names: ['--param'], value: 'KEY=VALUE', help: "a parameter for the recipe (its params.KEY)", verbs: RUN,
+    apply: (o, v) => {
+      const eq = v!.indexOf('=');
+      if (eq <= 0) throw new UsageError(`--param: '${v}' is not key=value`);
+      o.params[v!.slice(0, eq)] = v!.slice(eq + 1);
+    } },
+  { names: ['--timeout'], value: 'SECONDS', help: 'stop the recipe after this long (default 600)', verbs: RUN,
+    apply: (o, v) => void (o.timeoutMs = positiveNumber('--timeout', v!) * 1000) },
+  { names: ['--memory'], value: 'MB', help: "the recipe's memory limit (default 128)", verbs: RUN, apply: (o, v) => void (o.memoryMb = positiveNumber('--memory', v!)) },
+  { names: ['--output'], value: 'DIR', help: 'where the recipe may write host files (default: a new temporary directory)', verbs: RUN,
+    apply: (o, v) => void (o.outputDir = v!) },
+  { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },
+  { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each)', verbs: ['shell', 'run', 'status', 'recover'],
+    apply: (o) => void (o.json = true) },
+  { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
+  { names: ['--network'], help: 'enable the appliance network', verbs: IMAGES, apply: (o) => void (o.network = true) },
+  { names: ['--progress-bars'], help: 'show progress bars even when stderr is not a terminal', verbs: SHELL, apply: (o) => void (o.progressBars = true) },
+  { names: ['--no-progress-bars'], help: 'never show progress bars', verbs: SHELL, apply: (o) => void (o.progressBars = false) },
+  { names: ['-v', '--verbose'], help: 'show the appliance console and launch details (run: and each call) on stderr', verbs: IMAGES,
+    apply: (o) => void (o.verbose = true) },
+  { names: ['-x'], help: 'trace each call and its result on stderr', verbs: SHELL, apply: (o) => void (o.trace = true) },
+  { names: ['--commit'], help: "keep the images' changes at the end (default: when every command succeeded; the interactive shell asks)", verbs: SHELL,
+    apply: (o) => void (o.changes = 'commit') },
+  { names: ['--discard'], help: "throw the images' changes away at the end", verbs: SHELL, apply: (o) => void (o.changes = 'discard') },
+  { names: ['--dry-run'], help: 'throw the changes away and print the files that would have changed', verbs: IMAGES, apply: (o) => void (o.dryRun = true) },
+  { names: ['--help'], help: 'this text', verbs: ALL, apply: (o) => void (o.help = true) },
+  { names: ['-h', '--cmd-help'], value: 'CMD', optional: true, help: 'help on CMD, or (without CMD) list the commands', verbs: SHELL,
+    apply: (o, v) => {
+      o.help = true;
+      if (v === undefined) o.listCommands = true;
+      else o.helpCommand = v;
+    } },
+  { names: ['-V', '--version'], help: 'the version', verbs: SHELL, apply: (o) => void (o.version = true) },
+  { names: ['--pipe-error', '--selinux', '--no-dest-paths'], help: "guestfish's; accepted, no effect in guestsh", verbs: SHELL, apply: () => {} },
+];
+
+/** What each verb is for, in the order --help lists them. */
+export const VERBS: Record<Verb, { synopsis: string; summary: string }> = {
+  shell: { synopsis: 'guestsh [--options] [CMD ARGS [: CMD ARGS]...]', summary: 'the shell: commands from the command line, -f SCRIPT, stdin or the prompt' },
+  run: { synopsis: 'guestsh run [--options] RECIPE.gfs.ts', summary: 'run a recipe; the images change only if it succeeds (--watch: re-run on every save)' },
+  'init-recipe': { synopsis: 'guestsh init-recipe NAME [DIR]', summary: 'write a starter recipe with a tsconfig that type-checks it' },
+  recover: { synopsis: 'guestsh recover IMAGE [--json]', summary: "finish an interrupted commit, or remove an abandoned run's changes" },
+  status: { synopsis: 'guestsh status IMAGE [--json]', summary: 'show the writer, pending changes and interrupted commits of IMAGE' },
 };
 
-export function parseMount(spec: string): MountArg {
-  const [device, mountpoint, options, fstype] = spec.split(':');
-  if (!device) throw new UsageError(`-m '${spec}': no device given`);
-  return { device, mountpoint: mountpoint || '/', options: options || undefined, fstype: fstype || undefined };
+const byName = new Map<string, OptionSpec>();
+for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
+
+function emptyOptions(): Options {
+  return {
+    drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
+    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false,
+    progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false,
+    operands: [],
+  };
 }
 
-export function parseOptions(argv: readonly string[]): Options {
-  const o: Options = {
-    drives: [],
-    mounts: [],
-    readonly: false,
-    inspector: false,
-    verbose: false,
-    trace: false,
-    help: false,
-    helpCommand: null,
-    listCommands: false,
-    version: false,
-    file: null,
-    json: false,
-    keysFromStdin: false,
-    echoKeys: false,
-    autosync: true,
-    network: false,
-    changes: null,
-    dryRun: false,
-    progressBars: null,
-    listPrepared: false,
-    commands: [],
-  };
-  let format: string | undefined;
-  let prepared = 1;
+const see = (verb: Verb): string => `see guestsh${verb === 'shell' ? '' : ` ${verb}`} --help`;
+
+/** Parses the words after `guestsh` (after `guestsh VERB` for a verb). */
+export function parseArgs(verb: Verb, argv: readonly string[]): Options {
+  const o = emptyOptions();
+  const st: ParseState = { format: undefined, prepared: 1 };
+  const accepts = (spec: OptionSpec | undefined): spec is OptionSpec => spec !== undefined && spec.verbs.includes(verb);
+  const unknown = (word: string): UsageError =>
+    new UsageError(`${verb === 'shell' ? '' : `${verb}: `}unknown option '${word}'; ${see(verb)}`);
   let i = 0;
-  const value = (flag: string, inline: string | undefined): string => {
-    if (inline !== undefined) return inline;
-    const v = argv[++i];
-    if (v === undefined) throw new UsageError(`option ${flag} needs a value; see guestsh --help`);
-    return v;
-  };
   for (; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
+    const word = argv[i]!;
+    if (word === '--') {
       i++;
       break;
     }
-    if (!a.startsWith('-') || a === '-') break;
-    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
-    const name = eq > 0 ? a.slice(0, eq) : a;
-    const inline = eq > 0 ? a.slice(eq + 1) : undefined;
-    switch (name) {
-      case '-a':
-      case '--add':
-        o.drives.push({ kind: 'add', path: value(name, inline), format });
-        continue;
-      case '--format':
-        // guestfish: --format alone (no value) goes back to auto-detection.
-        format = inline || undefined;
-        continue;
-      case '-f':
-      case '--file':
-        if (o.file !== null) throw new UsageError('only one -f parameter can be given');
-        o.file = value(name, inline);
-        continue;
-      case '-m':
-      case '--mount':
-        o.mounts.push(parseMount(value(name, inline)));
-        continue;
-      case '-N':
-      case '--new': {
-        const v = value(name, inline);
-        if (['list', 'help', 'h', '?'].includes(v.toLowerCase())) {
-          o.listPrepared = true;
-          continue;
-        }
-        const at = v.indexOf('=');
-        const path = at >= 0 ? v.slice(0, at) : `test${prepared}.img`;
-        const [type, ...params] = (at >= 0 ? v.slice(at + 1) : v).split(':');
-        o.drives.push({ kind: 'prepared', path, type: type!, params });
-        prepared++;
-        continue;
-      }
-      case '--help':
-        o.help = true;
-        continue;
-      case '-h':
-      case '--cmd-help':
-        o.help = true;
-        if (inline !== undefined) o.helpCommand = inline;
-        else if (argv[i + 1] !== undefined && !argv[i + 1]!.startsWith('-')) o.helpCommand = argv[++i]!;
-        else o.listCommands = true;
-        continue;
-      case '--ro':
-        o.readonly = true;
-        continue;
-      case '--rw':
-        o.readonly = false;
-        continue;
-      case '--inspector':
-        o.inspector = true;
-        continue;
-      case '--verbose':
-        o.verbose = true;
-        continue;
-      case '--version':
-        o.version = true;
-        continue;
-      case '--json':
-        o.json = true;
-        continue;
-      case '--keys-from-stdin':
-        o.keysFromStdin = true;
-        continue;
-      case '--echo-keys':
-        o.echoKeys = true;
-        continue;
-      case '--no-sync':
-        o.autosync = false;
-        continue;
-      case '--network':
-        o.network = true;
-        continue;
-      case '--commit':
-        o.changes = 'commit';
-        continue;
-      case '--discard':
-        o.changes = 'discard';
-        continue;
-      case '--dry-run':
-        o.dryRun = true;
-        continue;
-      case '--progress-bars':
-        o.progressBars = true;
-        continue;
-      case '--no-progress-bars':
-        o.progressBars = false;
-        continue;
-      case '--pipe-error':
-      case '--selinux':
-      case '--no-dest-paths':
-        continue; // accepted for compatibility; no effect in guestsh
-    }
-    // Bundled short flags: -ix, -rv ...
-    if (/^-[a-zA-Z]+$/.test(a) && [...a.slice(1)].every((c) => FLAGS[c])) {
-      for (const c of a.slice(1)) FLAGS[c]!(o);
+    if (!word.startsWith('-') || word === '-') {
+      if (verb === 'shell') break;
+      o.operands.push(word);
       continue;
     }
-    throw new UsageError(`unknown option '${a}'; see guestsh --help`);
+    const eq = word.startsWith('--') ? word.indexOf('=') : -1;
+    const name = eq > 0 ? word.slice(0, eq) : word;
+    const spec = byName.get(name);
+    if (accepts(spec)) {
+      let value = eq > 0 ? word.slice(eq + 1) : undefined;
+      if (spec.value === undefined && value !== undefined) throw new UsageError(`option ${name} takes no value; ${see(verb)}`);
+      if (spec.value !== undefined && value === undefined) {
+        const next = argv[i + 1];
+        if (spec.optional) {
+          if (next !== undefined && !next.startsWith('-')) value = argv[++i];
+        } else {
+          if (next === undefined) throw new UsageError(`option ${name} needs a value (${spec.value}); ${see(verb)}`);
+          value = argv[++i];
+        }
+      }
+      spec.apply(o, value, st);
+      continue;
+    }
+    // Bundled single-letter flags: -ix, -rv …
+    const bundle = [...word.slice(1)].map((c) => byName.get(`-${c}`));
+    if (/^-[a-zA-Z]+$/.test(word) && bundle.every((s) => accepts(s) && s.value === undefined)) {
+      for (const s of bundle) s!.apply(o, undefined, st);
+      continue;
+    }
+    throw unknown(word);
   }
-  // guestfish's old style: `guestfish -i disk.img` means `-a disk.img -i`.
-  if (o.inspector && o.drives.length === 0 && i < argv.length) {
-    for (; i < argv.length; i++) o.drives.push({ kind: 'add', path: argv[i]!, format });
-    return o;
+  if (verb === 'shell') shellCommands(o, argv.slice(i), st);
+  else o.operands.push(...argv.slice(i));
+  return o;
+}
+
+/** The shell's words after its options: commands split at ':' (or guestfish's old `-i disk.img`). */
+function shellCommands(o: Options, words: readonly string[], st: ParseState): void {
+  if (o.inspector && o.drives.length === 0 && words.length) {
+    for (const path of words) o.drives.push({ kind: 'add', path, format: st.format });
+    return;
   }
   let current: string[] = [];
-  for (const w of argv.slice(i)) {
+  for (const w of words) {
     if (w === ':') {
       if (current.length === 0) throw new UsageError('empty command on command line');
       o.commands.push(current);
@@ -251,5 +239,29 @@ export function parseOptions(argv: readonly string[]): Options {
     } else current.push(w);
   }
   if (current.length) o.commands.push(current);
-  return o;
+}
+
+/** The shell's options (guestfish's) and its commands. */
+export function parseOptions(argv: readonly string[]): Options {
+  return parseArgs('shell', argv);
+}
+
+/** The --help text of the shell or a verb, from the option table. */
+export function usage(verb: Verb): string {
+  const rows = OPTIONS.filter((s) => s.verbs.includes(verb)).map((s) => {
+    const flags = `${s.names.join(', ')}${s.value ? (s.optional ? `[=${s.value}]` : ` ${s.value}`) : ''}`;
+    return flags.length < 24 ? `  ${flags.padEnd(24)} ${s.help}` : `  ${flags}\n  ${''.padEnd(24)} ${s.help}`;
+  });
+  const lines = [`usage: ${VERBS[verb].synopsis}`, `  ${VERBS[verb].summary}`, ...rows];
+  if (verb === 'shell') {
+    lines.push(
+      'Without commands, guestsh runs a script from stdin, or the interactive shell on a terminal.',
+      'Commands are libguestfs actions and guestfish commands, e.g.',
+      '  guestsh -a disk.img --ro -i cat /etc/hostname',
+      '  guestsh -a disk.img --ro run : list-filesystems',
+      'Verbs (guestsh VERB --help for their options):',
+      ...(Object.keys(VERBS) as Verb[]).filter((v) => v !== 'shell').map((v) => `  ${VERBS[v].synopsis.padEnd(38)} ${VERBS[v].summary}`),
+    );
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -1,25 +1,21 @@
 // TypeScript at the prompt: a line is compiled with @swc/core (types
-// stripped, nothing checked) and run against the live session, with top-level
-// await and bindings that persist from one line to the next.
-//
-// Interim sandbox: a node:vm context holding `g` (the typed API), `session`,
-// `console` and a few globals. node:vm is NOT a security boundary; code typed
-// at the prompt has the user's own authority anyway. Recipes (*.gfs.ts) get
-// the isolated-vm sandbox when the recipes issue lands, and the prompt will
-// move to it then.
+// stripped, nothing checked) and run in the recipes' sandbox (isolated-vm,
+// see runtime/recipe/sandbox.ts) against the live session, with top-level
+// await and bindings that persist from one line to the next. What code
+// typed there can reach is listed in README.md.
 //
 // How bindings persist: each line runs as the body of an async function (for
 // await). Top-level declarations (const/let/var, function, class) are
-// rewritten into assignments to properties of the context's global object,
+// rewritten into assignments to properties of the isolate's global object,
 // so the next line sees them. A consequence: `const` bindings can be
 // reassigned by later lines, and redeclaring a name is allowed.
 
-import { createContext, runInContext, type Context } from 'node:vm';
 import { inspect } from 'node:util';
 import { createRequire } from 'node:module';
-import { createApi } from '../spec/api.js';
 import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
-import type { Session } from '../runtime/session/session.js';
+import type { CallTransfer } from '../runtime/session/session.js';
+import { Sandbox } from '../runtime/recipe/sandbox.js';
+import { checkPromptCall } from '../runtime/recipe/policy.js';
 
 type Swc = typeof import('@swc/core');
 let swc: Swc | null = null;
@@ -143,41 +139,137 @@ function firstTokenOffset(js: string): number {
   return Buffer.byteLength(js.slice(0, i), 'utf8');
 }
 
-/** A persistent evaluation context bound to the shell's current session. */
-export class TsEvaluator {
-  readonly context: Context;
+/** What the prompt's `g` calls: the shell (its calls are cancellable with Ctrl-C), and the session's savepoints when there is one. */
+export interface PromptTarget {
+  call(name: string, args: readonly ArgValue[], optargs?: OptArgs, transfer?: CallTransfer): Promise<RetValue>;
+  g?: { savepoint(name: string): Promise<void>; rollbackTo(name: string): Promise<void> };
+}
 
-  constructor(getSession: () => Session) {
-    const caller = {
-      call: (name: string, args: readonly ArgValue[], optargs?: OptArgs): Promise<RetValue> => getSession().call(name, args, optargs ?? {}),
-    };
-    const sandbox: Record<string, unknown> = {
-      g: createApi(caller),
-      console,
-      setTimeout,
-      clearTimeout,
-      setInterval,
-      clearInterval,
-      Buffer,
-      TextEncoder,
-      TextDecoder,
-      URL,
-      structuredClone,
-    };
-    Object.defineProperty(sandbox, 'session', { get: getSession, enumerable: true });
-    this.context = createContext(sandbox, { name: 'guestsh prompt' });
+/** The prompt's isolate may hold what a person pulls out of a guest to look at. */
+const PROMPT_MEMORY_MB = 1024;
+
+// Runs once in a new prompt isolate, after the sandbox's bootstrap: `g` as a
+// global, and the runner each line is handed to. A value that cannot be
+// copied out (a function, an object holding one) is described instead.
+const PROMPT_BOOTSTRAP = `
+const host = globalThis[Symbol.for('guestsh.host')];
+Object.defineProperty(globalThis, 'g', { value: host.ctx.g, enumerable: false });
+const OPAQUE = '\\0guestsh:opaque';
+function describe(v, seen) {
+  if (typeof v === 'function') return { [OPAQUE]: /^class\\b/.test(Function.prototype.toString.call(v)) ? '[class ' + (v.name || '(anonymous)') + ']' : '[Function: ' + (v.name || '(anonymous)') + ']' };
+  if (typeof v === 'symbol') return { [OPAQUE]: String(v) };
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array || v instanceof Date || v instanceof RegExp) return v;
+  if (v instanceof Promise) return { [OPAQUE]: 'Promise { <pending> }' };
+  if (seen.has(v)) return { [OPAQUE]: '[Circular]' };
+  seen.add(v);
+  if (Array.isArray(v)) return v.map((x) => describe(x, seen));
+  if (v instanceof Map) return new Map([...v].map(([k, x]) => [describe(k, seen), describe(x, seen)]));
+  if (v instanceof Set) return new Set([...v].map((x) => describe(x, seen)));
+  return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, describe(x, seen)]));
+}
+const prompt = { last: undefined, describe: () => describe(prompt.last, new Set()) };
+prompt.run = async (line) => {
+  try {
+    prompt.last = await line();
+    return { ok: true, value: prompt.last !== undefined };
+  } catch (e) {
+    const isObj = typeof e === 'object' && e !== null;
+    return { ok: false, name: isObj && typeof e.name === 'string' ? e.name : 'Error', message: isObj && 'message' in e ? String(e.message) : String(e) };
+  }
+};
+Object.defineProperty(globalThis, Symbol.for('guestsh.prompt'), { value: prompt });
+`;
+
+const OPAQUE = '\0guestsh:opaque';
+
+/** A value the isolate could only describe: shown as its description, unquoted. */
+class Described {
+  constructor(readonly text: string) {}
+  [inspect.custom](): string {
+    return this.text;
+  }
+}
+
+function undescribe(v: unknown): unknown {
+  if (v === null || typeof v !== 'object' || v instanceof Uint8Array || v instanceof Date || v instanceof RegExp) return v;
+  if (Array.isArray(v)) return v.map(undescribe);
+  if (v instanceof Map) return new Map([...v].map(([k, x]) => [undescribe(k), undescribe(x)]));
+  if (v instanceof Set) return new Set([...v].map(undescribe));
+  const rec = v as Record<string, unknown>;
+  if (typeof rec[OPAQUE] === 'string') return new Described(rec[OPAQUE]);
+  return Object.fromEntries(Object.entries(rec).map(([k, x]) => [k, undescribe(x)]));
+}
+
+/** The prompt's TypeScript evaluator: one isolate for the shell session, bound to whatever session the shell has now. */
+export class TsEvaluator {
+  private sandbox: Promise<Sandbox> | null = null;
+
+  constructor(private readonly target: () => PromptTarget) {}
+
+  private open(): Promise<Sandbox> {
+    if (this.sandbox) return this.sandbox;
+    const target = this.target;
+    this.sandbox = Sandbox.open({
+      target: {
+        call: (name, args, optargs) => target().call(name, args, optargs),
+        g: {
+          savepoint: (n) => savepoints(target()).savepoint(n),
+          rollbackTo: (n) => savepoints(target()).rollbackTo(n),
+        },
+      },
+      check: (name, args) => checkPromptCall(name, args),
+      params: {},
+      memoryMb: PROMPT_MEMORY_MB,
+      log: (line) => process.stdout.write(`${line}\n`),
+    }).then(async (sb) => {
+      await sb.context.eval(PROMPT_BOOTSTRAP, { filename: 'guestsh:prompt' });
+      return sb;
+    });
+    // A failed start is retried on the next line.
+    this.sandbox.catch(() => (this.sandbox = null));
+    return this.sandbox;
   }
 
   /** Evaluates one line; resolves to its value (the last expression), undefined otherwise. */
   async evaluate(source: string): Promise<unknown> {
     const { body, names } = compileLine(source);
-    const global = runInContext('globalThis', this.context) as Record<string, unknown>;
-    for (const n of names) if (!(n in global)) global[n] = undefined;
-    const fn = runInContext(`(async () => {\n${body}\n})`, this.context, { filename: 'prompt.ts' }) as () => Promise<unknown>;
-    return await fn();
+    let sb = await this.open();
+    if (sb.disposed) {
+      this.sandbox = null;
+      sb = await this.open();
+      process.stderr.write('guestsh: the TypeScript sandbox was restarted; earlier bindings are gone\n');
+    }
+    const code = `(() => {
+  for (const n of ${JSON.stringify(names)}) if (!(n in globalThis)) globalThis[n] = undefined;
+  return globalThis[Symbol.for('guestsh.prompt')].run(async () => {\n${body}\n});
+})()`;
+    const r = (await sb.context.eval(code, { promise: true, copy: true, filename: 'prompt.ts' })) as
+      | { ok: true; value: boolean }
+      | { ok: false; name: string; message: string };
+    if (!r.ok) {
+      const e = new Error(r.message);
+      e.name = r.name;
+      throw e;
+    }
+    if (!r.value) return undefined;
+    try {
+      return await sb.context.eval(`globalThis[Symbol.for('guestsh.prompt')].last`, { copy: true });
+    } catch {
+      return undescribe(await sb.context.eval(`globalThis[Symbol.for('guestsh.prompt')].describe()`, { copy: true }));
+    }
+  }
+
+  /** Stops a line that is still running (Ctrl-C with no call to cancel): the isolate goes, and its bindings with it. */
+  stop(): void {
+    void this.sandbox?.then((sb) => sb.dispose());
   }
 
   static show(v: unknown): string {
     return inspect(v, { colors: Boolean(process.stdout.isTTY), depth: 4, maxArrayLength: 200 });
   }
+}
+
+function savepoints(t: PromptTarget): NonNullable<PromptTarget['g']> {
+  if (!t.g) throw new Error('savepoints need a session');
+  return t.g;
 }

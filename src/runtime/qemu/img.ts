@@ -45,3 +45,15 @@ export async function createDisk(path: string, format: string, sizeBytes: number
     throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
   }
 }
+
+/**
+ * A raw image of `bytes` bytes: sparse, or with every block allocated
+ * (guestfish's sparse, alloc and -N disks).
+ */
+export async function createRawImage(path: string, bytes: bigint, opts: { sparse: boolean }): Promise<void> {
+  try {
+    await execa('qemu-img', ['create', '-q', '-f', 'raw', ...(opts.sparse ? [] : ['-o', 'preallocation=full']), path, String(bytes)]);
+  } catch (e) {
+    throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
+  }
+}

@@ -183,6 +183,23 @@ export async function checkCall(policy: PathPolicy, name: string, args: readonly
   if (!action) throw new RecipePolicyError(`unknown action '${name}'`);
   const why = refusal(action);
   if (why) throw new RecipePolicyError(`${action.name} is not allowed in recipes: ${why}`);
+  return confineHostPaths(policy, action, args);
+}
+
+/**
+ * The check for TypeScript typed at the shell's prompt: the person there owns
+ * the session, so every action is allowed; host paths stay under the current
+ * directory (reads and writes alike), checked as recipes' are.
+ */
+export async function checkPromptCall(name: string, args: readonly ArgValue[]): Promise<ArgValue[]> {
+  const action = actionByName(name);
+  if (!action) throw new RecipePolicyError(`unknown action '${name}'`);
+  if (hostPathArgs(action).length === 0) return [...args];
+  const cwd = process.cwd();
+  return confineHostPaths(await PathPolicy.create(cwd, cwd), action, args);
+}
+
+async function confineHostPaths(policy: PathPolicy, action: ActionSpec, args: readonly ArgValue[]): Promise<ArgValue[]> {
   const out = [...args];
   for (const h of hostPathArgs(action)) {
     const v = out[h.index];

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { Session } from '../session/session.js';
 import type { FileChange } from '../session/changes.js';
+import { type MountArg, openImages, type OpenOptions } from '../open/open.js';
 import { PathPolicy } from './policy.js';
 import { type RecipeFailure, runInSandbox, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
@@ -17,12 +18,8 @@ export interface RunImage {
   readonly?: boolean | undefined;
 }
 
-export interface RunMount {
-  device: string;
-  mountpoint: string;
-  options?: string | undefined;
-  fstype?: string | undefined;
-}
+/** -m dev[:mnt[:opts[:fstype]]] */
+export type RunMount = MountArg;
 
 export interface RunOptions {
   /** The recipe: a .gfs.ts path, or a standard-library recipe `guestsh/sysprep` (also `std:sysprep`). */
@@ -33,6 +30,8 @@ export interface RunOptions {
   inspect?: boolean | undefined;
   /** -m dev:mnt[:opts[:fstype]], in order. */
   mounts?: RunMount[] | undefined;
+  /** The key for each encrypted device -i opens (--keys-from-stdin); without it an encrypted guest cannot be inspected. */
+  keys?: ((device: string) => Promise<string>) | undefined;
   /** --param key=value. */
   params?: Record<string, string> | undefined;
   /** --timeout SECONDS as milliseconds (default 10 minutes). */
@@ -145,18 +144,15 @@ export function attachLog(s: Session, log: (line: string) => void, verbose: bool
   s.on('notice', (l) => log(l));
 }
 
-/** Adds the images and launches (unless `s` is already running), then mounts as -i / -m ask. */
-export async function openImages(s: Session, opts: Pick<RunOptions, 'images' | 'inspect' | 'mounts' | 'network'>): Promise<void> {
-  if (s.state === 'config') {
-    if (opts.network) s.settings.network = true;
-    for (const img of opts.images) await s.addDrive(img.path, { format: img.format, readonly: img.readonly });
-    await s.launch();
-  }
-  if (opts.inspect) await inspectMount(s);
-  for (const m of opts.mounts ?? []) {
-    if (m.fstype) await s.call('mount_vfs', [m.options ?? '', m.fstype, m.device, m.mountpoint]);
-    else await s.call('mount_options', [m.options ?? '', m.device, m.mountpoint]);
-  }
+/** What the run opens: its images, -i (with the keys for encrypted devices) and -m; the appliance always starts. */
+export function openOptionsOf(opts: Pick<RunOptions, 'images' | 'inspect' | 'mounts' | 'keys'>): OpenOptions {
+  return {
+    drives: opts.images.map((img) => ({ path: img.path, format: img.format, readonly: img.readonly ?? false })),
+    inspect: opts.inspect,
+    mounts: opts.mounts,
+    keys: opts.keys,
+    launch: true,
+  };
 }
 
 /** Exit status for a failed recipe: 3 time or memory limit, 2 compile or policy, else 1. */
@@ -182,7 +178,8 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   try {
     try {
       const tl = performance.now();
-      await openImages(s, opts);
+      if (opts.network) s.settings.network = true;
+      await openImages(s, { ...openOptionsOf(opts), warn: log });
       timings.launchMs = performance.now() - tl;
     } catch (e) {
       return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
@@ -217,21 +214,5 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     // close() only removes the run directory.
     await s.close();
     await releaseOutputDir(src);
-  }
-}
-
-/** -i: the one operating system's filesystems, mounted shortest mountpoint first. */
-async function inspectMount(s: Session): Promise<void> {
-  const roots = (await s.call('inspect_os', [])) as string[];
-  if (roots.length === 0) throw new Error('-i: no operating system was found on the image; mount with -m instead');
-  if (roots.length > 1) throw new Error('-i: more than one operating system found; mount with -m instead');
-  const mps = Object.entries((await s.call('inspect_get_mountpoints', [roots[0]!])) as Record<string, string>);
-  mps.sort((a, b) => a[0].length - b[0].length);
-  for (const [mp, dev] of mps) {
-    try {
-      await s.call(s.drives.every((d) => d.readonly) ? 'mount_ro' : 'mount', [dev, mp]);
-    } catch (e) {
-      if (mp === '/') throw e;
-    }
   }
 }

@@ -1,8 +1,10 @@
-// The recipe sandbox: one isolated-vm isolate per run, holding the recipe's
-// modules, the standard library, and a `g` whose every method is a bridge to
-// the host session. Nothing else of the host is reachable: no require,
-// process, timers, network or file system; host paths handed to guestfs
-// calls go through the PathPolicy.
+// The sandbox TypeScript runs in, recipes and the shell's prompt alike: an
+// isolated-vm isolate holding a `g` whose every method is a bridge to the
+// host session. Nothing else of the host is reachable: no require, process,
+// timers, network or file system; every call is checked first (recipes: the
+// PathPolicy and the refused actions; the prompt: host paths under its
+// directory). A recipe run gets one isolate with its modules and the
+// standard library; the prompt keeps one for the shell session.
 
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
@@ -185,24 +187,252 @@ function toIsolate(v: unknown): unknown {
 
 const LOG_LIMIT = 8 * 1024 * 1024;
 
-export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult> {
-  const ivm = loadIvm();
-  const timings: SandboxTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0 };
-  const modules = new Map<string, CompiledModule>(); // by path
-  const recipeRoot = opts.policy.roots.readDir;
-  const recipeRootRaw = dirname(opts.entry);
-  let calls = 0;
-  const ownModules = (): string[] => [...modules.keys()].filter((p) => isAbsolute(p) && !within(p, stdlibDir));
+/** What an isolate's `g` talks to, and what it is allowed to ask. */
+export interface SandboxSetup {
+  target: CallTarget;
+  /** Checks one call and returns its arguments with host paths made safe, or throws RecipePolicyError. */
+  check: (name: string, args: readonly ArgValue[], optargs: OptArgs | undefined) => Promise<ArgValue[]>;
+  params: Record<string, string>;
+  memoryMb: number;
+  log: (line: string) => void;
+}
 
-  const failure = (f: Partial<RecipeFailure> & Pick<RecipeFailure, 'kind' | 'name' | 'message'>): SandboxResult => ({
+/**
+ * One isolate with guestsh's bootstrap in its context: a frozen `g` whose
+ * methods are bridges to the host (every call checked first), `console`
+ * writing to the log, and the 'guestsh' module's classes. Recipes run one
+ * per isolate; the prompt keeps one for the whole shell session.
+ */
+export class Sandbox {
+  /** Bridged calls made so far. */
+  calls = 0;
+
+  private constructor(
+    readonly isolate: IvmNs.Isolate,
+    readonly context: IvmNs.Context,
+    private readonly refs: IvmNs.Reference[],
+  ) {}
+
+  static async open(setup: SandboxSetup): Promise<Sandbox> {
+    const ivm = loadIvm();
+    const isolate = new ivm.Isolate({ memoryLimit: setup.memoryMb });
+    let sandbox: Sandbox | null = null;
+    const api = createApi({
+      call: async (name, args, optargs) => setup.target.call(name, await setup.check(name, args, optargs), optargs),
+    }) as unknown as Record<string, (...a: unknown[]) => Promise<RetValue>>;
+    const extra: Record<string, (...a: unknown[]) => Promise<unknown>> = {
+      savepoint: (n) => setup.target.g.savepoint(n as string),
+      rollbackTo: (n) => setup.target.g.rollbackTo(n as string),
+    };
+    const hostCall = new ivm.Reference(async (method: string, args: unknown[]) => {
+      if (sandbox) sandbox.calls++;
+      try {
+        if (isolate.isDisposed) throw new Error('the run has ended');
+        const f = api[method] ?? extra[method];
+        if (!f) throw new Error(`g.${method} is not a function`);
+        return { ok: true, value: new ivm.ExternalCopy(toIsolate(await f(...args))).copyInto() };
+      } catch (e) {
+        const err = e as Error & { action?: string; errno?: string };
+        const refused = err?.name === 'RecipePolicyError';
+        return new ivm.ExternalCopy({
+          ok: false,
+          name: refused ? 'UsageError' : (err?.name ?? 'Error'),
+          message: refused ? `sandbox: ${err.message}` : (err?.message ?? String(e)),
+          action: err?.action,
+          errno: err?.errno,
+        }).copyInto();
+      }
+    });
+    let logged = 0;
+    const hostLog = new ivm.Reference((line: string) => {
+      if (logged > LOG_LIMIT) return;
+      logged += line.length;
+      setup.log(logged > LOG_LIMIT ? '[recipe log limit reached; further lines dropped]' : line);
+    });
+    const refs = [hostCall, hostLog];
+    try {
+      const context = await isolate.createContext();
+      const methodNames = [...Object.keys(apiMethods), ...Object.keys(extra)];
+      await context.evalClosure(
+        BOOTSTRAP,
+        [hostCall, hostLog, new ivm.ExternalCopy(methodNames).copyInto(), new ivm.ExternalCopy({ ...setup.params }).copyInto()],
+        { filename: 'guestsh:bootstrap' },
+      );
+      sandbox = new Sandbox(isolate, context, refs);
+      return sandbox;
+    } catch (e) {
+      for (const r of refs) r.release();
+      if (!isolate.isDisposed) isolate.dispose();
+      throw e;
+    }
+  }
+
+  get disposed(): boolean {
+    return this.isolate.isDisposed;
+  }
+
+  /** Ends the isolate: running code stops, pending bridged calls answer "the run has ended". */
+  dispose(): void {
+    if (!this.isolate.isDisposed) this.isolate.dispose();
+    for (const r of this.refs) r.release();
+    this.refs.length = 0;
+  }
+}
+
+/** A run's time limit and its stop signal: either disposes the isolate; the flags say which did. */
+function armLimits(sandbox: Sandbox, opts: Pick<SandboxOptions, 'timeoutMs' | 'signal'>): { timedOut: () => boolean; deadline: number; disarm: () => void } {
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    sandbox.dispose();
+  }, opts.timeoutMs);
+  timer.unref?.();
+  const onAbort = (): void => sandbox.dispose();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  return {
+    timedOut: () => timedOut,
+    deadline: Date.now() + opts.timeoutMs,
+    disarm: () => {
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
+/**
+ * A run's modules: the entry, the recipe's own imports (confined to its
+ * directory) and the standard library, compiled as the isolate's linker asks
+ * for them. Remembers the first import that failed, to report it at the
+ * import statement rather than as a link error.
+ */
+class RecipeModules {
+  /** Compiled modules by path (also what stack traces are mapped with). */
+  readonly compiled = new Map<string, CompiledModule>();
+  private readonly pathOf = new Map<IvmNs.Module, string>();
+  private readonly instances = new Map<string, Promise<IvmNs.Module>>();
+  importFailure: { message: string; location: SourceLocation | null } | null = null;
+
+  constructor(
+    private readonly sandbox: Sandbox,
+    private readonly entry: CompiledModule,
+    /** Real and as-given directory of the entry: recipes may import only from there. */
+    private readonly recipeRoot: string,
+    private readonly recipeRootRaw: string,
+    private readonly timings: SandboxTimings,
+  ) {
+    this.compiled.set(entry.path, entry);
+  }
+
+  /** The recipe's own module files loaded so far (not the standard library's). */
+  ownModules(): string[] {
+    return [...this.compiled.keys()].filter((p) => isAbsolute(p) && !within(p, stdlibDir));
+  }
+
+  /** Compiles and links the entry behind a shim that hands its default export to RUN_ENTRY. */
+  async link(): Promise<IvmNs.Module> {
+    const { isolate, context } = this.sandbox;
+    const root = await isolate.compileModule(this.entry.code, { filename: this.entry.path });
+    this.pathOf.set(root, this.entry.path);
+    this.instances.set(this.entry.path, Promise.resolve(root));
+    const shim = await isolate.compileModule(
+      `import * as recipe from ${JSON.stringify(this.entry.path)}; globalThis[Symbol.for('guestsh.entry')] = recipe.default;`,
+      { filename: 'guestsh:entry' },
+    );
+    this.pathOf.set(shim, 'guestsh:entry');
+    await shim.instantiate(context, async (spec, referrer) => {
+      const from = this.pathOf.get(referrer) ?? this.entry.path;
+      if (from === 'guestsh:entry' && spec === this.entry.path) return root;
+      return this.resolve(spec, from);
+    });
+    return shim;
+  }
+
+  private instance(path: string, load: () => Promise<CompiledModule>): Promise<IvmNs.Module> {
+    let p = this.instances.get(path);
+    if (!p) {
+      p = (async () => {
+        const c0 = performance.now();
+        const c = await load();
+        this.timings.compileMs += performance.now() - c0;
+        this.compiled.set(path, c);
+        const m = await this.sandbox.isolate.compileModule(c.code, { filename: path });
+        this.pathOf.set(m, path);
+        return m;
+      })();
+      this.instances.set(path, p);
+    }
+    return p;
+  }
+
+  private async resolve(specifier: string, referrerPath: string): Promise<IvmNs.Module> {
+    try {
+      return await this.resolveInner(specifier, referrerPath);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      this.importFailure ??= { message, location: await importLocation(referrerPath, specifier) };
+      throw e;
+    }
+  }
+
+  private async resolveInner(specifier: string, referrerPath: string): Promise<IvmNs.Module> {
+    if (specifier === 'guestsh' || specifier === 'guestsh/recipe') {
+      return this.instance('guestsh:runtime', async () => ({ path: 'guestsh:runtime', code: GUESTSH_MODULE, mappings: null }));
+    }
+    const std = /^guestsh\/([a-z-]+)$/.exec(specifier);
+    if (std) {
+      if (!(STDLIB_MODULES as readonly string[]).includes(std[1]!)) {
+        throw new Error(`'${specifier}' is not a guestsh standard-library module (there are: ${STDLIB_MODULES.map((m) => `guestsh/${m}`).join(', ')})`);
+      }
+      const path = await stdlibFile(std[1]!);
+      return this.instance(path, () => loadCompiled(path));
+    }
+    if (specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/')) {
+      const inStdlib = within(referrerPath, stdlibDir);
+      const root = inStdlib ? stdlibDir : this.recipeRoot;
+      const rawRoot = inStdlib ? stdlibDir : this.recipeRootRaw;
+      const path = await localFile(resolve(dirname(referrerPath), specifier), root, rawRoot, specifier, referrerPath);
+      return this.instance(path, () => loadCompiled(path));
+    }
+    const what = /^node:|^(fs|path|os|child_process|net|http|https|dgram|tls|dns|worker_threads|process|vm|module|crypto)(\/|$)/.test(specifier)
+      ? 'node modules are not available in recipes'
+      : 'packages are not available in recipes; only relative imports of .gfs.ts files beside the recipe and guestsh/… standard-library modules';
+    throw new Error(`cannot import '${specifier}': ${what}`);
+  }
+}
+
+type FailureFields = Partial<RecipeFailure> & Pick<RecipeFailure, 'kind' | 'name' | 'message'>;
+
+/** What stopped a run whose isolate threw or went away: the time limit, the memory limit, the stop signal, or the recipe. */
+function stoppedFailure(e: unknown, stop: { timedOut: boolean; aborted: boolean; disposed: boolean }, opts: SandboxOptions, modules: RecipeModules): FailureFields {
+  const m = e instanceof Error ? e.message : String(e);
+  if (stop.aborted) return { kind: 'error', name: 'RecipeAborted', message: 'the run was stopped' };
+  if (stop.timedOut || /timed out/i.test(m)) {
+    return { kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` };
+  }
+  if (/memory limit/i.test(m) || stop.disposed) {
+    return { kind: 'memory', name: 'RecipeMemoryLimit', message: `the recipe exceeded its memory limit of ${opts.memoryMb} MB and was stopped` };
+  }
+  return { kind: 'error', name: (e as Error)?.name ?? 'Error', message: m, ...mapStack((e as Error)?.stack ?? '', modules.compiled) };
+}
+
+/**
+ * Runs one recipe: compile its entry, open a sandbox, link and evaluate its
+ * modules, call its default export, and describe the outcome. The image
+ * is the caller's business (commit or discard); this only reports.
+ */
+export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult> {
+  const timings: SandboxTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0 };
+  let modules: RecipeModules | null = null;
+  let sandbox: Sandbox | null = null;
+  const failure = (f: FailureFields): SandboxResult => ({
     ok: false,
     failure: { location: null, recipeLocation: null, stack: '', ...f },
     timings,
-    calls,
-    modules: ownModules(),
+    calls: sandbox?.calls ?? 0,
+    modules: modules?.ownModules() ?? [],
   });
 
-  // --- compile the entry (other modules compile as the resolver meets them) ---
+  // 1. The entry (other modules compile as the linker meets them).
   let t = performance.now();
   let entry: CompiledModule;
   try {
@@ -210,182 +440,58 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
   } catch (e) {
     return failure(compileFailure(e));
   }
-  modules.set(entry.path, entry);
   timings.compileMs += performance.now() - t;
 
-  // --- isolate and context ---
+  // 2. The isolate, its bridges and limits.
   t = performance.now();
-  const isolate = new ivm.Isolate({ memoryLimit: opts.memoryMb });
-  let timedOut = false;
-  let memoryExceeded = false;
-  const deadline = Date.now() + opts.timeoutMs;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    if (!isolate.isDisposed) isolate.dispose();
-  }, opts.timeoutMs);
-  timer.unref?.();
-  const onAbort = (): void => {
-    if (!isolate.isDisposed) isolate.dispose();
-  };
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-
-  const api = createApi({
-    call: async (name, args, optargs) => {
-      const checked = await checkCall(opts.policy, name, args, optargs);
-      return opts.target.call(name, checked, optargs);
-    },
-  }) as unknown as Record<string, (...a: unknown[]) => Promise<RetValue>>;
-  const extra: Record<string, (...a: unknown[]) => Promise<unknown>> = {
-    savepoint: (n) => opts.target.g.savepoint(n as string),
-    rollbackTo: (n) => opts.target.g.rollbackTo(n as string),
-  };
-  const methodNames = [...Object.keys(apiMethods), ...Object.keys(extra)];
-  let logged = 0;
-
-  const hostCall = new ivm.Reference(async (method: string, args: unknown[]) => {
-    calls++;
-    try {
-      if (timedOut || isolate.isDisposed) throw new Error('the run has ended');
-      const f = api[method] ?? extra[method];
-      if (!f) throw new Error(`g.${method} is not a function`);
-      return { ok: true, value: new ivm.ExternalCopy(toIsolate(await f(...args))).copyInto() };
-    } catch (e) {
-      const err = e as Error & { action?: string; errno?: string };
-      return new ivm.ExternalCopy({
-        ok: false,
-        name: err?.name === 'RecipePolicyError' ? 'UsageError' : (err?.name ?? 'Error'),
-        message: err?.name === 'RecipePolicyError' ? `sandbox: ${err.message}` : (err?.message ?? String(e)),
-        action: err?.action,
-        errno: err?.errno,
-      }).copyInto();
-    }
+  sandbox = await Sandbox.open({
+    target: opts.target,
+    check: (name, args, optargs) => checkCall(opts.policy, name, args, optargs),
+    params: opts.params,
+    memoryMb: opts.memoryMb,
+    log: opts.log,
   });
-  const hostLog = new ivm.Reference((line: string) => {
-    if (logged > LOG_LIMIT) return;
-    logged += line.length;
-    opts.log(logged > LOG_LIMIT ? '[recipe log limit reached; further lines dropped]' : line);
-  });
-
+  const limits = armLimits(sandbox, opts);
+  modules = new RecipeModules(sandbox, entry, opts.policy.roots.readDir, dirname(opts.entry), timings);
+  timings.isolateMs = performance.now() - t;
+  const stopped = (e: unknown): SandboxResult =>
+    failure(stoppedFailure(e, { timedOut: limits.timedOut(), aborted: Boolean(opts.signal?.aborted), disposed: sandbox!.disposed }, opts, modules!));
   try {
-    const context = await isolate.createContext();
-    await context.evalClosure(
-      BOOTSTRAP,
-      [hostCall, hostLog, new ivm.ExternalCopy(methodNames).copyInto(), new ivm.ExternalCopy({ ...opts.params }).copyInto()],
-      { filename: 'guestsh:bootstrap' },
-    );
-    timings.isolateMs = performance.now() - t;
-
-    // --- modules ---
+    // 3. Link and evaluate the modules (top-level code runs here, under the time limit).
     t = performance.now();
-    const byModule = new Map<IvmNs.Module, string>();
-    const instances = new Map<string, Promise<IvmNs.Module>>();
-    const instance = (path: string, load: () => Promise<CompiledModule>): Promise<IvmNs.Module> => {
-      let p = instances.get(path);
-      if (!p) {
-        p = (async () => {
-          const c0 = performance.now();
-          const c = await load();
-          timings.compileMs += performance.now() - c0;
-          modules.set(path, c);
-          const m = await isolate.compileModule(c.code, { filename: path });
-          byModule.set(m, path);
-          return m;
-        })();
-        instances.set(path, p);
-      }
-      return p;
-    };
-    let importFailure: { message: string; location: SourceLocation | null } | null = null;
-    const resolveImport = async (specifier: string, referrerPath: string): Promise<IvmNs.Module> => {
-      try {
-        return await resolveImportInner(specifier, referrerPath);
-      } catch (e) {
-        const message = e instanceof Error ? e.message : String(e);
-        importFailure ??= { message, location: await importLocation(referrerPath, specifier) };
-        throw e;
-      }
-    };
-    const resolveImportInner = async (specifier: string, referrerPath: string): Promise<IvmNs.Module> => {
-      if (specifier === 'guestsh' || specifier === 'guestsh/recipe') {
-        return instance('guestsh:runtime', async () => ({ path: 'guestsh:runtime', code: GUESTSH_MODULE, mappings: null }));
-      }
-      const std = /^guestsh\/([a-z-]+)$/.exec(specifier);
-      if (std) {
-        if (!(STDLIB_MODULES as readonly string[]).includes(std[1]!)) {
-          throw new Error(`'${specifier}' is not a guestsh standard-library module (there are: ${STDLIB_MODULES.map((m) => `guestsh/${m}`).join(', ')})`);
-        }
-        const path = await stdlibFile(std[1]!);
-        return instance(path, () => loadCompiled(path));
-      }
-      if (specifier.startsWith('./') || specifier.startsWith('../') || specifier.startsWith('/')) {
-        const inStdlib = within(referrerPath, stdlibDir);
-        const root = inStdlib ? stdlibDir : recipeRoot;
-        const rawRoot = inStdlib ? stdlibDir : recipeRootRaw;
-        const path = await localFile(resolve(dirname(referrerPath), specifier), root, rawRoot, specifier, referrerPath);
-        return instance(path, () => loadCompiled(path));
-      }
-      const what = /^node:|^(fs|path|os|child_process|net|http|https|dgram|tls|dns|worker_threads|process|vm|module|crypto)(\/|$)/.test(specifier)
-        ? 'node modules are not available in recipes'
-        : 'packages are not available in recipes; only relative imports of .gfs.ts files beside the recipe and guestsh/… standard-library modules';
-      throw new Error(`cannot import '${specifier}': ${what}`);
-    };
-
-    let root: IvmNs.Module;
     try {
-      root = await isolate.compileModule(entry.code, { filename: entry.path });
-      byModule.set(root, entry.path);
-      instances.set(entry.path, Promise.resolve(root));
-      const shim = await isolate.compileModule(
-        `import * as recipe from ${JSON.stringify(entry.path)}; globalThis[Symbol.for('guestsh.entry')] = recipe.default;`,
-        { filename: 'guestsh:entry' },
-      );
-      byModule.set(shim, 'guestsh:entry');
-      await shim.instantiate(context, async (spec, referrer) => {
-        const from = byModule.get(referrer) ?? entry.path;
-        if (from === 'guestsh:entry' && spec === entry.path) return root;
-        return resolveImport(spec, from);
-      });
+      const shim = await modules.link();
       timings.instantiateMs = performance.now() - t;
       t = performance.now();
-      await shim.evaluate({ timeout: Math.max(1, deadline - Date.now()) });
+      await shim.evaluate({ timeout: Math.max(1, limits.deadline - Date.now()) });
     } catch (e) {
       if (e instanceof RecipeCompileError) return failure(compileFailure(e));
-      if (importFailure) {
-        const f = importFailure as { message: string; location: SourceLocation | null };
-        return failure({ kind: 'compile', name: 'ImportError', message: f.message, location: f.location, recipeLocation: f.location, stack: f.message });
-      }
+      const imp = modules.importFailure;
+      if (imp) return failure({ kind: 'compile', name: 'ImportError', message: imp.message, location: imp.location, recipeLocation: imp.location, stack: imp.message });
       const m = e instanceof Error ? e.message : String(e);
-      if (/memory limit/i.test(m)) memoryExceeded = true;
-      if (timedOut || memoryExceeded || /timed out/i.test(m)) throw e;
-      const err = e as Error;
-      return failure({ kind: 'error', name: err.name ?? 'Error', message: m, ...mapStack(err.stack ?? '', modules) });
+      if (limits.timedOut() || sandbox.disposed || /timed out|memory limit/i.test(m)) return stopped(e);
+      return failure({ kind: 'error', name: (e as Error).name ?? 'Error', message: m, ...mapStack((e as Error).stack ?? '', modules.compiled) });
     }
 
-    const r = (await context.evalClosure(RUN_ENTRY, [], {
-      result: { promise: true, copy: true },
-      filename: 'guestsh:run',
-    })) as { ok: boolean; value?: unknown; name?: string; message?: string; stack?: string; errno?: string };
+    // 4. Call the default export.
+    const r = (await sandbox.context.evalClosure(RUN_ENTRY, [], { result: { promise: true, copy: true }, filename: 'guestsh:run' })) as {
+      ok: boolean;
+      value?: unknown;
+      name?: string;
+      message?: string;
+      stack?: string;
+      errno?: string;
+    };
     timings.runMs = performance.now() - t;
-    if (r.ok) return { ok: true, value: r.value, timings, calls, modules: ownModules() };
-    const mapped = mapStack(r.stack ?? '', modules);
-    return failure({ kind: 'error', name: r.name ?? 'Error', message: hint(r.name ?? 'Error', r.message ?? ''), errno: r.errno, ...mapped });
+    if (r.ok) return { ok: true, value: r.value, timings, calls: sandbox.calls, modules: modules.ownModules() };
+    const name = r.name ?? 'Error';
+    return failure({ kind: 'error', name, message: hint(name, r.message ?? ''), errno: r.errno, ...mapStack(r.stack ?? '', modules.compiled) });
   } catch (e) {
     timings.runMs ||= performance.now() - t;
-    const m = e instanceof Error ? e.message : String(e);
-    if (opts.signal?.aborted) return failure({ kind: 'error', name: 'RecipeAborted', message: 'the run was stopped' });
-    if (timedOut || /timed out/i.test(m)) {
-      return failure({ kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` });
-    }
-    if (memoryExceeded || /memory limit/i.test(m) || isolate.isDisposed) {
-      return failure({ kind: 'memory', name: 'RecipeMemoryLimit', message: `the recipe exceeded its memory limit of ${opts.memoryMb} MB and was stopped` });
-    }
-    return failure({ kind: 'error', name: (e as Error)?.name ?? 'Error', message: m, ...mapStack((e as Error)?.stack ?? '', modules) });
+    return stopped(e);
   } finally {
-    clearTimeout(timer);
-    opts.signal?.removeEventListener('abort', onAbort);
-    hostCall.release();
-    hostLog.release();
-    if (!isolate.isDisposed) isolate.dispose();
+    limits.disarm();
+    sandbox.dispose();
   }
 }
 

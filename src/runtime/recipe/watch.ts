@@ -8,10 +8,12 @@ import { basename, dirname, isAbsolute, relative } from 'node:path';
 import { Session } from '../session/session.js';
 import type { FileChange } from '../session/changes.js';
 import { UsageError } from '../errors.js';
+import { openImages } from '../open/open.js';
+import { currentMounts, type Mount, remount } from '../session/mounts.js';
 import {
   attachLog,
   failureExitCode,
-  openImages,
+  openOptionsOf,
   releaseOutputDir,
   resolveRecipe,
   sandboxOptions,
@@ -68,13 +70,14 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
   const closeNow = (): Promise<void> => (closing ??= s.close());
   opts.signal.addEventListener('abort', () => void closeNow().catch(() => {}), { once: true });
   try {
-    let baseMounts: [string, string][];
+    let baseMounts: Mount[];
     let writable: boolean;
     try {
-      await openImages(s, opts);
+      if (opts.network) s.settings.network = true;
+      await openImages(s, { ...openOptionsOf(opts), warn: log });
       writable = s.drives.some((d) => d.tx !== null);
       if (writable) await s.g.savepoint(BASE);
-      baseMounts = Object.entries((await s.call('mountpoints')) as Record<string, string>).sort(([, a], [, b]) => a.length - b.length);
+      baseMounts = await currentMounts(s.g);
     } catch (e) {
       if (opts.signal.aborted) return 0;
       opts.onRun({ run: 0, trigger: null, ok: false, failure: setupFailure(e), changes: [], readOnly: false, calls: 0, ms: 0, exitCode: 4 });
@@ -116,7 +119,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
         // Back to the savepoint, mounted as after setup, whatever the recipe mounted or unmounted.
         await s.call('umount_all');
         await s.g.rollbackTo(BASE);
-        for (const [device, mountpoint] of baseMounts) await s.call('mount', [device, mountpoint]);
+        await remount(s.g, baseMounts);
       }
       opts.onRun({
         run: ++n,

@@ -1,13 +1,12 @@
-// `help` and `help CMD`. The synopsis, argument kinds and flags come from the
-// spec; the prose comes from the libguestfs documentation installed on this
-// machine (guestfish(1), rendered by man at run time). No documentation text
-// is stored in guestsh.
+// What `help` prints. The synopsis, argument kinds and flags come from the
+// spec (actions) and the command table (meta-commands); the prose comes from
+// the libguestfs documentation installed on this machine (guestfish(1),
+// rendered by man at run time). No documentation text is stored in guestsh.
 
 import { execFileSync } from 'node:child_process';
-import { actionByName, publicActions } from '../spec/index.js';
 import type { ActionSpec } from '../spec/types.js';
-import { kebab, kindName, signature } from '../commands/parse.js';
-import { META_COMMANDS } from './meta.js';
+import { kebab, kindName, signature } from './parse.js';
+import type { MetaCommand } from './context.js';
 
 let manText: string[] | null | undefined;
 
@@ -59,38 +58,27 @@ function firstSentence(section: string | null): string {
   return s.length > 57 ? `${s.slice(0, 56)}…` : s;
 }
 
-function shellActions(): ActionSpec[] {
-  return publicActions()
-    .filter((a) => a.visibility === 'VPublic')
-    .sort((x, y) => (x.name < y.name ? -1 : 1));
-}
-
-/** `help` / `help --list`: every command with a one-line summary. */
-export function listCommands(): string {
+/** `help` / `help --list`: every command with a one-line summary, meta-commands first. */
+export function commandList(meta: readonly MetaCommand[], actions: readonly ActionSpec[]): string {
   let out = '';
   const row = (n: string, d: string): void => void (out += `${n.padEnd(25)} ${d}\n`);
-  row('help', META_COMMANDS.help!.summary);
-  row('quit', META_COMMANDS.quit!.summary);
-  for (const [n, m] of Object.entries(META_COMMANDS)) if (!['help', 'quit', 'exit', 'q'].includes(n)) row(n, m.summary);
-  for (const a of shellActions()) {
-    const summary = firstSentence(manualSection(kebab(a.name)));
-    row(kebab(a.name), summary || signature(a));
-  }
+  for (const m of meta) row(m.name, m.summary);
+  for (const a of actions) row(kebab(a.name), firstSentence(manualSection(kebab(a.name))) || signature(a));
   out += "    Use 'help <cmd>' to show help on a command, or 'man' for the full manual.\n";
   return out;
 }
 
-/** `help CMD`, or null when CMD is not a command. */
-export function helpFor(nameIn: string): string | null {
-  const name = nameIn.toLowerCase();
-  const meta = META_COMMANDS[name];
-  if (meta) {
-    const doc = manualSection(name);
-    return `${name} - ${meta.summary}\n  ${meta.synopsis}\n${doc ? `\n${doc}` : ''}`;
-  }
-  const a = actionByName(name);
-  if (!a || (a.visibility !== 'VPublic' && a.visibility !== 'VDebug')) return null;
-  let out = `${kebab(a.name)}${a.fishAlias.length ? ` (alias: ${a.fishAlias.join(', ')})` : ''}\n  ${signature(a)}\n`;
+const aliasNote = (aliases: readonly string[]): string => (aliases.length ? ` (alias: ${aliases.join(', ')})` : '');
+
+/** `help CMD` for a meta-command. */
+export function metaHelp(m: MetaCommand): string {
+  const doc = manualSection(m.name);
+  return `${m.name}${aliasNote(m.aliases)} - ${m.summary}\n  ${m.synopsis}\n${doc ? `\n${doc}` : ''}`;
+}
+
+/** `help CMD` for an action: synopsis and argument kinds from the spec, prose from guestfish(1). */
+export function actionHelp(a: ActionSpec): string {
+  let out = `${kebab(a.name)}${aliasNote(a.fishAlias)}\n  ${signature(a)}\n`;
   if (a.args.length || a.optargs.length) {
     out += '\n';
     for (const x of a.args) out += `  ${x.name.padEnd(16)} ${kindName(x)}\n`;

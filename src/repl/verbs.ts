@@ -1,0 +1,141 @@
+// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `init-recipe`,
+// `recover` and `status` (an image's transaction state). Each parses its
+// options from the one option table and returns an exit code.
+
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { UsageError } from '../runtime/errors.js';
+import { recover, txStatus } from '../runtime/session/transaction.js';
+import type { RunOptions } from '../runtime/recipe/index.js';
+import { type Options, parseArgs, usage, type Verb } from './options.js';
+import { KeyReader } from './setup.js';
+
+async function runVerb(o: Options): Promise<number> {
+  const [recipe, ...more] = o.operands;
+  if (!recipe) throw new UsageError('run: name a recipe (FILE.gfs.ts or guestsh/sysprep, …)');
+  if (more.length) throw new UsageError(`run: one recipe at a time (got '${recipe}' and '${more[0]}')`);
+  const images = o.drives.flatMap((d) => (d.kind === 'add' ? [{ path: d.path, format: d.format, readonly: o.readonly }] : []));
+  if (images.length === 0) throw new UsageError('run: add an image with -a IMAGE');
+  const { runRecipe, formatRunResult } = await import('../runtime/recipe/index.js');
+  const keys = new KeyReader(o);
+  const run: RunOptions = {
+    recipe,
+    images,
+    inspect: o.inspector,
+    mounts: o.mounts,
+    keys: (device) => keys.read(device),
+    params: o.params,
+    timeoutMs: o.timeoutMs,
+    memoryMb: o.memoryMb,
+    dryRun: o.dryRun,
+    network: o.network,
+    verbose: o.verbose,
+    // Without --output, host-side writes go to a new temp dir, tidied at the end.
+    outputDir: o.outputDir ? resolve(o.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-')),
+  };
+  try {
+    if (o.watch) return await watchVerb(run, o.json);
+    const result = await runRecipe(run);
+    process.stdout.write(`${formatRunResult(result, { json: o.json, verbose: o.verbose })}\n`);
+    return result.exitCode;
+  } finally {
+    if (!o.outputDir) await tidyOutputDir(run.outputDir!);
+  }
+}
+
+/** The default output directory is a new temp dir: gone if the recipe wrote nothing there, named if it did (it is the user's to keep). */
+async function tidyOutputDir(dir: string): Promise<void> {
+  if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true });
+  else process.stderr.write(`guestsh: the recipe's output files are in ${dir}\n`);
+}
+
+/** `run --watch`: a run per save until Ctrl-C (or SIGTERM); the image is never written. */
+async function watchVerb(run: RunOptions, json: boolean): Promise<number> {
+  const { watchRecipe, formatWatchRun } = await import('../runtime/recipe/index.js');
+  const ac = new AbortController();
+  const stop = (): void => ac.abort();
+  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+  for (const sig of signals) process.on(sig, stop);
+  try {
+    return await watchRecipe({
+      ...run,
+      signal: ac.signal,
+      onRun: (r) => process.stdout.write(`${json ? JSON.stringify(r) : formatWatchRun(r)}\n`),
+      onWatching: (dir) => process.stderr.write(`guestsh: watching ${dir} for changes; each run is rolled back, the image is never written (Ctrl-C to stop)\n`),
+    });
+  } finally {
+    for (const sig of signals) process.off(sig, stop);
+  }
+}
+
+async function initVerb(o: Options): Promise<number> {
+  const [name, dir, ...more] = o.operands;
+  if (!name || more.length) throw new UsageError('usage: guestsh init-recipe NAME [DIR]');
+  const { initRecipe } = await import('../runtime/recipe/index.js');
+  const made = await initRecipe(name, dir);
+  process.stdout.write(`${made.recipe}\n${made.tsconfig}\n`);
+  return 0;
+}
+
+function oneImage(verb: Verb, o: Options): string {
+  if (o.operands.length !== 1) throw new UsageError(`usage: guestsh ${verb} IMAGE [--json]`);
+  return o.operands[0]!;
+}
+
+async function recoverVerb(o: Options): Promise<number> {
+  const image = oneImage('recover', o);
+  const outcome = await recover(image);
+  const said = {
+    clean: 'nothing to do: no interrupted commit and no abandoned changes',
+    'rolled-forward': 'completed an interrupted commit',
+    'discarded-abandoned-run': "removed an interrupted run's uncommitted changes (the image was never written)",
+  }[outcome];
+  process.stdout.write(o.json ? `${JSON.stringify({ image, outcome })}\n` : `${image}: ${said}\n`);
+  return 0;
+}
+
+async function statusVerb(o: Options): Promise<number> {
+  const image = oneImage('status', o);
+  const st = await txStatus(image);
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify({ image, ...st })}\n`);
+    return 0;
+  }
+  const lines = [
+    st.writerPid !== null ? `open for writing by guestsh pid ${st.writerPid}` : 'no writer',
+    st.interruptedMerge
+      ? "interrupted commit: the next open completes it (or run 'guestsh recover')"
+      : st.pendingOverlay
+        ? st.writerPid !== null
+          ? 'uncommitted changes of the running session'
+          : "abandoned changes of an interrupted run: the next open removes them (or run 'guestsh recover')"
+        : 'no pending changes',
+  ];
+  process.stdout.write(`${image}: ${lines.join('; ')}\n`);
+  return 0;
+}
+
+const verbs: Partial<Record<Verb, (o: Options) => Promise<number>>> = {
+  run: runVerb,
+  'init-recipe': initVerb,
+  recover: recoverVerb,
+  status: statusVerb,
+};
+
+/**
+ * Runs `argv` if it starts with a verb. `run` is a verb only as the first
+ * word: after options (`guestsh -a disk.img run : …`) it is guestfish's
+ * launch command, as ever.
+ */
+export function runVerbIfAny(argv: readonly string[]): Promise<number> | null {
+  const verb = argv[0] as Verb;
+  const f = verb !== 'shell' ? verbs[verb] : undefined;
+  if (!f) return null;
+  const o = parseArgs(verb, argv.slice(1));
+  if (o.help) {
+    process.stdout.write(usage(verb));
+    return Promise.resolve(0);
+  }
+  return f(o);
+}
