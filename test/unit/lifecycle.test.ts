@@ -2,8 +2,8 @@
 // allowed, every other move (staying put included) throws, and a refused
 // operation names the state and what to do next.
 import { describe, expect, it } from 'vitest';
-import { UsageError } from '../src/index.js';
-import { IllegalTransitionError, Lifecycle, SESSION_STATES, type SessionState, TRANSITIONS } from '../src/runtime/session/lifecycle.js';
+import { UsageError } from '../../src/index.js';
+import { IllegalTransitionError, Lifecycle, SESSION_STATES, type SessionState, TRANSITIONS } from '../../src/runtime/session/lifecycle.js';
 
 /** A lifecycle in `state`, reached by legal moves only. */
 function at(state: SessionState): Lifecycle {

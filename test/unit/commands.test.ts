@@ -6,12 +6,12 @@
 
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { spec } from '../src/spec/index.js';
-import { kebab } from '../src/commands/parse.js';
-import { checkCommand, commandKey, helpFor, META_COMMANDS, resolveCommand, type Command } from '../src/commands/table.js';
-import { Completer } from '../src/repl/completion.js';
-import { Shell } from '../src/repl/shell.js';
-import type { Session } from '../src/runtime/session/session.js';
+import { spec } from '../../src/spec/index.js';
+import { kebab } from '../../src/commands/parse.js';
+import { checkCommand, commandKey, helpFor, META_COMMANDS, resolveCommand, type Command } from '../../src/commands/table.js';
+import { Completer } from '../../src/repl/completion.js';
+import { Shell } from '../../src/repl/shell.js';
+import type { Session } from '../../src/runtime/session/session.js';
 
 class Reached extends Error {
   constructor(readonly action: string) {
