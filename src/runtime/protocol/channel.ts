@@ -29,6 +29,14 @@ export class ProtocolError extends Error {
 
 const PROGRESS_SIZE = 24;
 
+// Frames nobody has asked for yet are held in memory; past the high mark the
+// socket is paused until the reader is down to the low mark. A download to a
+// slow receiver then paces guestfsd (it blocks writing to the virtio-serial
+// port) instead of piling the file up in this process. 512 frames is 4 MiB of
+// FileOut chunks.
+const HIGH_WATER_FRAMES = 512;
+const LOW_WATER_FRAMES = 128;
+
 interface Waiter {
   resolve: (f: Frame) => void;
   reject: (e: Error) => void;
@@ -44,6 +52,7 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
   private frames: Frame[] = [];
   private waiters: Waiter[] = [];
   private failure: Error | null = null;
+  private paused = false;
 
   constructor(
     private readonly socket: Socket,
@@ -111,8 +120,15 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
 
   private push(f: Frame): void {
     const w = this.waiters.shift();
-    if (w) w.resolve(f);
-    else this.frames.push(f);
+    if (w) {
+      w.resolve(f);
+      return;
+    }
+    this.frames.push(f);
+    if (!this.paused && this.frames.length >= HIGH_WATER_FRAMES) {
+      this.paused = true;
+      this.socket.pause();
+    }
   }
 
   private fail(e: Error): void {
@@ -128,6 +144,10 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
   /** Next frame; rejects when the stream ends or after `timeoutMs`. */
   next(timeoutMs?: number): Promise<Frame> {
     const queued = this.frames.shift();
+    if (this.paused && this.frames.length <= LOW_WATER_FRAMES) {
+      this.paused = false;
+      this.socket.resume();
+    }
     if (queued) return Promise.resolve(queued);
     if (this.failure) return Promise.reject(this.failure);
     return new Promise<Frame>((resolve, reject) => {
