@@ -13,6 +13,7 @@ const layers = [
   ['qemu', '^src/runtime/qemu/'],
   ['session', '^src/runtime/session/'],
   ['open', '^src/runtime/open/'],
+  ['open', '^src/runtime/open/'],
   ['recipe', '^src/runtime/recipe/'],
   ['stdlib', '^src/stdlib/'],
   ['commands', '^src/commands/'],
@@ -20,6 +21,7 @@ const layers = [
   ['entry', '^src/(cli|index)\\.ts$'],
 ];
 
+// Every module of src/ and guests/ must sit in a layer (see the unlayered rule).
 // Layers that sit beside each other rather than on top: neither may import the other.
 const siblings = [
   ['protocol', 'appliance'],
@@ -59,6 +61,13 @@ rules.push({
   severity: 'error',
   from: { path: pathOf.stdlib },
   to: { pathNot: stdlibMayUse.map((l) => pathOf[l]) },
+});
+rules.push({
+  name: 'unlayered',
+  comment: 'a module outside every layer escapes the rules: add its folder to the layer table',
+  severity: 'error',
+  from: { pathNot: layers.map(([, p]) => p) },
+  to: {},
 });
 rules.push({
   name: 'no-circular',

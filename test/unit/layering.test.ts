@@ -90,6 +90,14 @@ describe('layering', () => {
     expect(rulesBroken(await violations(dir))).toEqual(['stdlib-runs-in-the-sandbox']);
   });
 
+  it('fails on a module in a folder no layer names', async () => {
+    const dir = plant({
+      'src/runtime/errors.ts': 'export class UsageError extends Error {}\n',
+      'src/runtime/pool/pool.ts': "import { UsageError } from '../errors.js';\nexport const e = UsageError;\n",
+    });
+    expect(rulesBroken(await violations(dir))).toEqual(['unlayered']);
+  });
+
   it('fails on an import that does not resolve', async () => {
     const dir = plant({ 'src/repl/shell.ts': "import { x } from './missing.js';\nexport const y = x;\n" });
     expect(rulesBroken(await violations(dir))).toContain('not-to-unresolvable');
