@@ -13,7 +13,6 @@ const layers = [
   ['qemu', '^src/runtime/qemu/'],
   ['session', '^src/runtime/session/'],
   ['open', '^src/runtime/open/'],
-  ['open', '^src/runtime/open/'],
   ['recipe', '^src/runtime/recipe/'],
   ['stdlib', '^src/stdlib/'],
   ['commands', '^src/commands/'],

@@ -111,6 +111,15 @@ describe('file transfer', () => {
     expect(await s.call('cat', ['/after-cancel'])).toBe('still here');
   });
 
+  it('cancels a library-side copy_in through the tar_in it runs', async () => {
+    // copy_in has no FileIn argument of its own; the cancel signal must still
+    // reach the tar_in it makes (Ctrl-C on copy-in at the prompt).
+    const err = await s.call('copy_in', [source, '/'], {}, { signal: AbortSignal.abort() }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CancelledError);
+    expect(await s.call('exists', ['/source.bin'])).toBe(false);
+    expect(await s.call('cat', ['/after-cancel'])).toBe('still here');
+  });
+
   it('reports a host write failure during download and stays usable', async () => {
     const err = await s
       .call('download', ['/big.bin', '-'], {}, {

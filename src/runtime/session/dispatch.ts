@@ -7,7 +7,7 @@
 
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { ActionCaller } from '../../spec/api.js';
+import { type ActionCaller, createApi, createInternalApi } from '../../spec/api.js';
 import { actionByName } from '../../spec/index.js';
 import type { ActionSpec } from '../../spec/types.js';
 import type { ArgValue, CallTransfer, OptArgs, RetValue } from '../../spec/values.js';
@@ -68,7 +68,31 @@ export class Dispatcher implements ActionCaller {
     const trailing: unknown[] = [];
     if (action.optargs.length > 0) trailing.push(optargs);
     if (action.args.some((a) => a.kind === 'String' && isFileArg(a.sub))) trailing.push(transfer);
-    return impl(this.host.library, ...args, ...trailing);
+    const host = transfer.signal ? this.cancellableHost(transfer.signal) : this.host.library;
+    return impl(host, ...args, ...trailing);
+  }
+
+  /**
+   * The session as a library-side action sees it, except that every call it
+   * makes carries the caller's cancel signal: Ctrl-C during copy_in reaches
+   * the tar_in it runs.
+   */
+  private cancellableHost(signal: AbortSignal): SessionHost {
+    const caller: ActionCaller = {
+      call: (name, args, optargs, transfer = {}) => this.call(name, args, optargs, { ...transfer, signal: transfer.signal ?? signal }),
+    };
+    const g = createApi(caller);
+    const internal = createInternalApi(caller);
+    // Everything else is the session itself: its getters and methods run
+    // with the session as `this`, so launch or close still change it.
+    return new Proxy(this.host.library, {
+      get: (session, key) => {
+        if (key === 'g') return g;
+        if (key === 'internal') return internal;
+        const value: unknown = Reflect.get(session, key, session);
+        return typeof value === 'function' ? value.bind(session) : value;
+      },
+    });
   }
 
   private async daemonCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs, transfer: CallTransfer, state: 'ready' | 'launching'): Promise<RetValue> {

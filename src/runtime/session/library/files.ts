@@ -6,7 +6,7 @@ import { spawn } from 'node:child_process';
 import { mkdir, stat as hostStat } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Stat, StatNS } from '../../../spec/api.js';
-import { UsageError } from '../../errors.js';
+import { CancelledError, UsageError } from '../../errors.js';
 import type { LibraryTable, SessionHost } from '../host.js';
 import { batched, byteSort, collectFileOut, downloadToBuffer, fromBuffer, splitNul } from './util.js';
 
@@ -103,9 +103,16 @@ async function copyIn(s: SessionHost, localpath: string, remotedir: string): Pro
   const { dir, base } = splitPath('copy_in', localpath);
   const tar = runTar('copy_in', ['-cf', '-', base], dir ?? undefined);
   tar.child.stdin!.end();
-  const upload = s.g.tarIn('-', remotedir, undefined, { fileIn: tar.child.stdout! });
-  // Whichever fails first explains the failure (a tar error makes the upload fail too).
+  // An upload that stops early (cancelled, refused) no longer reads tar's
+  // output, so tar must go too or it would wait on a full pipe for ever.
+  const upload = s.g.tarIn('-', remotedir, undefined, { fileIn: tar.child.stdout! }).catch((e: unknown) => {
+    tar.child.kill();
+    throw e;
+  });
   const [tarResult, uploadResult] = await Promise.allSettled([tar.wait, upload]);
+  // A cancel is the caller's doing: say so, though tar died of it too.
+  if (uploadResult.status === 'rejected' && uploadResult.reason instanceof CancelledError) throw uploadResult.reason;
+  // Otherwise tar's error explains the failure (it makes the upload fail too).
   if (tarResult.status === 'rejected') throw tarResult.reason;
   if (uploadResult.status === 'rejected') throw uploadResult.reason;
 }
