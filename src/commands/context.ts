@@ -2,8 +2,8 @@
 // may use of the interpreter running it. The interpreter (src/repl) provides
 // the context; commands never reach into the shell itself.
 
-import type { CallTransfer, Session } from '../runtime/session/session.js';
-import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
+import type { Session } from '../runtime/session/session.js';
+import type { GuestfsApi, GuestfsInternalApi } from '../spec/api.js';
 
 /** A command that failed for a reason the user can act on (not a guestfs error, not bad syntax). */
 export class CommandFailed extends Error {
@@ -29,8 +29,10 @@ export interface CommandContext {
   readonly session: Session;
   /** Writes to the command's output: stdout, or the pipeline it feeds. */
   write(data: string | Uint8Array): Promise<void>;
-  /** Calls an action as a typed command does: cancellable with Ctrl-C, with a progress bar. */
-  call(name: string, args?: readonly ArgValue[], optargs?: OptArgs, transfer?: CallTransfer): Promise<RetValue>;
+  /** The actions, typed, called as a typed command calls them: cancellable with Ctrl-C, with a progress bar. */
+  readonly g: GuestfsApi;
+  /** The internal actions (feature probes), called the same way. */
+  readonly internal: GuestfsInternalApi;
   /** Runs another command (glob, time); false when it failed, after reporting why. */
   issue(name: string, args: string[]): Promise<boolean>;
   /** Ends the shell after this command. */

@@ -4,6 +4,7 @@
 // match '/', [...] classes with ranges and ! or ^ negation, backslash quotes
 // the next character.
 
+import type { GuestfsApi } from '../spec/api.js';
 import type { CommandContext } from './context.js';
 
 export function globToRegExp(glob: string): RegExp {
@@ -37,26 +38,30 @@ function escape(c: string): string {
 }
 
 /** The device listings a /dev/ pattern is matched against (lvs may be missing: no LVM). */
-const DEVICE_LISTS = ['list_devices', 'list_partitions', 'list_md_devices', 'lvs'] as const;
+const DEVICE_LISTS = ['listDevices', 'listPartitions', 'listMdDevices', 'lvs'] as const;
+
+/** Every device, partition, md device and LV name, in listing order. */
+export async function deviceNames(g: Pick<GuestfsApi, (typeof DEVICE_LISTS)[number]>): Promise<string[]> {
+  const names: string[] = [];
+  for (const lister of DEVICE_LISTS) {
+    try {
+      names.push(...(await g[lister]()));
+    } catch (e) {
+      if (lister !== 'lvs') throw e;
+    }
+  }
+  return names;
+}
 
 /** What one argument expands to; a pattern matching nothing stays as written. */
 async function expandWord(ctx: CommandContext, word: string): Promise<string[]> {
   if (word.startsWith('/dev/')) {
     const re = globToRegExp(word);
-    const found: string[] = [];
-    for (const lister of DEVICE_LISTS) {
-      let names: string[] = [];
-      try {
-        names = (await ctx.call(lister)) as string[];
-      } catch (e) {
-        if (lister !== 'lvs') throw e;
-      }
-      for (const n of names) if (re.test(n)) found.push(n);
-    }
+    const found = (await deviceNames(ctx.g)).filter((n) => re.test(n));
     return found.length ? found : [word];
   }
   if (word.startsWith('/')) {
-    const found = (await ctx.call('glob_expand', [word])) as string[];
+    const found = await ctx.g.globExpand(word);
     return found.length ? found : [word];
   }
   return [word];

@@ -14,7 +14,7 @@ async function withLocalCopy<T>(ctx: CommandContext, remote: string, use: (file:
   const dir = mkdtempSync(join(tmpdir(), 'guestsh-view-'));
   try {
     const file = join(dir, basename(remote) || 'file');
-    await ctx.call('download', [remote, file]);
+    await ctx.g.download(remote, file);
     return await use(file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -38,13 +38,13 @@ export function edit(ctx: CommandContext, remote: string, editor: string): Promi
     await runOn(editor, file, '; the file was not changed');
     if (before.equals(readFileSync(file))) return;
     const beside = `${dirname(remote) === '/' ? '' : dirname(remote)}/.guestsh-edit-${process.pid}`;
-    await ctx.call('upload', [file, beside]);
+    await ctx.g.upload(file, beside);
     try {
-      await ctx.call('copy_attributes', [remote, beside], { all: true });
+      await ctx.g.copyAttributes(remote, beside, { all: true });
     } catch {
       // owner and mode are best effort (some filesystems have neither)
     }
-    await ctx.call('mv', [beside, remote]);
+    await ctx.g.mv(beside, remote);
   });
 }
 

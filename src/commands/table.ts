@@ -24,13 +24,13 @@ import { kebab, parseCommandArgs, parseInteger } from './parse.js';
 const ANY = Infinity;
 
 async function supported(ctx: CommandContext): Promise<void> {
-  const groups = (await ctx.call('available_all_groups')) as string[];
+  const groups = await ctx.g.availableAllGroups();
   const width = Math.max(0, ...groups.map((g) => g.length));
   let text = '';
   for (const g of groups) {
     let yes = false;
     try {
-      yes = ((await ctx.call('internal_feature_available', [g])) as number) === 0;
+      yes = (await ctx.internal.internalFeatureAvailable(g)) === 0;
     } catch {
       yes = false;
     }
@@ -95,12 +95,12 @@ export const META_COMMANDS: readonly MetaCommand[] = [
   meta('copy-in', [], 'copy-in local [local ...] remotedir', 'copy host files or directories into the guest', ['host', 'host-or-guest'], [2, ANY],
     async (ctx, args) => {
       const remote = args.at(-1)!;
-      for (const local of args.slice(0, -1)) await ctx.call('copy_in', [local, remote]);
+      for (const local of args.slice(0, -1)) await ctx.g.copyIn(local, remote);
     }),
   meta('copy-out', [], 'copy-out remote [remote ...] localdir', 'copy guest files or directories to the host', ['guest', 'host-or-guest'], [2, ANY],
     async (ctx, args) => {
       const local = args.at(-1)!;
-      for (const remote of args.slice(0, -1)) await ctx.call('copy_out', [remote, local]);
+      for (const remote of args.slice(0, -1)) await ctx.g.copyOut(remote, local);
     }),
   meta('edit', ['vi', 'emacs'], 'edit filename', 'edit a guest file with $EDITOR (vi, emacs: with that editor)', ['guest'], [1, 1],
     (ctx, [file], calledAs) => edit(ctx, file!, editorFor(calledAs))),

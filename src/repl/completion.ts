@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import type { ActionSpec } from '../spec/types.js';
 import type { ParamKind } from '../commands/context.js';
 import { commandsStartingWith, paramKind, resolveCommand } from '../commands/table.js';
+import { deviceNames } from '../commands/glob.js';
 import type { Session } from '../runtime/session/session.js';
 import { expandTilde } from './lexer.js';
 
@@ -149,17 +150,11 @@ export class Completer {
     const s = this.getSession();
     if (s.state !== 'ready') return [];
     const all = new Set<string>();
-    for (const name of ['list_devices', 'list_partitions', 'list_md_devices', 'lvs']) {
-      try {
-        for (const d of (await s.call(name)) as string[]) all.add(d);
-      } catch {
-        // LVM or md may be unavailable
-      }
-    }
     try {
-      for (const d of Object.keys((await s.call('list_filesystems')) as Record<string, string>)) all.add(d);
+      for (const d of await deviceNames(s.g)) all.add(d);
+      for (const d of Object.keys(await s.g.listFilesystems())) all.add(d);
     } catch {
-      // as above
+      // a broken appliance: complete nothing rather than fail the keystroke
     }
     this.devCache = [...all].sort();
     return this.devCache;
@@ -177,7 +172,7 @@ export class Completer {
     if (s.state !== 'ready') return [];
     let entries: Entry[] = [];
     try {
-      const dirents = (await s.call('readdir', [dir])) as { name: string; ftyp: string }[];
+      const dirents = await s.g.readdir(dir);
       entries = dirents.filter((d) => d.name !== '.' && d.name !== '..').map((d) => ({ name: d.name, dir: d.ftyp === 'd' }));
       entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     } catch {

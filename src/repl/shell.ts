@@ -5,6 +5,7 @@
 
 import type { ChildProcess } from 'node:child_process';
 import type { Writable } from 'node:stream';
+import { createApi, createInternalApi, type GuestfsApi, type GuestfsInternalApi } from '../spec/api.js';
 import type { ActionSpec } from '../spec/types.js';
 import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
 import { kebab, parseCommandArgs } from '../commands/parse.js';
@@ -36,6 +37,9 @@ export class Shell {
   current: AbortController | null = null;
   /** Real stdin for FileIn "-" when commands come from the command line. */
   stdinSource: LineSource | null = null;
+  /** The actions, typed, through this shell's call: cancellable, with progress, on whatever session is current. */
+  readonly g: GuestfsApi = createApi(this);
+  readonly internal: GuestfsInternalApi = createInternalApi(this);
 
   constructor(
     public session: Session,
@@ -159,7 +163,8 @@ export class Shell {
         return shell.session;
       },
       write: (data) => writeTo(this.out, data),
-      call: (name, args, optargs, transfer) => this.call(name, args, optargs, transfer),
+      g: this.g,
+      internal: this.internal,
       issue: (name, args) => this.issue(name, args, null, src),
       quit: () => void (this.quit = true),
       replaceSession: (how) => this.replaceSession(how),

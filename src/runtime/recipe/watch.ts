@@ -117,7 +117,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
         // A failed run's partial changes are listed too: they are what it did before failing.
         changes = await s.changes();
         // Back to the savepoint, mounted as after setup, whatever the recipe mounted or unmounted.
-        await s.call('umount_all');
+        await s.g.umountAll();
         await s.g.rollbackTo(BASE);
         await remount(s.g, baseMounts);
       }
