@@ -7,6 +7,6 @@ export { initRecipe } from './init.js';
 export type { InitResult } from './init.js';
 export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES, STDLIB_RECIPES } from './sandbox.js';
 export type { RecipeFailure, SandboxOptions, SandboxResult, SourceLocation } from './sandbox.js';
-export { PathPolicy, RecipePolicyError, checkCall, refusal, refusedActions, hostPathArgs } from './policy.js';
+export { PathPolicy, RecipePolicyError, checkCall, refusal, hostPathArgs } from './policy.js';
 export type { RecipeContext, RecipeGuestfs, Recipe } from './types.js';
 export { formatRunResult } from './report.js';

@@ -14,73 +14,15 @@ import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:pat
 import { actionByName } from '../../spec/index.js';
 import type { ActionSpec } from '../../spec/types.js';
 import type { ArgValue, OptArgs } from '../../spec/values.js';
+import { extraHostPaths, type HostPathArg, recipeRefusals, REFUSED_CONFIG_ONLY } from '../session/action-policy.js';
+
+export type { HostPathArg };
 
 export class RecipePolicyError extends Error {
   override name = 'RecipePolicyError';
 }
 
-const LAUNCH = 'it changes how the appliance is launched, which a recipe cannot do (the run launched it already)';
-const HOST = 'it would run or read something on the host outside the recipe sandbox';
-const LIFETIME = 'the run owns the session: it commits when the recipe returns and discards when it throws';
-
-/** Refused actions and why (on top of every config-only action, refused with LAUNCH). */
-export const refusedActions: Record<string, string> = {
-  launch: LIFETIME,
-  shutdown: LIFETIME,
-  close: LIFETIME,
-  kill_subprocess: LIFETIME,
-  set_autosync: LIFETIME,
-  add_drive: LAUNCH,
-  add_drive_ro: LAUNCH,
-  add_drive_scratch: LAUNCH,
-  add_cdrom: LAUNCH,
-  add_domain: LAUNCH,
-  add_libvirt_dom: LAUNCH,
-  remove_drive: LAUNCH,
-  config: LAUNCH,
-  set_hv: LAUNCH,
-  set_qemu: LAUNCH,
-  set_path: LAUNCH,
-  set_append: LAUNCH,
-  set_backend: LAUNCH,
-  set_backend_setting: LAUNCH,
-  set_backend_settings: LAUNCH,
-  clear_backend_setting: LAUNCH,
-  set_attach_method: LAUNCH,
-  set_direct: LAUNCH,
-  set_memsize: LAUNCH,
-  set_smp: LAUNCH,
-  set_network: LAUNCH,
-  set_recovery_proc: LAUNCH,
-  set_pgroup: LAUNCH,
-  set_selinux: LAUNCH,
-  set_tmpdir: LAUNCH,
-  set_cachedir: LAUNCH,
-  disk_create: HOST,
-  disk_format: HOST,
-  disk_virtual_size: HOST,
-  disk_has_backing_file: HOST,
-  parse_environment: `${HOST} (the host's environment variables)`,
-  parse_environment_list: LAUNCH,
-  mount_local: HOST,
-  mount_local_run: HOST,
-  umount_local: HOST,
-  user_cancel: LIFETIME,
-  c_pointer: HOST,
-};
-
-/** Actions whose host-path arguments are checked: argument index → direction. */
-export interface HostPathArg {
-  index: number;
-  mode: 'read' | 'write' | 'writeDir';
-}
-
-const libraryHostPaths: Record<string, HostPathArg[]> = {
-  copy_in: [{ index: 0, mode: 'read' }],
-  copy_out: [{ index: 1, mode: 'writeDir' }],
-};
-
-/** Host-path arguments of an action: FileIn/FileOut kinds from the spec plus library-side copy_in/copy_out. */
+/** Host-path arguments of an action: FileIn/FileOut kinds from the spec, plus those the action policy names. */
 export function hostPathArgs(action: ActionSpec): HostPathArg[] {
   const fromSpec = action.args.flatMap((a, index): HostPathArg[] => {
     if (a.kind !== 'String') return [];
@@ -88,7 +30,7 @@ export function hostPathArgs(action: ActionSpec): HostPathArg[] {
     if (a.sub === 'FileOut') return [{ index, mode: 'write' }];
     return [];
   });
-  return [...fromSpec, ...(libraryHostPaths[action.name] ?? [])];
+  return [...fromSpec, ...(extraHostPaths[action.name] ?? [])];
 }
 
 /** Why a recipe may not call this action, or null when it may. */
@@ -96,9 +38,9 @@ export function refusal(action: ActionSpec): string | null {
   if (action.visibility !== 'VPublic' && action.visibility !== 'VPublicNoFish') {
     return 'it is not a public libguestfs action';
   }
-  const why = refusedActions[action.name];
+  const why = recipeRefusals[action.name];
   if (why) return why;
-  if (action.configOnly) return LAUNCH;
+  if (action.configOnly) return REFUSED_CONFIG_ONLY;
   return null;
 }
 
