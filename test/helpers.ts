@@ -5,6 +5,10 @@ import { createHash } from 'node:crypto';
 import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import type { Session } from '../src/runtime/session/session.js';
+import type { Appliance } from '../src/runtime/appliance/build.js';
+import { chooseAccel } from '../src/runtime/qemu/accel.js';
+import { snapshotDir } from '../src/runtime/qemu/snapshot.js';
 
 /**
  * Points TMPDIR at a fresh directory for this test file, so that whatever a
@@ -73,5 +77,18 @@ export function guestsh(args: string[]): Promise<{ code: number; stdout: string;
       const code = err ? (err as { code?: unknown }).code : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
+  });
+}
+
+/** Where a session with these settings looks for its saved appliance (tests plant corrupt ones there). */
+export async function savedApplianceDir(s: Session, appliance: Appliance): Promise<string> {
+  return snapshotDir({
+    appliance,
+    accel: (await chooseAccel(appliance.kernel)).accel,
+    memoryMiB: s.settings.memsize,
+    smp: s.settings.smp,
+    network: s.settings.network,
+    verbose: s.settings.verbose,
+    launchTimeoutMs: s.settings.launchTimeoutMs,
   });
 }

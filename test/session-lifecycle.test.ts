@@ -8,11 +8,9 @@ import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Session } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
-import { chooseAccel } from '../src/runtime/qemu/accel.js';
-import { snapshotDir } from '../src/runtime/qemu/snapshot.js';
 import type { Vm } from '../src/runtime/qemu/vm.js';
 import { hotplugFaultForTests } from '../src/runtime/session/resume.js';
-import { isAlive, isolatedTmpdir, rawDisk } from './helpers.js';
+import { isAlive, isolatedTmpdir, rawDisk, savedApplianceDir } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -78,15 +76,7 @@ describe('a resume that fails part-way', () => {
       const appliance = await ensureAppliance();
       expect(appliance.dir.startsWith(cache.dir)).toBe(true);
       const s = new Session();
-      const dir = snapshotDir({
-        appliance,
-        accel: (await chooseAccel(appliance.kernel)).accel,
-        memoryMiB: s.settings.memsize,
-        smp: s.settings.smp,
-        network: s.settings.network,
-        verbose: s.settings.verbose,
-        launchTimeoutMs: s.settings.launchTimeoutMs,
-      });
+      const dir = await savedApplianceDir(s, appliance);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a migration stream');
       writeFileSync(join(dir, 'root.qcow2'), '');

@@ -8,9 +8,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
-import { snapshotDir } from '../src/runtime/qemu/snapshot.js';
-import { chooseAccel } from '../src/runtime/qemu/accel.js';
-import { ext4Image, isAlive, isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
+import { ext4Image, isAlive, isolatedTmpdir, rawDisk, savedApplianceDir, sha256 } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -157,15 +155,7 @@ describe('resuming a saved appliance', () => {
       const lines: string[] = [];
       s.on('console', (l) => lines.push(l));
       // Plant a corrupt snapshot where this session will look for one.
-      const dir = snapshotDir({
-        appliance,
-        accel: (await chooseAccel(appliance.kernel)).accel,
-        memoryMiB: s.settings.memsize,
-        smp: s.settings.smp,
-        network: s.settings.network,
-        verbose: true,
-        launchTimeoutMs: s.settings.launchTimeoutMs,
-      });
+      const dir = await savedApplianceDir(s, appliance);
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a migration stream');
       writeFileSync(join(dir, 'root.qcow2'), '');
