@@ -13,6 +13,24 @@ function argError(action: string, name: string, expected: string, got: unknown):
   return new UsageError(`${action}: argument '${name}' must be ${expected}, got ${shown}`);
 }
 
+// A GUID: groups of 8-4-4-4-12 ASCII letters or digits (any case, and not
+// only hex digits) joined by dashes, bare or inside one pair of braces.
+const GUID_BODY = '[A-Za-z0-9]{8}(?:-[A-Za-z0-9]{4}){3}-[A-Za-z0-9]{12}';
+const GUID = new RegExp(`^(?:${GUID_BODY}|\\{${GUID_BODY}\\})$`);
+
+// Argument kinds whose value has a format libguestfs checks on the library
+// side, before any daemon sees it (so an invalid one fails in guestfish and
+// must fail here too), keyed by kind and sub-kind. Each check returns the
+// error for an invalid value, in the words guestfish prints, or null.
+const FORMAT_CHECKS: Readonly<Record<string, (action: string, name: string, v: ArgValue) => string | null>> = {
+  'String:GUID': (action, name, v) => (GUID.test(v as string) ? null : `${action}: ${name}: parameter is not a valid GUID`),
+  // Names inside one directory (lstatlist and friends): none may hold a slash.
+  'StringList:Filename': (action, name, v) => {
+    const bad = (v as readonly string[]).find((s) => s.includes('/'));
+    return bad === undefined ? null : `${action}: ${name}: '${bad}' is not a file name`;
+  },
+};
+
 function toBigInt(action: string, name: string, v: ArgValue): bigint {
   if (typeof v === 'bigint') return v;
   if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
@@ -102,6 +120,12 @@ export function encodeArgs(
   action.args.forEach((a, i) => {
     if (a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')) return;
     writeArg(w, action.name, a, args[i]);
+  });
+  // After every argument's type is checked, as libguestfs checks formats
+  // only once no argument is missing.
+  action.args.forEach((a, i) => {
+    const problem = FORMAT_CHECKS[`${a.kind}:${'sub' in a ? a.sub : ''}`]?.(action.name, a.name, args[i]!);
+    if (problem) throw new UsageError(problem);
   });
   let bitmask = 0n;
   action.optargs.forEach((o, i) => {

@@ -96,11 +96,12 @@ export class Dispatcher implements ActionCaller {
   }
 
   private async daemonCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs, transfer: CallTransfer, state: 'ready' | 'launching'): Promise<RetValue> {
+    // The arguments first, as libguestfs checks them before whether the appliance is up.
+    const { bytes, bitmask } = encodeArgs(action, args, optargs);
     this.host.lifecycle.assert(action.name, state);
     const conn = this.host.connection();
     if (!conn) throw new Error(`${action.name}: no appliance attached in state ${state} (guestsh bug)`);
     await checkOptionalGroup(this.host.library, action);
-    const { bytes, bitmask } = encodeArgs(action, args, optargs);
     const fileInIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileIn');
     const fileOutIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileOut');
     let fileIn: AsyncIterable<Uint8Array> | undefined;
