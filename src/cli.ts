@@ -65,19 +65,26 @@ async function main(argv: string[]): Promise<number> {
   const wire = (s: Session): Session => {
     s.on('notice', (l) => process.stderr.write(`guestsh: ${l}\n`));
     s.on('trace', (l) => process.stderr.write(`guestsh: trace: ${l}\n`));
-    if (opts.verbose) s.on('console', (l) => process.stderr.write(`${l}\n`));
+    if (opts.verbose || s.settings.verbose) s.on('console', (l) => process.stderr.write(`${l}\n`));
     return s;
   };
   const session = wire(new Session());
-  Object.assign(session.settings, { verbose: opts.verbose, trace: opts.trace, autosync: opts.autosync, network: opts.network });
+  // -v and -x add to LIBGUESTFS_DEBUG and LIBGUESTFS_TRACE, as in guestfish: an option left out does not turn them off.
+  Object.assign(session.settings, {
+    verbose: opts.verbose || session.settings.verbose,
+    trace: opts.trace || session.settings.trace,
+    autosync: opts.autosync,
+    network: opts.network,
+  });
   const shell = new Shell(session, {
     json: opts.json,
     interactive,
     progress: opts.progressBars ?? (interactive && Boolean(process.stderr.isTTY)),
   }, (old) => {
-    const s = wire(new Session());
+    // The old session's settings already hold what the environment set.
+    const s = new Session({ env: {} });
     Object.assign(s.settings, old.settings);
-    return s;
+    return wire(s);
   });
 
   const stop = (signal: NodeJS.Signals): void => {

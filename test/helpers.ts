@@ -70,10 +70,10 @@ export function isAlive(pid: number): boolean {
 
 export const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
 
-/** Runs the guestsh CLI (bounded at 4 minutes) and returns its exit code and output. */
-export function guestsh(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** Runs the guestsh CLI (bounded at 4 minutes) in `env` and returns its exit code and output. */
+export function guestsh(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
+    execFile('node', [CLI, ...args], { timeout: 240_000, env }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
@@ -84,7 +84,7 @@ export function guestsh(args: string[]): Promise<{ code: number; stdout: string;
 export async function savedApplianceDir(s: Session, appliance: Appliance): Promise<string> {
   return snapshotDir({
     appliance,
-    accel: (await chooseAccel(appliance.kernel)).accel,
+    accel: (await chooseAccel(appliance.kernel, s.settings.backendSettings.includes('force_tcg'))).accel,
     memoryMiB: s.settings.memsize,
     smp: s.settings.smp,
     network: s.settings.network,

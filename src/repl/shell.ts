@@ -45,7 +45,8 @@ export class Shell {
     public session: Session,
     readonly opts: ShellOptions,
     private readonly makeSession: (old: Session) => Session = (old) => {
-      const s = new Session();
+      // The old session's settings already hold what the environment set.
+      const s = new Session({ env: {} });
       Object.assign(s.settings, old.settings);
       return s;
     },

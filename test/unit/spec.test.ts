@@ -187,7 +187,7 @@ describe('regeneration', () => {
       const summary = execFileSync(join(root, 'node_modules', '.bin', 'tsx'), [join(root, 'scripts', 'spec-from-source.ts'), SRC, '--out', out], { encoding: 'utf8' });
       console.log(summary.trim());
       expect(summary).toMatch(/^spec: \d+ actions \(\d+ public, \d+ daemon\), \d+ structs$/m);
-      expect(readFileSync(out).equals(readFileSync(join(root, 'src', 'commands', 'spec', 'spec.json')))).toBe(true);
+      expect(readFileSync(out).equals(readFileSync(join(root, 'src', 'spec', 'spec.json')))).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { release } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, join } from 'node:path';
 import { cacheRoot } from '../cache.js';
 
 export type Accel = 'kvm' | 'tcg';
@@ -23,11 +23,18 @@ export interface AccelChoice {
 export const QEMU = 'qemu-system-x86_64';
 const PROBE_TIMEOUT_MS = 4000;
 
-function forced(): Accel | null {
-  const env = process.env.GUESTSH_ACCEL;
-  if (env === 'kvm' || env === 'tcg') return env;
-  // Honour libguestfs's own switch, so one environment serves guestfish and guestsh.
-  if (process.env.LIBGUESTFS_BACKEND_SETTINGS?.split(':').includes('force_tcg')) return 'tcg';
+/** Where $PATH finds qemu-system-x86_64 (what get_hv reports and the saved appliances are keyed by), or null. */
+export function qemuPath(): string | null {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    if (dir === '') continue;
+    const p = join(dir, QEMU);
+    try {
+      accessSync(p, constants.X_OK);
+      return p;
+    } catch {
+      // not in this directory
+    }
+  }
   return null;
 }
 
@@ -59,9 +66,11 @@ function kvmBootsKernel(kernel: string): Promise<boolean> {
   });
 }
 
-export async function chooseAccel(kernel: string): Promise<AccelChoice> {
-  const f = forced();
-  if (f) return { accel: f, reason: `acceleration forced to ${f} by the environment`, probed: false };
+/** `forceTcg`: the session's backend settings hold libguestfs's force_tcg (GUESTSH_ACCEL still wins). */
+export async function chooseAccel(kernel: string, forceTcg = false): Promise<AccelChoice> {
+  const env = process.env.GUESTSH_ACCEL;
+  if (env === 'kvm' || env === 'tcg') return { accel: env, reason: `acceleration forced to ${env} by GUESTSH_ACCEL`, probed: false };
+  if (forceTcg) return { accel: 'tcg', reason: 'acceleration forced to tcg by the backend setting force_tcg', probed: false };
   try {
     accessSync('/dev/kvm', constants.R_OK | constants.W_OK);
   } catch {

@@ -11,9 +11,9 @@ import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { Accel } from './accel.js';
-import { QEMU } from './accel.js';
+import { QEMU, qemuPath } from './accel.js';
 import { Vm } from './vm.js';
 import { releaseWatchdogs } from './watchdog.js';
 import { createOverlay } from './img.js';
@@ -42,14 +42,10 @@ export interface Snapshot {
 }
 
 function qemuIdentity(): string {
-  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
-    const p = join(dir, QEMU);
-    if (existsSync(p)) {
-      const st = statSync(p);
-      return `${p}:${st.size}:${st.mtimeMs}`;
-    }
-  }
-  return QEMU;
+  const p = qemuPath();
+  if (p === null) return QEMU;
+  const st = statSync(p);
+  return `${p}:${st.size}:${st.mtimeMs}`;
 }
 
 export function snapshotDir(p: SnapshotParams): string {

@@ -23,6 +23,7 @@ import { Dispatcher } from './dispatch.js';
 import { type Drive, type DriveOptions, openDrive, scratchDrive } from './drives.js';
 import type { SessionHost, SessionSlot } from './host.js';
 import { type GuestShell, ReadOnlyAttachments } from './hotplug.js';
+import { applyEnvironment } from './library/properties.js';
 import { Lifecycle, type SessionState } from './lifecycle.js';
 import { type LaunchStats, resumeSnapshot } from './resume.js';
 import { Savepoints } from './savepoints.js';
@@ -58,6 +59,14 @@ export interface SessionEvents {
   commit: [{ image: string }];
 }
 
+export interface SessionOptions {
+  /**
+   * Whose LIBGUESTFS_* variables the new session applies, as libguestfs's
+   * handle creation does (default process.env; {} applies none).
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+}
+
 // Sessions still holding a VM or temp files; reaped if the process exits.
 const live = new Set<Session>();
 process.on('exit', () => {
@@ -73,6 +82,14 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private runDir: string | null = null;
   private conn: Connection | null = null;
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
+
+  constructor(opts: SessionOptions = {}) {
+    super();
+    const refused: string[] = [];
+    applyEnvironment(this, opts.env ?? process.env, (variable, e) => refused.push(`${variable} ignored: ${e.message}`));
+    // On the next tick, so listeners attached right after `new Session()` hear them.
+    if (refused.length > 0) process.nextTick(() => refused.forEach((line) => this.emit('notice', line)));
+  }
 
   private readonly dispatcher = new Dispatcher({
     lifecycle: this.lifecycle,
@@ -201,7 +218,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   private async vmConfig(): Promise<VmConfig> {
     const appliance = await ensureAppliance((l) => this.emit('notice', l));
-    const accel = await chooseAccel(appliance.kernel);
+    const accel = await chooseAccel(appliance.kernel, this.settings.backendSettings.includes('force_tcg'));
     if (accel.probed && accel.accel === 'tcg') this.emit('notice', accel.reason);
     if (this.settings.verbose) this.emit('console', `guestsh: ${accel.reason}`);
     return {

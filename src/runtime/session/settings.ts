@@ -11,6 +11,8 @@ export interface SessionSettings {
   autosync: boolean;
   network: boolean;
   launchTimeoutMs: number;
+  /** libguestfs's backend settings ("name" or "name=value"); launch reads force_tcg. */
+  backendSettings: readonly string[];
   /** Resume a saved appliance instead of booting (GUESTSH_SNAPSHOT=0 turns it off). */
   snapshots: boolean;
   /**
@@ -28,6 +30,7 @@ export function defaultSettings(): SessionSettings {
     trace: false,
     autosync: true,
     network: false,
+    backendSettings: [],
     launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
     snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
     transactions: true,

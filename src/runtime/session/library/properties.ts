@@ -3,18 +3,18 @@
 // guestsh cannot act on refuses with "not supported in guestsh" instead of
 // storing something that would silently be ignored.
 
+import { realpathSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot } from '../../cache.js';
 import { UsageError } from '../../errors.js';
-import { QEMU } from '../../qemu/accel.js';
+import { QEMU, qemuPath } from '../../qemu/accel.js';
 import { type LibraryTable, type SessionHost, SessionSlot } from '../host.js';
 import { notSupported } from './util.js';
 
 interface Extra {
   program: string;
   identifier: string;
-  backendSettings: string[];
   pgroup: boolean;
   recoveryProc: boolean;
   selinux: boolean;
@@ -24,7 +24,6 @@ interface Extra {
 const extras = new SessionSlot<Extra>(() => ({
   program: 'guestsh',
   identifier: '',
-  backendSettings: [],
   pgroup: false,
   recoveryProc: true,
   selinux: false,
@@ -56,41 +55,19 @@ function setBackend(action: string, name: string): void {
 }
 
 function getBackendSetting(s: SessionHost, name: string): string {
-  for (const entry of extra(s).backendSettings) {
+  for (const entry of s.settings.backendSettings) {
     if (entry === name) return '1';
     if (entry.startsWith(`${name}=`)) return entry.slice(name.length + 1);
   }
   throw new UsageError(`get_backend_setting: setting not found: ${name}`);
 }
 
+// The list is replaced, never changed in place: a shell's next session starts
+// from a copy of this one's settings.
 function clearBackendSetting(s: SessionHost, name: string): number {
-  const e = extra(s);
-  const before = e.backendSettings.length;
-  e.backendSettings = e.backendSettings.filter((x) => x !== name && !x.startsWith(`${name}=`));
-  return before - e.backendSettings.length;
-}
-
-/** Applies LIBGUESTFS_* variables the way libguestfs's parse_environment does. */
-async function parseEnvironment(s: SessionHost, env: Record<string, string | undefined>): Promise<void> {
-  const g = s.g;
-  if (env.LIBGUESTFS_TRACE !== undefined) await g.setTrace(truthy('LIBGUESTFS_TRACE', env.LIBGUESTFS_TRACE));
-  if (env.LIBGUESTFS_DEBUG !== undefined) await g.setVerbose(truthy('LIBGUESTFS_DEBUG', env.LIBGUESTFS_DEBUG));
-  if (env.LIBGUESTFS_TMPDIR) await g.setTmpdir(env.LIBGUESTFS_TMPDIR);
-  if (env.LIBGUESTFS_CACHEDIR) await g.setCachedir(env.LIBGUESTFS_CACHEDIR);
-  if (env.LIBGUESTFS_PATH) await g.setPath(env.LIBGUESTFS_PATH);
-  const hv = env.LIBGUESTFS_HV || env.LIBGUESTFS_QEMU;
-  if (hv) await g.setHv(hv);
-  if (env.LIBGUESTFS_APPEND !== undefined) await g.setAppend(env.LIBGUESTFS_APPEND);
-  if (env.LIBGUESTFS_MEMSIZE) {
-    const m = /^\s*([+-]?\d+)/.exec(env.LIBGUESTFS_MEMSIZE);
-    if (!m) throw new UsageError('non-numeric value for LIBGUESTFS_MEMSIZE');
-    await g.setMemsize(Number(m[1]));
-  }
-  const backend = env.LIBGUESTFS_BACKEND || env.LIBGUESTFS_ATTACH_METHOD;
-  if (backend) await g.setBackend(backend);
-  if (env.LIBGUESTFS_BACKEND_SETTINGS !== undefined) {
-    await g.setBackendSettings(env.LIBGUESTFS_BACKEND_SETTINGS.split(':').filter(Boolean));
-  }
+  const before = s.settings.backendSettings;
+  s.settings.backendSettings = before.filter((x) => x !== name && !x.startsWith(`${name}=`));
+  return before.length - s.settings.backendSettings.length;
 }
 
 function envFromList(list: readonly string[]): Record<string, string> {
@@ -128,11 +105,97 @@ const [getRecoveryProc, setRecoveryProc] = extraBool('recoveryProc');
 const [getSelinux, setSelinux] = extraBool('selinux');
 const [getDirect, setDirect] = extraBool('direct');
 
+/** The same file, however named (a symlink, a relative path). */
+function sameFile(a: string, b: string): boolean {
+  try {
+    return realpathSync(a) === realpathSync(b);
+  } catch {
+    return false;
+  }
+}
+
+/** What get_hv answers: the qemu $PATH finds, as libguestfs answers its configured path. */
+function hvPath(): string {
+  return qemuPath() ?? QEMU;
+}
+
 function setHv(action: string): (s: SessionHost, hv: string | null) => void {
   return (_s, hv) => {
-    if (hv === null || hv === QEMU) return;
-    throw notSupported(action, `guestsh always runs ${QEMU} (found on $PATH); another hypervisor binary cannot be chosen`);
+    if (hv === null || hv === QEMU || sameFile(hv, hvPath())) return;
+    throw notSupported(action, `guestsh always runs the ${QEMU} found on $PATH (${hvPath()}); another hypervisor binary cannot be chosen`);
   };
+}
+
+function setMemsize(s: SessionHost, m: number): void {
+  if (m < MIN_MEMSIZE) throw new UsageError(`set_memsize: too small value for memsize (must be at least ${MIN_MEMSIZE})`);
+  s.settings.memsize = m;
+}
+
+function setPath(_s: SessionHost, p: string | null): void {
+  if (p === null) return;
+  throw notSupported('set_path', 'guestsh builds its own appliance from the host\'s supermin recipe and caches it under $GUESTSH_CACHE; set that variable to move it');
+}
+
+function setAppend(_s: SessionHost, a: string | null): void {
+  if (a === null || a === '') return;
+  throw notSupported('set_append', 'guestsh composes the appliance kernel command line itself; extra kernel parameters cannot be added');
+}
+
+function setTmpdir(_s: SessionHost, d: string | null): void {
+  if (d === null || sameFile(d, tmpdir())) return;
+  throw notSupported('set_tmpdir', 'guestsh keeps its per-session files under $TMPDIR; set that variable instead');
+}
+
+function setCachedir(_s: SessionHost, d: string | null): void {
+  if (d === null || sameFile(d, cacheRoot())) return;
+  throw notSupported('set_cachedir', 'guestsh caches the appliance under $GUESTSH_CACHE (default ~/.cache/guestsh); set that variable instead');
+}
+
+function setBackendSettings(s: SessionHost, list: readonly string[]): void {
+  s.settings.backendSettings = [...list];
+}
+
+/**
+ * Applies the LIBGUESTFS_* variables in libguestfs's order and with its
+ * rules (which are set, which must be non-empty, how each is parsed).
+ * `refused` hears each variable whose value fails: parse_environment throws
+ * (stopping there, as libguestfs does); a new session notices and goes on
+ * with the rest, since libguestfs creates the handle anyway and guestsh
+ * refuses values (LIBGUESTFS_PATH, LIBGUESTFS_HV, …) libguestfs would take.
+ */
+export function applyEnvironment(s: SessionHost, env: Readonly<Record<string, string | undefined>>, refused: (variable: string, e: Error) => void): void {
+  const nonEmpty = (name: string): string | undefined => (env[name] ? env[name] : undefined);
+  const apply = (variable: string, value: string | undefined, set: (v: string) => void): void => {
+    if (value === undefined) return;
+    try {
+      set(value);
+    } catch (e) {
+      refused(variable, e as Error);
+    }
+  };
+  apply('LIBGUESTFS_TRACE', env.LIBGUESTFS_TRACE, (v) => setTrace(s, truthy('LIBGUESTFS_TRACE', v)));
+  apply('LIBGUESTFS_DEBUG', env.LIBGUESTFS_DEBUG, (v) => setVerbose(s, truthy('LIBGUESTFS_DEBUG', v)));
+  apply('LIBGUESTFS_TMPDIR', nonEmpty('LIBGUESTFS_TMPDIR'), (v) => setTmpdir(s, v));
+  apply('LIBGUESTFS_CACHEDIR', nonEmpty('LIBGUESTFS_CACHEDIR'), (v) => setCachedir(s, v));
+  apply('LIBGUESTFS_PATH', nonEmpty('LIBGUESTFS_PATH'), (v) => setPath(s, v));
+  const hv = nonEmpty('LIBGUESTFS_HV') ? 'LIBGUESTFS_HV' : 'LIBGUESTFS_QEMU';
+  apply(hv, nonEmpty(hv), (v) => setHv('set_hv')(s, v));
+  apply('LIBGUESTFS_APPEND', env.LIBGUESTFS_APPEND, (v) => setAppend(s, v));
+  apply('LIBGUESTFS_MEMSIZE', nonEmpty('LIBGUESTFS_MEMSIZE'), (v) => {
+    const m = /^\s*([+-]?\d+)/.exec(v);
+    if (!m) throw new UsageError('non-numeric value for LIBGUESTFS_MEMSIZE');
+    setMemsize(s, Number(m[1]));
+  });
+  const backend = nonEmpty('LIBGUESTFS_BACKEND') ? 'LIBGUESTFS_BACKEND' : 'LIBGUESTFS_ATTACH_METHOD';
+  apply(backend, nonEmpty(backend), (v) => setBackend('set_backend', v));
+  // An empty value is an empty list; otherwise every colon separates (empty entries stay).
+  apply('LIBGUESTFS_BACKEND_SETTINGS', env.LIBGUESTFS_BACKEND_SETTINGS, (v) => setBackendSettings(s, v === '' ? [] : v.split(':')));
+}
+
+function parseEnvironment(s: SessionHost, env: Readonly<Record<string, string | undefined>>): void {
+  applyEnvironment(s, env, (_variable, e) => {
+    throw e;
+  });
 }
 
 export const propertyActions: LibraryTable = {
@@ -154,10 +217,7 @@ export const propertyActions: LibraryTable = {
   set_direct: setDirect,
 
   get_memsize: (s) => s.settings.memsize,
-  set_memsize: (s, m) => {
-    if (m < MIN_MEMSIZE) throw new UsageError(`set_memsize: too small value for memsize (must be at least ${MIN_MEMSIZE})`);
-    s.settings.memsize = m;
-  },
+  set_memsize: setMemsize,
   get_smp: (s) => s.settings.smp,
   set_smp: (s, v) => {
     if (v > 255) throw new UsageError(`set_smp: unsupported number of smp vcpus: ${v}`);
@@ -181,41 +241,27 @@ export const propertyActions: LibraryTable = {
   set_backend: (_s, b) => setBackend('set_backend', b),
   get_attach_method: () => 'appliance',
   set_attach_method: (_s, b) => setBackend('set_attach_method', b),
-  get_backend_settings: (s) => [...extra(s).backendSettings],
-  set_backend_settings: (s, list) => {
-    extra(s).backendSettings = [...list];
-  },
+  get_backend_settings: (s) => [...s.settings.backendSettings],
+  set_backend_settings: setBackendSettings,
   get_backend_setting: (s, name) => getBackendSetting(s, name),
   set_backend_setting: (s, name, val) => {
     clearBackendSetting(s, name);
-    extra(s).backendSettings.push(`${name}=${val}`);
+    s.settings.backendSettings = [...s.settings.backendSettings, `${name}=${val}`];
   },
   clear_backend_setting: (s, name) => clearBackendSetting(s, name),
 
-  get_hv: () => QEMU,
+  get_hv: hvPath,
   set_hv: setHv('set_hv'),
-  get_qemu: () => QEMU,
+  get_qemu: hvPath,
   set_qemu: setHv('set_qemu'),
   get_path: () => join(cacheRoot(), 'appliance'),
-  set_path: (_s, p) => {
-    if (p === null) return;
-    throw notSupported('set_path', 'guestsh builds its own appliance from the host\'s supermin recipe and caches it under $GUESTSH_CACHE; set that variable to move it');
-  },
+  set_path: setPath,
   get_append: () => null,
-  set_append: (_s, a) => {
-    if (a === null || a === '') return;
-    throw notSupported('set_append', 'guestsh composes the appliance kernel command line itself; extra kernel parameters cannot be added');
-  },
+  set_append: setAppend,
   get_tmpdir: () => tmpdir(),
-  set_tmpdir: (_s, d) => {
-    if (d === null) return;
-    throw notSupported('set_tmpdir', 'guestsh keeps its per-session files under $TMPDIR; set that variable instead');
-  },
+  set_tmpdir: setTmpdir,
   get_cachedir: () => cacheRoot(),
-  set_cachedir: (_s, d) => {
-    if (d === null) return;
-    throw notSupported('set_cachedir', 'guestsh caches the appliance under $GUESTSH_CACHE (default ~/.cache/guestsh); set that variable instead');
-  },
+  set_cachedir: setCachedir,
   get_sockdir: (s) => s.runDirectory ?? tmpdir(),
   get_pid: (s) => {
     const pid = s.qemuPid;
