@@ -13,6 +13,7 @@ import { rmSync } from 'node:fs';
 import { spec, suggestActions } from '../spec/index.js';
 import type { ActionSpec } from '../spec/types.js';
 import { UsageError } from '../runtime/errors.js';
+import { encodeArgs } from '../runtime/protocol/codec.js';
 import { createRawImage } from '../runtime/qemu/img.js';
 import { CommandFailed, type CommandContext, type MetaCommand, type ParamKind } from './context.js';
 import { expandArguments } from './glob.js';
@@ -216,7 +217,10 @@ export function checkCommand(words: readonly string[]): void {
   const [name, ...args] = words;
   const c = commandOrThrow(name!);
   if (c.kind === 'action') {
-    parseCommandArgs(c.action, args);
+    // The codec's checks too (formats such as GUIDs), so a bad argument
+    // fails before the appliance boots, not after.
+    const parsed = parseCommandArgs(c.action, args);
+    encodeArgs(c.action, parsed.args, parsed.optargs);
     return;
   }
   checkArity(c.command, c.calledAs, args);

@@ -2,6 +2,7 @@
 // file names): the codec refuses them for every action the spec gives such an
 // argument, with the message guestfish prints, and takes every valid form.
 import { describe, expect, it } from 'vitest';
+import { checkCommand } from '../../src/commands/table.js';
 import { UsageError } from '../../src/runtime/errors.js';
 import { encodeArgs } from '../../src/runtime/protocol/codec.js';
 import { Session } from '../../src/runtime/session/session.js';
@@ -93,6 +94,13 @@ describe('GUID arguments', () => {
       }
     });
   }
+
+  it('the command line refuses it before launch', () => {
+    expect(() => checkCommand(['part-set-gpt-guid', '/dev/sda', '1', 'f'])).toThrow(
+      new UsageError('part_set_gpt_guid: guid: parameter is not a valid GUID'),
+    );
+    expect(() => checkCommand(['part-set-gpt-guid', '/dev/sda', '1', VALID_GUIDS[0]!])).not.toThrow();
+  });
 
   it('a call refuses it before the state check, as libguestfs does (no appliance needed)', async () => {
     const s = new Session({ env: {} });
