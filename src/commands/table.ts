@@ -14,7 +14,7 @@ import { spec, suggestActions } from '../spec/index.js';
 import type { ActionSpec } from '../spec/types.js';
 import { UsageError } from '../runtime/errors.js';
 import { encodeArgs } from '../runtime/protocol/codec.js';
-import { createRawImage } from '../runtime/qemu/img.js';
+import { createDisk } from '../runtime/qemu/img.js';
 import { CommandFailed, type CommandContext, type MetaCommand, type ParamKind } from './context.js';
 import { expandArguments } from './glob.js';
 import { actionHelp, commandList, metaHelp } from './help.js';
@@ -44,7 +44,7 @@ async function supported(ctx: CommandContext): Promise<void> {
 async function newImage(ctx: CommandContext, file: string, size: string, sparse: boolean): Promise<void> {
   const bytes = parseInteger(size, 'size');
   if (bytes < 0n) throw new UsageError(`${size}: size must not be negative`);
-  await createRawImage(file, bytes, { sparse });
+  await createDisk(file, 'raw', bytes, { preallocate: !sparse });
   try {
     await ctx.session.addDrive(file, { format: 'raw' });
   } catch (e) {

@@ -4,7 +4,7 @@
 
 import type { Session } from '../runtime/session/session.js';
 import { UsageError } from '../runtime/errors.js';
-import { createRawImage } from '../runtime/qemu/img.js';
+import { createDisk } from '../runtime/qemu/img.js';
 import type { OpenDrive } from '../runtime/open/open.js';
 import { parseInteger } from '../commands/parse.js';
 
@@ -84,7 +84,7 @@ export function preparedDrive(d: PreparedDisk): OpenDrive {
 async function createPrepared(d: PreparedDisk): Promise<void> {
   const p = paramsOf(d);
   if (p.name) vgLv(p.name);
-  await createRawImage(d.path, parseInteger(p.size!, '-N size'), { sparse: true });
+  await createDisk(d.path, 'raw', parseInteger(p.size!, '-N size'));
 }
 
 /** Partitions and formats a prepared disk once the appliance runs; `device` is its /dev/sdX. */

@@ -5,6 +5,7 @@
 // the options mean the same everywhere.
 
 import type { Session } from '../session/session.js';
+import { diskName } from '../session/hotplug.js';
 import { parentsFirst } from '../session/mounts.js';
 import { UsageError } from '../errors.js';
 
@@ -61,17 +62,6 @@ export class OpenError extends Error {
   override name = 'OpenError';
 }
 
-/** sda, sdb, …, sdz, sdaa … (the appliance's names for the drives, in the order they were added). */
-export function driveDevice(index: number): string {
-  let s = '';
-  let n = index;
-  do {
-    s = String.fromCharCode(97 + (n % 26)) + s;
-    n = Math.floor(n / 26) - 1;
-  } while (n >= 0);
-  return `/dev/sd${s}`;
-}
-
 /**
  * Adds the drives and launches (when anything needs the appliance), then
  * -i, the drives' own preparation, and the -m mounts, in that order. A
@@ -90,7 +80,7 @@ export async function openImages(s: Session, o: OpenOptions): Promise<Opened> {
   }
   const readonly = Boolean(o.readonly) || (s.drives.length > 0 && s.drives.every((d) => d.readonly));
   const root = o.inspect ? await inspectAndMount(s, readonly, o) : null;
-  for (const [i, d] of o.drives.entries()) await d.prepare?.(s, driveDevice(i));
+  for (const [i, d] of o.drives.entries()) await d.prepare?.(s, `/dev/${diskName(i)}`);
   for (const m of o.mounts ?? []) await mount(s, m, readonly);
   return { root };
 }

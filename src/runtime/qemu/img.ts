@@ -38,21 +38,13 @@ export async function createOverlay(base: string, baseFormat: string, overlay: s
   }
 }
 
-export async function createDisk(path: string, format: string, sizeBytes: number | bigint): Promise<void> {
-  try {
-    await execa('qemu-img', ['create', '-q', '-f', format, path, String(sizeBytes)]);
-  } catch (e) {
-    throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
-  }
-}
-
 /**
- * A raw image of `bytes` bytes: sparse, or with every block allocated
- * (guestfish's sparse, alloc and -N disks).
+ * A blank image of `sizeBytes` bytes: sparse, or with every block allocated
+ * (`preallocate`: guestfish's alloc).
  */
-export async function createRawImage(path: string, bytes: bigint, opts: { sparse: boolean }): Promise<void> {
+export async function createDisk(path: string, format: string, sizeBytes: number | bigint, opts: { preallocate?: boolean } = {}): Promise<void> {
   try {
-    await execa('qemu-img', ['create', '-q', '-f', 'raw', ...(opts.sparse ? [] : ['-o', 'preallocation=full']), path, String(bytes)]);
+    await execa('qemu-img', ['create', '-q', '-f', format, ...(opts.preallocate ? ['-o', 'preallocation=full'] : []), path, String(sizeBytes)]);
   } catch (e) {
     throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
   }
