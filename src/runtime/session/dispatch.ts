@@ -7,7 +7,7 @@
 
 import { createReadStream, createWriteStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { type ActionCaller, createApi, createInternalApi } from '../../spec/api.js';
+import { type ActionCaller, createApi, createInternalApi, type GuestfsApi, type GuestfsInternalApi } from '../../spec/api.js';
 import { actionByName } from '../../spec/index.js';
 import type { ActionSpec } from '../../spec/types.js';
 import type { ArgValue, CallTransfer, OptArgs, RetValue } from '../../spec/values.js';
@@ -81,14 +81,16 @@ export class Dispatcher implements ActionCaller {
     const caller: ActionCaller = {
       call: (name, args, optargs, transfer = {}) => this.call(name, args, optargs, { ...transfer, signal: transfer.signal ?? signal }),
     };
-    const g = createApi(caller);
-    const internal = createInternalApi(caller);
+    // Made on first use: the shell passes a signal with every call, and most
+    // library-side actions (properties, is_ready, …) make no call at all.
+    let g: GuestfsApi | undefined;
+    let internal: GuestfsInternalApi | undefined;
     // Everything else is the session itself: its getters and methods run
     // with the session as `this`, so launch or close still change it.
     return new Proxy(this.host.library, {
       get: (session, key) => {
-        if (key === 'g') return g;
-        if (key === 'internal') return internal;
+        if (key === 'g') return (g ??= createApi(caller));
+        if (key === 'internal') return (internal ??= createInternalApi(caller));
         const value: unknown = Reflect.get(session, key, session);
         return typeof value === 'function' ? value.bind(session) : value;
       },
