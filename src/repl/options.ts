@@ -61,6 +61,8 @@ export interface Options {
   outputDir: string | undefined;
   /** run --watch */
   watch: boolean;
+  /** recover --abandon */
+  abandon: boolean;
   /** The verbs' other words: run's recipe, status's and recover's image, init-recipe's NAME [DIR]. */
   operands: string[];
 }
@@ -127,6 +129,8 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--output'], value: 'DIR', help: 'where the recipe may write host files (default: a new temporary directory)', verbs: RUN,
     apply: (o, v) => void (o.outputDir = v!) },
   { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },
+  { names: ['--abandon'], help: 'drop an interrupted commit instead of completing it (the image may hold part of it: check its filesystems)', verbs: ['recover'],
+    apply: (o) => void (o.abandon = true) },
   { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each)', verbs: ['shell', 'run', 'status', 'recover'],
     apply: (o) => void (o.json = true) },
   { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
@@ -166,7 +170,7 @@ for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
 function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
-    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false,
+    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false,
     operands: [],
   };

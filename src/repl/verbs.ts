@@ -79,17 +79,18 @@ async function initVerb(o: Options): Promise<number> {
 }
 
 function oneImage(verb: Verb, o: Options): string {
-  if (o.operands.length !== 1) throw new UsageError(`usage: guestsh ${verb} IMAGE [--json]`);
+  if (o.operands.length !== 1) throw new UsageError(`usage: guestsh ${verb} IMAGE [--json]${verb === 'recover' ? ' [--abandon]' : ''}`);
   return o.operands[0]!;
 }
 
 async function recoverVerb(o: Options): Promise<number> {
   const image = oneImage('recover', o);
-  const outcome = await recover(image);
+  const outcome = await recover(image, o.abandon ? 'abandon' : 'recover');
   const said = {
     clean: 'nothing to do: no interrupted commit and no abandoned changes',
     'rolled-forward': 'completed an interrupted commit',
     'discarded-abandoned-run': "removed an interrupted run's uncommitted changes (the image was never written)",
+    'abandoned-interrupted-commit': 'dropped an interrupted commit without completing it: the image may hold part of it; check its filesystems (e2fsck, xfs_repair, …)',
   }[outcome];
   process.stdout.write(o.json ? `${JSON.stringify({ image, outcome })}\n` : `${image}: ${said}\n`);
   return 0;

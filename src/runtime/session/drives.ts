@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { createDisk, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig } from '../qemu/vm.js';
-import { Transaction } from './transaction.js';
+import { checkReadable, Transaction } from './transaction.js';
 
 export interface DriveOptions {
   format?: string | undefined;
@@ -42,6 +42,7 @@ export async function openDrive(path: string, opts: DriveOptions, index: number,
   const readonly = opts.readonly ?? false;
   const base = { path, format, readonly, label: opts.label };
   if (readonly) {
+    await checkReadable(path);
     // Like libguestfs: the guest may write (journal replay, for instance),
     // but the writes land in an overlay that is thrown away.
     const overlay = join(await runDir(), `overlay${index}.qcow2`);

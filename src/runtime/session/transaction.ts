@@ -1,8 +1,10 @@
 // All-or-nothing writes to a disk image. A read-write session never opens the
 // user's image for writing: qemu writes into a qcow2 overlay beside it, and
-// only a successful end merges the overlay into the image. Beside IMAGE:
+// only a successful end merges the overlay into the image. Beside the
+// image's real path (symlinks resolved):
 //
-//   IMAGE.guestsh-lock      the writer's pid; one writer at a time
+//   IMAGE.guestsh-lock      who holds the writer's lock (the lock itself is a
+//                           flock on the image file: image-lock.ts)
 //   IMAGE.guestsh-overlay   the session's writes (qcow2, backed by IMAGE)
 //   IMAGE.guestsh-journal   exists exactly while a merge is under way
 //
@@ -10,14 +12,34 @@
 // leaves the overlay intact, so running it again after an interruption gives
 // the same image: recovery rolls forward by repeating it. An overlay with no
 // journal and no live writer is an abandoned run: it is deleted and the image,
-// never written, is as it was.
+// never written, is as it was. Only the lock's holder creates or deletes any
+// of these files, so nobody removes what another writer owns.
+//
+// Recovery trusts nothing it did not write: the overlay's path is derived
+// from the image, never read from the journal; the journal must name this
+// image by path, device and inode; and the overlay must be a plain qcow2
+// file of this user, backed by this very image, with no external data file,
+// before anything is merged.
+//
+// Readers and writers: a --ro reader's qemu holds qemu's shared lock on the
+// image, and a merge needs the image exclusively. A commit therefore waits
+// (at most READER_WAIT_MS) for readers to close; if they stay, it fails
+// before anything is written, the journal is withdrawn, and the changes stay
+// in the session (the shell can `commit` again; a run discards them). A
+// reader never opens an image whose merge is pending: it waits for a live
+// merge to end, and refuses a merge that was cut short until it is recovered.
 
-import { closeSync, fsyncSync, openSync, rmSync } from 'node:fs';
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { resolve } from 'node:path';
+import { constants, fsyncSync, openSync, closeSync, realpathSync, rmSync, type Stats } from 'node:fs';
+import { access, chmod, lstat, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
-import { UsageError } from '../errors.js';
+import { CancelledError, UsageError } from '../errors.js';
 import { createOverlay } from '../qemu/img.js';
+import { ImageLock, readLockInfo, writerOf } from './image-lock.js';
+
+/** How long a commit waits for --ro readers of the image to close, and a reader for a live merge to end. */
+export const READER_WAIT_MS = 10_000;
 
 export interface TxFiles {
   image: string;
@@ -26,31 +48,91 @@ export interface TxFiles {
   journal: string;
 }
 
+/** The transaction's files, beside the image's real path so every name of one file finds the same ones. */
 export function txFiles(image: string): TxFiles {
-  const abs = resolve(image);
+  let abs = resolve(image);
+  try {
+    abs = realpathSync(abs);
+  } catch {
+    // missing: the image checks say so
+  }
   return { image: abs, lock: `${abs}.guestsh-lock`, overlay: `${abs}.guestsh-overlay`, journal: `${abs}.guestsh-journal` };
 }
 
+/** What an image must be for any transaction step: something qemu can use as a disk. */
+async function imageStat(image: string): Promise<Stats> {
+  const st = await stat(image).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'ENOENT') throw new UsageError(`disk image '${image}' does not exist`);
+    throw new UsageError(`disk image '${image}' cannot be read: ${e.message}`);
+  });
+  if (st.isDirectory()) throw new UsageError(`'${image}' is a directory, not a disk image`);
+  if (!st.isFile() && !st.isBlockDevice()) throw new UsageError(`'${image}' is not a disk image (not a regular file or a block device)`);
+  return st;
+}
+
+const FORMAT = /^[a-z0-9]{2,16}$/;
+
 interface Journal {
+  guestsh: 'journal';
+  version: 2;
   image: string;
-  overlay: string;
+  dev: number;
+  ino: number;
   format: string;
 }
 
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+function journalFor(f: TxFiles, st: Stats, format: string): Journal {
+  return { guestsh: 'journal', version: 2, image: f.image, dev: st.dev, ino: st.ino, format };
 }
 
-async function exists(path: string): Promise<boolean> {
-  return stat(path).then(
-    () => true,
-    () => false,
-  );
+/** Why `text` is not the journal of a merge into this image, or null when it is. */
+function journalProblem(text: string, f: TxFiles, st: Stats): string | null {
+  let j: Partial<Journal>;
+  try {
+    j = JSON.parse(text) as Partial<Journal>;
+  } catch {
+    return 'it is not JSON';
+  }
+  if (typeof j !== 'object' || j === null || j.guestsh !== 'journal' || j.version !== 2) return 'it is not in the format guestsh writes';
+  if (j.image !== f.image) return `it names another image ('${String(j.image)}')`;
+  if (j.dev !== st.dev || j.ino !== st.ino) return 'the image file was replaced since it was written';
+  if (typeof j.format !== 'string' || !FORMAT.test(j.format)) return 'its image format is not valid';
+  return null;
+}
+
+interface ChainEntry {
+  filename: string;
+  format: string;
+  'full-backing-filename'?: string;
+  'backing-filename-format'?: string;
+  'format-specific'?: { type?: string; data?: { 'data-file'?: string } };
+}
+
+/**
+ * Why the overlay beside the image is not one guestsh made for it, or null
+ * when it is: a merge writes into the overlay's backing file and its data
+ * file, so both must be exactly what the transaction set up.
+ */
+async function overlayProblem(f: TxFiles, st: Stats, format: string): Promise<string | null> {
+  const ost = await lstat(f.overlay);
+  if (!ost.isFile()) return 'it is not a regular file';
+  if (ost.uid !== process.geteuid?.()) return 'it belongs to another user';
+  if (ost.mode & 0o022) return 'others can write it';
+  let chain: ChainEntry[];
+  try {
+    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', '--backing-chain', '-f', 'qcow2', f.overlay]);
+    chain = JSON.parse(stdout) as ChainEntry[];
+  } catch (e) {
+    return `qemu-img cannot read it (${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop()})`;
+  }
+  const [top, base] = chain;
+  if (!top || top.format !== 'qcow2') return 'it is not a qcow2 file';
+  if (chain.some((c) => c['format-specific']?.data?.['data-file'] !== undefined)) return 'it or its backing file has an external data file';
+  if (!base || !top['full-backing-filename']) return 'it has no backing file';
+  const bst = await stat(top['full-backing-filename']).catch(() => null);
+  if (!bst || bst.dev !== st.dev || bst.ino !== st.ino) return `its backing file is '${top['full-backing-filename']}', not the image`;
+  if (top['backing-filename-format'] !== format) return `its backing format is ${String(top['backing-filename-format'])}, not ${format}`;
+  return null;
 }
 
 function fsyncPath(path: string): void {
@@ -63,7 +145,7 @@ function fsyncPath(path: string): void {
 }
 
 function fsyncDir(path: string): void {
-  const fd = openSync(resolve(path, '..'), 'r');
+  const fd = openSync(dirname(path), 'r');
   try {
     fsyncSync(fd);
   } finally {
@@ -71,60 +153,174 @@ function fsyncDir(path: string): void {
   }
 }
 
-async function lockHolder(f: TxFiles): Promise<number | null> {
-  const text = await readFile(f.lock, 'utf8').catch(() => null);
-  if (text === null) return null;
-  const pid = Number(text.trim());
-  return Number.isInteger(pid) && pid > 0 && pidAlive(pid) ? pid : null;
+async function exists(path: string): Promise<boolean> {
+  return lstat(path).then(
+    () => true,
+    () => false,
+  );
 }
 
-/** Merges the overlay into the image; safe to repeat after any interruption. */
-async function merge(j: Journal): Promise<void> {
+function lastLine(e: unknown): string {
+  return ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop() ?? '';
+}
+
+/** qemu-img's refusal when another process (a reader's qemu, a VM) holds the image: nothing has been written. */
+const IMAGE_IN_USE = /Failed to get "write" lock/;
+
+type MergeResult = 'merged' | 'image-in-use';
+
+async function mergeOnce(f: TxFiles): Promise<MergeResult> {
   try {
-    await execa('qemu-img', ['commit', '-q', '-d', '-f', 'qcow2', j.overlay]);
+    await execa('qemu-img', ['commit', '-q', '-d', '-f', 'qcow2', f.overlay]);
   } catch (e) {
-    const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop();
-    throw new UsageError(`merging the changes into '${j.image}' failed (${msg}); run 'guestsh recover ${j.image}' to finish it`);
+    const err = e as { stderr?: string };
+    if (IMAGE_IN_USE.test(err.stderr ?? '')) return 'image-in-use';
+    throw new UsageError(`merging the changes into '${f.image}' failed (${lastLine(e)}); run 'guestsh recover ${f.image}' to finish it`);
   }
-  fsyncPath(j.image);
+  fsyncPath(f.image);
+  return 'merged';
 }
 
-async function finish(f: TxFiles, j: Journal): Promise<void> {
-  // The overlay is deleted only after a complete merge, so a journal without
-  // an overlay means only the cleanup below was interrupted.
-  if (await exists(f.overlay)) await merge(j);
+async function writeJournal(f: TxFiles, j: Journal): Promise<void> {
+  // The journal appears whole (written aside, then renamed) and durable
+  // before the image is touched: from then on, an interruption is completed
+  // by the next open.
+  const draft = `${f.journal}.tmp`;
+  await writeFile(draft, JSON.stringify(j), { mode: 0o600 });
+  fsyncPath(draft);
+  await rename(draft, f.journal);
+  fsyncDir(f.journal);
+}
+
+async function withdrawJournal(f: TxFiles): Promise<void> {
+  await rm(f.journal, { force: true });
+  fsyncDir(f.journal);
+}
+
+async function finish(f: TxFiles): Promise<void> {
   await rm(f.overlay, { force: true });
   await rm(f.journal, { force: true });
   fsyncDir(f.journal);
 }
 
+/** Bytes a merge may newly allocate on the image's filesystem: the overlay's data, less what a raw image already has allocated. */
+async function mergeNeeds(f: TxFiles, st: Stats, format: string): Promise<number> {
+  const { stdout } = await execa('qemu-img', ['map', '--output=json', '-f', 'qcow2', f.overlay]);
+  const extents = JSON.parse(stdout) as { length: number; depth: number; data: boolean; zero: boolean }[];
+  const data = extents.filter((x) => x.depth === 0 && (x.data || x.zero)).reduce((n, x) => n + x.length, 0);
+  if (format !== 'raw') return data + Math.ceil(data / 16) + (1 << 20); // the format's own metadata grows too
+  const { stdout: info } = await execa('qemu-img', ['info', '--output=json', '-U', '-f', 'raw', f.image]);
+  const unallocated = Math.max(0, (JSON.parse(info) as { 'virtual-size': number })['virtual-size'] - st.blocks * 512);
+  return Math.min(data, unallocated);
+}
+
+function mib(bytes: number): string {
+  return `${(bytes / 2 ** 20).toFixed(1)} MiB`;
+}
+
+/** Checks, before a merge writes anything, that it can finish: the image is writable and its filesystem has room. */
+async function preflight(f: TxFiles, st: Stats, format: string): Promise<void> {
+  await access(f.image, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`cannot commit into '${f.image}': it cannot be written (${e.code}); the image is untouched`);
+  });
+  if (!st.isFile()) return;
+  const needs = await mergeNeeds(f, st, format);
+  const fs = await statfs(dirname(f.image));
+  const free = (process.geteuid?.() === 0 ? fs.bfree : fs.bavail) * fs.bsize;
+  if (needs > free) {
+    throw new UsageError(
+      `not enough space to commit into '${f.image}': the merge may need ${mib(needs)} and its filesystem has ${mib(free)} free; the image is untouched: free some space and commit again`,
+    );
+  }
+}
+
+/** Refuses to write an image that cannot be written, before a session is spent on it. */
+async function checkWritable(f: TxFiles, image: string): Promise<void> {
+  await access(f.image, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
+    throw new UsageError(`'${image}' cannot be written (${e.code}: read-only, immutable or not yours); open it with --ro to read it`);
+  });
+  await access(dirname(f.image), constants.W_OK).catch(() => {
+    throw new UsageError(`cannot write beside '${image}' in ${dirname(f.image)} (guestsh keeps uncommitted changes there); open it with --ro, or copy the image to a directory you can write`);
+  });
+}
+
+async function holderMessage(f: TxFiles, st: Stats, image: string): Promise<string> {
+  const pid = await writerOf(st);
+  const info = await readLockInfo(f.lock);
+  const who = pid !== null ? `guestsh (pid ${pid})` : info ? `guestsh (pid ${info.pid} on ${info.host})` : 'another guestsh';
+  return `'${image}' is open for writing by ${who}; wait for it to finish or open the image with --ro`;
+}
+
+async function takeLock(f: TxFiles, st: Stats, image: string): Promise<ImageLock> {
+  let lock: ImageLock | null;
+  try {
+    lock = ImageLock.tryTake(f.image, f.lock);
+  } catch (e) {
+    throw new UsageError(`cannot lock '${image}' for writing: ${(e as Error).message}`);
+  }
+  if (!lock) throw new UsageError(await holderMessage(f, st, image));
+  return lock;
+}
+
 export type RecoveryOutcome = 'clean' | 'rolled-forward' | 'discarded-abandoned-run';
 
-/**
- * Brings an image to a consistent state: completes an interrupted merge, or
- * deletes an abandoned run's overlay. Refuses while a live writer holds it.
- */
-export async function recover(image: string): Promise<RecoveryOutcome> {
-  const f = txFiles(image);
-  const holder = await lockHolder(f);
-  if (holder !== null) {
-    throw new UsageError(`'${image}' is open for writing by guestsh (pid ${holder}); wait for it to finish or open the image with --ro`);
-  }
+function refused(f: TxFiles, what: string, why: string): UsageError {
+  return new UsageError(
+    `'${what}' is not what guestsh wrote for '${f.image}' (${why}); guestsh will not act on it: find out who put it there, then move it away or run 'guestsh recover --abandon ${f.image}'`,
+  );
+}
+
+/** Recovery with the writer's lock held. */
+async function recoverLocked(f: TxFiles, st: Stats): Promise<RecoveryOutcome> {
   // A journal still being written when the writer died: the merge had not started.
   await rm(`${f.journal}.tmp`, { force: true });
-  const journal = await readFile(f.journal, 'utf8').catch(() => null);
-  if (journal !== null) {
-    await finish(f, JSON.parse(journal) as Journal);
-    await rm(f.lock, { force: true });
+  const text = await readFile(f.journal, 'utf8').catch(() => null);
+  if (text !== null) {
+    const problem = journalProblem(text, f, st);
+    if (problem) throw refused(f, f.journal, problem);
+    // The overlay is deleted only after a complete merge, so a journal
+    // without an overlay means only the cleanup was interrupted.
+    if (await exists(f.overlay)) {
+      const format = (JSON.parse(text) as Journal).format;
+      const bad = await overlayProblem(f, st, format);
+      if (bad) throw refused(f, f.overlay, bad);
+      if ((await mergeOnce(f)) === 'image-in-use') {
+        throw new UsageError(`cannot complete the interrupted commit into '${f.image}': another process (a --ro reader or a VM) has it open; close it and run 'guestsh recover ${f.image}'`);
+      }
+    }
+    await finish(f);
     return 'rolled-forward';
   }
   if (await exists(f.overlay)) {
     await rm(f.overlay, { force: true });
-    await rm(f.lock, { force: true });
     return 'discarded-abandoned-run';
   }
-  await rm(f.lock, { force: true });
   return 'clean';
+}
+
+export type RecoverMode = 'recover' | 'abandon';
+export type RecoverVerbOutcome = RecoveryOutcome | 'abandoned-interrupted-commit';
+
+/**
+ * Brings an image to a consistent state: completes an interrupted merge, or
+ * deletes an abandoned run's overlay. Refuses while a live writer holds it.
+ * 'abandon' drops a pending merge without completing it (the way out of a
+ * merge that can never finish; the image may hold part of it).
+ */
+export async function recover(image: string, mode: RecoverMode = 'recover'): Promise<RecoverVerbOutcome> {
+  const f = txFiles(image);
+  const st = await imageStat(image);
+  const lock = await takeLock(f, st, image);
+  try {
+    if (mode === 'recover') return await recoverLocked(f, st);
+    await rm(`${f.journal}.tmp`, { force: true });
+    const pending = await exists(f.journal);
+    const overlay = await exists(f.overlay);
+    await finish(f);
+    return pending ? 'abandoned-interrupted-commit' : overlay ? 'discarded-abandoned-run' : 'clean';
+  } finally {
+    lock.release();
+  }
 }
 
 export interface TxStatus {
@@ -135,47 +331,59 @@ export interface TxStatus {
 
 export async function txStatus(image: string): Promise<TxStatus> {
   const f = txFiles(image);
+  const st = await imageStat(image);
   return {
-    writerPid: await lockHolder(f),
+    writerPid: await writerOf(st),
     pendingOverlay: await exists(f.overlay),
     interruptedMerge: await exists(f.journal),
   };
 }
 
+/**
+ * A reader's check before it opens an image: never a half-merged one. A live
+ * merge is waited for (bounded); one cut short must be recovered first.
+ */
+export async function checkReadable(image: string): Promise<void> {
+  const f = txFiles(image);
+  if (!(await exists(f.journal))) return;
+  const st = await imageStat(image);
+  for (let waited = 0; await exists(f.journal); waited += 100) {
+    if ((await writerOf(st)) === null) {
+      throw new UsageError(`'${image}' has an interrupted commit: it reads half-merged until 'guestsh recover ${image}' completes it; run that, then open it again`);
+    }
+    if (waited >= READER_WAIT_MS) throw new UsageError(`'${image}' is being committed into by another guestsh; try again when it has finished`);
+    await sleep(100);
+  }
+}
+
 /** One writer's transaction on one image. */
 export class Transaction {
-  private state: 'open' | 'committing' | 'committed' | 'discarded' = 'open';
+  private state: 'open' | 'committing' | 'committed' | 'interrupted' | 'discarded' = 'open';
 
   private constructor(
     readonly files: TxFiles,
     readonly format: string,
+    private readonly identity: Stats,
+    private readonly lock: ImageLock,
     /** What recovery had to do before this transaction could start. */
     readonly recovered: RecoveryOutcome,
   ) {}
 
   static async begin(image: string, format: string): Promise<Transaction> {
     const f = txFiles(image);
-    const recovered = await recover(image);
+    const st = await imageStat(image);
+    await checkWritable(f, image);
+    const lock = await takeLock(f, st, image);
     try {
-      await writeFile(f.lock, `${process.pid}\n`, { flag: 'wx' });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-        throw new UsageError(`cannot lock '${image}' for writing: ${(e as Error).message}`);
-      }
-      const holder = await lockHolder(f);
-      throw new UsageError(
-        holder === null
-          ? `'${image}' was locked a moment ago by another guestsh; try again`
-          : `'${image}' is open for writing by guestsh (pid ${holder}); wait for it to finish or open the image with --ro`,
-      );
-    }
-    try {
+      const recovered = await recoverLocked(f, st);
       await createOverlay(f.image, format, f.overlay);
+      // Recovery refuses an overlay others could have written.
+      await chmod(f.overlay, 0o600);
+      return new Transaction(f, format, st, lock, recovered);
     } catch (e) {
-      await rm(f.lock, { force: true });
+      lock.release();
       throw e;
     }
-    return new Transaction(f, format, recovered);
   }
 
   get open(): boolean {
@@ -187,31 +395,51 @@ export class Transaction {
    * is the active layer when savepoints stacked layers over the overlay:
    * they are folded into the overlay first (the image is not touched yet, so
    * an interruption there is an abandoned run, discarded on the next open).
+   * `signal` aborts it up to the moment the merge starts, never after; an
+   * aborted or refused commit leaves the transaction open, so it can be
+   * committed again or discarded.
    */
-  async commit(top: string = this.files.overlay): Promise<void> {
+  async commit(top: string = this.files.overlay, signal?: AbortSignal): Promise<void> {
     if (this.state !== 'open') throw new UsageError(`commit: the transaction on '${this.files.image}' is already ${this.state}`);
     this.state = 'committing';
-    if (top !== this.files.overlay) {
-      try {
-        await execa('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', this.files.overlay, top]);
-      } catch (e) {
-        this.state = 'open';
-        const msg = ((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop();
-        throw new UsageError(`folding savepoint layers of '${this.files.image}' failed: ${msg}`);
+    try {
+      if (top !== this.files.overlay) {
+        try {
+          await execa('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', this.files.overlay, top]);
+        } catch (e) {
+          throw new UsageError(`folding savepoint layers of '${this.files.image}' failed: ${lastLine(e)}`);
+        }
       }
+      await preflight(this.files, this.identity, this.format);
+      const deadline = Date.now() + READER_WAIT_MS;
+      for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+        // The merge has not started: the image is untouched.
+        if (signal?.aborted) throw new CancelledError('commit');
+        await writeJournal(this.files, journalFor(this.files, this.identity, this.format));
+        if ((await mergeOnce(this.files)) === 'merged') break;
+        // Refused before writing anything: the merge has not started.
+        await withdrawJournal(this.files);
+        if (Date.now() >= deadline) {
+          throw new UsageError(
+            `cannot commit into '${this.files.image}': another process (a guestsh --ro reader or a VM) has it open; the image is untouched: close the reader and commit again`,
+          );
+        }
+        await sleep(pause);
+      }
+    } catch (e) {
+      if (await exists(this.files.journal)) {
+        // A merge that failed midway: only recovery can complete it, and it
+        // needs the lock, so this session lets go of it.
+        this.state = 'interrupted';
+        this.lock.release();
+      } else {
+        this.state = 'open';
+      }
+      throw e;
     }
-    const j: Journal = { image: this.files.image, overlay: this.files.overlay, format: this.format };
-    // The journal appears whole (written aside, then renamed) and durable
-    // before the image is touched: from here on, any interruption is
-    // completed by the next open.
-    const draft = `${this.files.journal}.tmp`;
-    await writeFile(draft, JSON.stringify(j));
-    fsyncPath(draft);
-    await rename(draft, this.files.journal);
-    fsyncDir(this.files.journal);
-    await finish(this.files, j);
+    await finish(this.files);
     this.state = 'committed';
-    await rm(this.files.lock, { force: true });
+    this.lock.release();
   }
 
   /** Throws the session's writes away; the image was never written. */
@@ -219,7 +447,7 @@ export class Transaction {
     if (this.state !== 'open') return;
     this.state = 'discarded';
     await rm(this.files.overlay, { force: true });
-    await rm(this.files.lock, { force: true });
+    this.lock.release();
   }
 
   /**
@@ -230,6 +458,6 @@ export class Transaction {
     if (this.state !== 'open') return;
     this.state = 'discarded';
     rmSync(this.files.overlay, { force: true });
-    rmSync(this.files.lock, { force: true });
+    this.lock.release();
   }
 }
