@@ -80,6 +80,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   /** How the last launch went, for -v and the benchmarks. */
   launchStats: LaunchStats | null = null;
   private runDir: string | null = null;
+  /** The appliance stopped after a successful session, and its changes are not all committed yet. */
+  private commitPending = false;
   private conn: Connection | null = null;
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
 
@@ -327,9 +329,12 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   /**
    * The successful end of a session: syncs and unmounts (autosync), stops qemu
-   * cleanly, and commits every read-write image's changes.
+   * cleanly, and commits every read-write image's changes. A commit refused
+   * before it wrote anything (a reader stayed, no space) throws and keeps the
+   * changes: calling shutdown() again retries it; close() discards them.
+   * `signal` cancels the commits that have not started merging yet.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(signal?: AbortSignal): Promise<void> {
     if (this.state === 'ready') {
       if (this.settings.autosync) {
         try {
@@ -343,12 +348,16 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       this.conn = null;
       await conn.quit();
       this.lifecycle.transition('closed');
+      this.commitPending = true;
+    }
+    if (this.commitPending) {
       // qemu has closed the overlays: the run succeeded, make it permanent.
       for (const d of this.drives) {
         if (!d.tx?.open) continue;
         this.emit('commit', { image: d.path });
-        await d.tx.commit(d.layers.at(-1));
+        await d.tx.commit(d.layers.at(-1), signal);
       }
+      this.commitPending = false;
     }
     await this.dropAppliance();
     if (this.state === 'launching' || this.state === 'failed') this.lifecycle.transition('closed');
