@@ -1,6 +1,6 @@
 // The command line's side of transactions and recipes: commit on success,
 // --discard, --dry-run, a failing command, `status`, `recover`, `run`.
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { txFiles } from '../src/runtime/session/transaction.js';
@@ -60,6 +60,15 @@ describe('command-line transactions', () => {
     expect(rec.stdout).toBe(`${img}: removed an interrupted run's uncommitted changes (the image was never written)\n`);
     expect((await guestsh(['status', img])).stdout).toBe(`${img}: no writer; no pending changes\n`);
     expect((await guestsh(['status'])).code).toBe(2);
+  });
+
+  it("guestfish's `-a /dev/null` launches on a throwaway overlay and writes nothing into /dev", async () => {
+    const before = readdirSync('/dev').filter((f) => f.startsWith('null.'));
+    const r = await guestsh(['-a', '/dev/null', 'run', ':', 'list-devices', ':', 'blockdev-getsize64', '/dev/sda']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/dev/sda\n0\n');
+    expect(r.code).toBe(0);
+    expect(readdirSync('/dev').filter((f) => f.startsWith('null.'))).toEqual(before);
   });
 
   it('run executes a recipe against an image and commits it', async () => {

@@ -2,6 +2,7 @@
 // that the image itself is written only by a transaction's commit (or, with
 // transactions off, directly) and never by a read-only drive.
 
+import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createDisk, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig } from '../qemu/vm.js';
@@ -39,7 +40,10 @@ export interface Drive {
 export async function openDrive(path: string, opts: DriveOptions, index: number, runDir: () => Promise<string>, transactions: boolean): Promise<Drive> {
   const info = await probeImage(path, opts.format);
   const format = opts.format ?? info.format;
-  const readonly = opts.readonly ?? false;
+  // A character device (guestfish's `-a /dev/null`) has nothing a commit
+  // could write into, and no directory of the user's for a transaction's
+  // files: it gets a read-only drive's throwaway overlay.
+  const readonly = (opts.readonly ?? false) || (await stat(path)).isCharacterDevice();
   const base = { path, format, readonly, label: opts.label };
   if (readonly) {
     await checkReadable(path);
