@@ -16,8 +16,10 @@ import { runVerbIfAny } from './repl/verbs.js';
 
 const VERSION = '0.1.0';
 
+/** An error as the one line the user sees: control characters (a newline in a file name) are escaped, not printed. */
 function oneLine(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
 }
 
 function fail(msg: string, code = 1): number {
