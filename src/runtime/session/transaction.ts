@@ -181,6 +181,16 @@ async function mergeOnce(f: TxFiles): Promise<MergeResult> {
   return 'merged';
 }
 
+/** Repeats `attempt` while another process holds the image, at most READER_WAIT_MS; false if it never let go. */
+async function untilNotInUse(attempt: () => Promise<MergeResult>): Promise<boolean> {
+  const deadline = Date.now() + READER_WAIT_MS;
+  for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+    if ((await attempt()) === 'merged') return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(pause);
+  }
+}
+
 async function writeJournal(f: TxFiles, j: Journal): Promise<void> {
   // The journal appears whole (written aside, then renamed) and durable
   // before the image is touched: from then on, an interruption is completed
@@ -284,7 +294,8 @@ async function recoverLocked(f: TxFiles, st: Stats): Promise<RecoveryOutcome> {
       const format = (JSON.parse(text) as Journal).format;
       const bad = await overlayProblem(f, st, format);
       if (bad) throw refused(f, f.overlay, bad);
-      if ((await mergeOnce(f)) === 'image-in-use') {
+      // The one holding it may be the interrupted writer's own qemu-img, finishing the merge.
+      if (!(await untilNotInUse(() => mergeOnce(f)))) {
         throw new UsageError(`cannot complete the interrupted commit into '${f.image}': another process (a --ro reader or a VM) has it open; close it and run 'guestsh recover ${f.image}'`);
       }
     }
@@ -411,20 +422,19 @@ export class Transaction {
         }
       }
       await preflight(this.files, this.identity, this.format);
-      const deadline = Date.now() + READER_WAIT_MS;
-      for (let pause = 50; ; pause = Math.min(pause * 2, 1000)) {
+      const merged = await untilNotInUse(async () => {
         // The merge has not started: the image is untouched.
         if (signal?.aborted) throw new CancelledError('commit');
         await writeJournal(this.files, journalFor(this.files, this.identity, this.format));
-        if ((await mergeOnce(this.files)) === 'merged') break;
-        // Refused before writing anything: the merge has not started.
-        await withdrawJournal(this.files);
-        if (Date.now() >= deadline) {
-          throw new UsageError(
-            `cannot commit into '${this.files.image}': another process (a guestsh --ro reader or a VM) has it open; the image is untouched: close the reader and commit again`,
-          );
-        }
-        await sleep(pause);
+        const result = await mergeOnce(this.files);
+        // Refused before writing anything: no merge to complete later.
+        if (result === 'image-in-use') await withdrawJournal(this.files);
+        return result;
+      });
+      if (!merged) {
+        throw new UsageError(
+          `cannot commit into '${this.files.image}': another process (a guestsh --ro reader or a VM) has it open; the image is untouched: close the reader and commit again`,
+        );
       }
     } catch (e) {
       if (await exists(this.files.journal)) {
