@@ -1,13 +1,15 @@
 // Builds the appliance (kernel, initrd, ext2 root) with supermin from the host's
-// libguestfs packages, once per host state, into a versioned cache directory.
+// libguestfs packages, once per version of what goes into it (inputs.ts),
+// into a versioned cache directory, and keeps it while sessions use it.
 
-import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { applianceName, hostPackages, superminDirCandidates } from '../../../guests/libguestfs/appliance.js';
 import { cacheRoot } from '../cache.js';
+import { flock, tryFlock } from '../flock.js';
+import { applianceKey } from './inputs.js';
 import { UsageError } from '../errors.js';
 import { extractPvhKernel } from './pvh.js';
 
@@ -24,26 +26,6 @@ export interface Appliance {
 
 function missing(what: string, pkg: string): UsageError {
   return new UsageError(`cannot build the appliance: ${what} not found; install it with: apt-get install ${pkg}`);
-}
-
-async function statLine(path: string): Promise<string> {
-  const s = await stat(path);
-  return `${path}:${s.size}:${s.mtimeMs}`;
-}
-
-/**
- * Everything the appliance is built from, cheaply summarised: the supermin
- * recipe files, the kernels on offer, and dpkg's database (it changes whenever
- * any package the recipe pulls in is upgraded).
- */
-async function hostStateKey(superminDir: string): Promise<string> {
-  const lines = [applianceName];
-  for (const f of (await readdir(superminDir)).sort()) lines.push(await statLine(join(superminDir, f)));
-  for (const f of (await readdir('/boot')).filter((f) => f.startsWith('vmlinuz-')).sort()) {
-    lines.push(await statLine(join('/boot', f)));
-  }
-  if (existsSync('/var/lib/dpkg/status')) lines.push(await statLine('/var/lib/dpkg/status'));
-  return createHash('sha256').update(lines.join('\n')).digest('hex').slice(0, 16);
 }
 
 /** The ext2 superblock's UUID (offset 1024 + 104), which the kernel mounts root by. */
@@ -66,21 +48,47 @@ async function describe(dir: string): Promise<Appliance> {
   return { dir, kernel, initrd: join(dir, 'initrd'), root, rootUuid: await ext2Uuid(root) };
 }
 
-export async function ensureAppliance(log: (line: string) => void = () => {}): Promise<Appliance> {
-  const superminDir = superminDirCandidates.find((d) => existsSync(d));
-  if (!superminDir) throw missing('the libguestfs appliance recipe (supermin.d)', hostPackages.recipe);
-  const key = await hostStateKey(superminDir);
+/** Layout of an appliance directory; v3: keyed by the appliance's own inputs (inputs.ts). */
+const LAYOUT = 'v3';
+
+function superminDir(): string {
+  const dir = superminDirCandidates.find((d) => existsSync(d));
+  if (!dir) throw missing('the libguestfs appliance recipe (supermin.d)', hostPackages.recipe);
+  return dir;
+}
+
+/** Where the appliance for the host's current inputs lives (built or not). */
+async function currentApplianceDir(): Promise<string> {
   const parent = join(cacheRoot(), 'appliance');
-  // v2: the layout gained the PVH kernel.
-  const dir = join(parent, `${applianceName}-v2-${key}`);
+  const key = await applianceKey(superminDir(), `${applianceName}-${LAYOUT}`, join(parent, 'inputs.key'));
+  return join(parent, `${applianceName}-${LAYOUT}-${key}`);
+}
+
+/** Builds the appliance for the host's current inputs, unless it exists. */
+export async function ensureAppliance(log: (line: string) => void = () => {}): Promise<Appliance> {
+  const dir = await currentApplianceDir();
   if (existsSync(join(dir, 'root'))) return describe(dir);
+  const parent = dirname(dir);
 
   if (!(await readdir('/boot')).some((f) => f.startsWith('vmlinuz-'))) {
     throw missing('a Linux kernel in /boot', hostPackages.kernel);
   }
   await mkdir(parent, { recursive: true });
+  // Builders of one key wait for each other: the first builds, the rest use it.
+  const buildLock = await open(join(parent, `.build-${basename(dir)}.lock`), 'a');
+  try {
+    await flock(buildLock.fd, 'exclusive');
+    if (!existsSync(join(dir, 'root'))) await build(superminDir(), dir, log);
+  } finally {
+    await buildLock.close();
+  }
+  await removeUnusedAppliances();
+  return describe(dir);
+}
+
+async function build(superminDir: string, dir: string, log: (line: string) => void): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}`;
-  log(`building the ${applianceName} appliance with supermin (once per host package state) ...`);
+  log(`building the ${applianceName} appliance with supermin (once per version of its packages) ...`);
   try {
     await execa('supermin', ['--build', '--copy-kernel', '-f', 'ext2', '--host-cpu', 'x86_64', superminDir, '-o', tmp]);
   } catch (e) {
@@ -92,18 +100,57 @@ export async function ensureAppliance(log: (line: string) => void = () => {}): P
   if (!(await extractPvhKernel(join(tmp, 'kernel'), join(tmp, PVH_KERNEL)))) {
     log('the kernel cannot be booted directly (PVH); booting it through the BIOS loader instead (slower)');
   }
-  try {
-    await rename(tmp, dir);
-  } catch {
-    // Another process built it first: use theirs.
-    await rm(tmp, { recursive: true, force: true });
-  }
-  // Appliances for older host states are dead weight (a sparse 4 GiB root each).
-  for (const old of await readdir(parent)) {
-    if (old.startsWith(`${applianceName}-`) && join(parent, old) !== dir && !old.includes('.tmp-')) {
-      await rm(join(parent, old), { recursive: true, force: true });
+  await rename(tmp, dir);
+  log(`appliance ready in ${dir}`);
+}
+
+/**
+ * Appliances of older inputs are dead weight (a sparse 4 GiB root each, and
+ * their saved snapshots), but a running session may still boot from one:
+ * each is deleted only under an exclusive flock on its root, which every
+ * user holds shared (useAppliance).
+ */
+export async function removeUnusedAppliances(): Promise<void> {
+  const parent = join(cacheRoot(), 'appliance');
+  const current = await currentApplianceDir();
+  for (const name of await readdir(parent)) {
+    const old = join(parent, name);
+    if (!name.startsWith(`${applianceName}-`) || old === current || name.includes('.tmp-')) continue;
+    const root = await open(join(old, 'root'), 'r').catch(() => null);
+    if (!root) {
+      await rm(old, { recursive: true, force: true });
+      continue;
+    }
+    try {
+      if (tryFlock(root.fd, 'exclusive')) await rm(old, { recursive: true, force: true });
+    } finally {
+      await root.close();
     }
   }
-  log(`appliance ready in ${dir}`);
-  return describe(dir);
+}
+
+/** An appliance a session boots from, kept from deletion until release(). */
+export interface ApplianceUse {
+  appliance: Appliance;
+  release(): void;
+}
+
+export async function useAppliance(log: (line: string) => void = () => {}): Promise<ApplianceUse> {
+  for (let attempt = 0; ; attempt++) {
+    const appliance = await ensureAppliance(log);
+    const fd = openSync(appliance.root, 'r');
+    // A remover holds it exclusively while deleting: then build or find the current one again.
+    if (tryFlock(fd, 'shared') && existsSync(appliance.root)) {
+      let released = false;
+      return {
+        appliance,
+        release: () => {
+          if (!released) closeSync(fd);
+          released = true;
+        },
+      };
+    }
+    closeSync(fd);
+    if (attempt >= 2) throw new UsageError(`the appliance in ${appliance.dir} is being removed by another guestsh; try again`);
+  }
 }

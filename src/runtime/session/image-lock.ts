@@ -17,13 +17,8 @@
 
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-
-interface FsExt {
-  flockSync(fd: number, how: 'ex' | 'exnb' | 'sh' | 'shnb' | 'un'): void;
-}
-const fsExt = createRequire(import.meta.url)('fs-ext') as FsExt;
+import { tryFlock } from '../flock.js';
 
 export interface LockInfo {
   host: string;
@@ -98,13 +93,13 @@ export class ImageLock {
    */
   static tryTake(image: string, infoPath: string): ImageLock | null {
     const fd = openSync(image, 'r');
+    let taken = false;
     try {
-      fsExt.flockSync(fd, 'exnb');
-    } catch (e) {
-      closeSync(fd);
-      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EWOULDBLOCK') return null;
-      throw e;
+      taken = tryFlock(fd, 'exclusive');
+    } finally {
+      if (!taken) closeSync(fd);
     }
+    if (!taken) return null;
     const lock = new ImageLock(fd, infoPath);
     try {
       // Written aside and renamed, so a reader of the directory never sees half of it.

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createApi, createInternalApi, type GuestfsApi, type GuestfsInternalApi } from '../../spec/api.js';
 import type { ArgValue, CallTransfer, OptArgs, RetValue } from '../../spec/values.js';
-import { ensureAppliance } from '../appliance/build.js';
+import { type ApplianceUse, useAppliance } from '../appliance/build.js';
 import { ApplianceError, GuestfsError, UsageError } from '../errors.js';
 import { chooseAccel } from '../qemu/accel.js';
 import { Vm, type VmConfig } from '../qemu/vm.js';
@@ -80,6 +80,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   /** How the last launch went, for -v and the benchmarks. */
   launchStats: LaunchStats | null = null;
   private runDir: string | null = null;
+  private applianceUse: ApplianceUse | null = null;
   /** The appliance stopped after a successful session, and its changes are not all committed yet. */
   private commitPending = false;
   private conn: Connection | null = null;
@@ -219,7 +220,9 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   private async vmConfig(): Promise<VmConfig> {
-    const appliance = await ensureAppliance((l) => this.emit('notice', l));
+    // Held until the session closes, so that a rebuild for newer packages does not delete it under us.
+    this.applianceUse ??= await useAppliance((l) => this.emit('notice', l));
+    const appliance = this.applianceUse.appliance;
     const accel = await chooseAccel(appliance.kernel, this.settings.backendSettings.includes('force_tcg'));
     if (accel.probed && accel.accel === 'tcg') this.emit('notice', accel.reason);
     if (this.settings.verbose) this.emit('console', `guestsh: ${accel.reason}`);
@@ -383,6 +386,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
         releaseWatchdogs(this.runDir);
       }
       this.runDir = null;
+      this.applianceUse?.release();
+      this.applianceUse = null;
       live.delete(this);
     }
   }
