@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cacheRoot } from '../src/runtime/cache.js';
 import { ext4Image } from './helpers.js';
 import { TmuxPane } from './shell/tmux.js';
 
@@ -23,7 +24,10 @@ let log: string;
 
 function startShell(name: string): TmuxPane {
   return TmuxPane.start(name, `node ${GUESTSH} -a ${img} -m /dev/sda`, {
+    // A private HOME for the history file; the appliance and its saved
+    // snapshot are the suite's, not built anew under that HOME.
     HOME: home,
+    GUESTSH_CACHE: cacheRoot(),
     GUESTSH_COMPLETION_LOG: log,
     TERM: 'xterm',
   });
