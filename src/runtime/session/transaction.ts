@@ -216,12 +216,12 @@ async function finish(f: TxFiles): Promise<void> {
 /** Bytes a merge may newly allocate on the image's filesystem: the overlay's data, less what a raw image already has allocated. */
 async function mergeNeeds(f: TxFiles, st: Stats, format: string): Promise<number> {
   const { stdout } = await execa('qemu-img', ['map', '--output=json', '-f', 'qcow2', f.overlay]);
-  const extents = JSON.parse(stdout) as { length: number; depth: number; data: boolean; zero: boolean }[];
+  const extents = JSON.parse(stdout) as { start: number; length: number; depth: number; data: boolean; zero: boolean }[];
   const data = extents.filter((x) => x.depth === 0 && (x.data || x.zero)).reduce((n, x) => n + x.length, 0);
   if (format !== 'raw') return data + Math.ceil(data / 16) + (1 << 20); // the format's own metadata grows too
-  const { stdout: info } = await execa('qemu-img', ['info', '--output=json', '-U', '-f', 'raw', f.image]);
-  const unallocated = Math.max(0, (JSON.parse(info) as { 'virtual-size': number })['virtual-size'] - st.blocks * 512);
-  return Math.min(data, unallocated);
+  // The map covers the whole disk, so its end is the image's size.
+  const size = extents.reduce((end, x) => Math.max(end, x.start + x.length), 0);
+  return Math.min(data, Math.max(0, size - st.blocks * 512));
 }
 
 function mib(bytes: number): string {
