@@ -1,4 +1,15 @@
 import { defineConfig } from 'vitest/config';
+import { measureSlowdown } from './test/slowdown.js';
+
+// Every wait in the suite scales with how slow this machine is right now
+// (test/slowdown.ts), including the appliance's own launch timeout.
+if (!process.env.GUESTSH_TEST_SLOWDOWN) {
+  const m = measureSlowdown();
+  process.env.GUESTSH_TEST_SLOWDOWN = String(m.factor);
+  console.log(`test waits scaled by ${m.factor} (CPU ${m.cpu.toFixed(2)}x the reference, load ${m.loadPerCore.toFixed(2)} per core)`);
+}
+const slowdown = Number(process.env.GUESTSH_TEST_SLOWDOWN);
+process.env.GUESTSH_LAUNCH_TIMEOUT ??= String(Math.round(300 * slowdown));
 
 // Two projects. `unit` needs no VM and no root (spec, generated types,
 // layering, parsers, tables): seconds, for whoever changes the code
@@ -15,7 +26,7 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 },
+        test: { name: 'unit', include: ['test/unit/**/*.test.ts'], testTimeout: 60_000 * slowdown },
       },
       {
         extends: true,
@@ -23,8 +34,8 @@ export default defineConfig({
           name: 'vm',
           include: ['test/**/*.test.ts'],
           exclude: ['test/unit/**'],
-          testTimeout: 120_000,
-          hookTimeout: 300_000,
+          testTimeout: 120_000 * slowdown,
+          hookTimeout: 300_000 * slowdown,
         },
       },
     ],

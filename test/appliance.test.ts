@@ -12,6 +12,7 @@ import { ensureAppliance, removeUnusedAppliances } from '../src/runtime/applianc
 import { packageClosure, recipePackages } from '../src/runtime/appliance/inputs.js';
 import { superminDirCandidates } from '../guests/libguestfs/appliance.js';
 import { ext4Image, isolatedTmpdir } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 const previousCache = process.env.GUESTSH_CACHE;
@@ -57,7 +58,7 @@ describe('the appliance cache', () => {
     expect(logs.filter((l) => l.startsWith('building'))).toHaveLength(1);
   });
 
-  it('a rebuild for new inputs keeps the appliance two running sessions boot from, and removes it once they end', { timeout: 600_000 }, async () => {
+  it('a rebuild for new inputs keeps the appliance two running sessions boot from, and removes it once they end', { timeout: scaled(600_000) }, async () => {
     const current = (await ensureAppliance()).dir;
     // An appliance of "older inputs": the current one under another key, which the remembered key points at.
     const old = join(dirname(current), basename(current).replace(/[0-9a-f]{16}$/, '0000000000000000'));

@@ -14,6 +14,7 @@ import { ensureGuest, readTruth } from '../testdata/index.js';
 import { emptyHive } from '../testdata/windows.js';
 import { coverage, type Ctx, type FixtureName, groups } from './calls/index.js';
 import { isAlive, isolatedTmpdir, rawDisk } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 const s = new Session();
@@ -132,7 +133,7 @@ for (const group of groups) {
       if (group.fixture !== 'config' && group.fixture !== 'boot') await fixtureSetup[group.fixture](session);
     });
     for (const c of group.cases) {
-      it(c.actions.join(' '), { timeout: c.timeoutMs ?? 120_000 }, async () => {
+      it(c.actions.join(' '), { timeout: scaled(c.timeoutMs ?? 120_000) }, async () => {
         if (group.fixture === 'blank') await resetBlank(session);
         if (group.fixture === 'ext4' || group.fixture === 'guest') await remount(session, group.fixture);
         const called = new Set<string>();

@@ -11,6 +11,7 @@ import { ApplianceError, Session, UsageError } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
 import { chooseAccel } from '../src/runtime/qemu/accel.js';
 import { isAlive, isolatedTmpdir, rawDisk, guestsh } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -57,7 +58,7 @@ describe('appliance death', () => {
     const call = s.call('debug', ['sh', ['sleep 60']]).catch((e: unknown) => e);
     await sleep(500);
     process.kill(pid, 'SIGKILL');
-    const outcome = await within(call, 5000);
+    const outcome = await within(call, scaled(5000));
     expect(outcome).toBeInstanceOf(ApplianceError);
     expect((outcome as Error).message).toMatch(/debug: the appliance died: qemu was killed by SIGKILL/);
     expect(s.state).toBe('closed');
@@ -119,7 +120,7 @@ describe('acceleration probe', () => {
     delete process.env.LIBGUESTFS_BACKEND_SETTINGS;
     try {
       const started = Date.now();
-      const choice = await within(chooseAccel(appliance.kernel), 15_000);
+      const choice = await within(chooseAccel(appliance.kernel), scaled(15_000));
       expect(choice).not.toBe('timeout');
       const c = choice as Awaited<ReturnType<typeof chooseAccel>>;
       console.log(`acceleration probe: ${c.accel} after ${Date.now() - started} ms (${c.reason})`);

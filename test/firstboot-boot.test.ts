@@ -13,6 +13,7 @@ import { Session } from '../src/index.js';
 import { runRecipe } from '../src/runtime/recipe/index.js';
 import { type BootableImages, type BootableTruth, ensureBootableGuest } from '../testdata/index.js';
 import { isAlive, isolatedTmpdir } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 const RECIPE = resolve(__dirname, 'recipes', 'firstboot-marker.gfs.ts');
@@ -36,7 +37,7 @@ beforeAll(async () => {
   // A copy, not an overlay on the cached image: the recipe commits into it and the guest writes to it.
   disk = join(tmp.dir, 'bootable.qcow2');
   execFileSync('cp', [guest.qcow2, disk]);
-}, 900_000);
+}, scaled(900_000));
 
 afterAll(async () => {
   try {
@@ -189,7 +190,7 @@ describe('firstboot in a booted guest', () => {
     expect(readFileSync(b.consoleLog, 'utf8'), context).toMatch(/guestsh first-boot scripts/);
     expect(g.pending, context).toEqual([]);
     expect(g.done, context).toEqual(['0001-marker', '0002-echo']);
-  }, 900_000);
+  }, scaled(900_000));
 
   it('run once: at the second boot only a newly added script runs', async () => {
     expect(await installScripts('2')).toEqual({ pending: ['0003-echo'], done: ['0001-marker', '0002-echo'] });
@@ -203,5 +204,5 @@ describe('firstboot in a booted guest', () => {
     expect(g.marker, context).toBe(`${MARKER_TEXT}\n`);
     expect(g.pending, context).toEqual([]);
     expect(g.done, context).toEqual(['0001-marker', '0002-echo', '0003-echo']);
-  }, 900_000);
+  }, scaled(900_000));
 });

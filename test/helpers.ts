@@ -9,6 +9,7 @@ import type { Session } from '../src/runtime/session/session.js';
 import type { Appliance } from '../src/runtime/appliance/build.js';
 import { chooseAccel } from '../src/runtime/qemu/accel.js';
 import { snapshotDir } from '../src/runtime/qemu/snapshot.js';
+import { scaled } from './slowdown.js';
 
 /**
  * Points TMPDIR at a fresh directory for this test file, so that whatever a
@@ -70,10 +71,10 @@ export function isAlive(pid: number): boolean {
 
 export const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
 
-/** Runs the guestsh CLI (bounded at 4 minutes) in `env` and returns its exit code and output. */
+/** Runs the guestsh CLI (bounded at 4 minutes, scaled) in `env` and returns its exit code and output. */
 export function guestsh(args: string[], env: NodeJS.ProcessEnv = process.env): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { timeout: 240_000, env }, (err, stdout, stderr) => {
+    execFile('node', [CLI, ...args], { timeout: scaled(240_000), env }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });

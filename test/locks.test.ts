@@ -11,6 +11,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { Session, UsageError } from '../src/index.js';
 import { READER_WAIT_MS, Transaction, recover, txFiles, txStatus } from '../src/runtime/session/transaction.js';
 import { guestsh, isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -100,7 +101,7 @@ describe('the writer lock belongs to the file, not the name', () => {
     const contenders = [0x41, 0x42].map(
       (tag) =>
         new Promise<string>((resolve, reject) =>
-          execFile('node', [RACE, img, String(tag), String(start), String(period), '50', String(RACE_ROUNDS)], { timeout: 60_000 + RACE_ROUNDS * period * 4 }, (err, out, errOut) =>
+          execFile('node', [RACE, img, String(tag), String(start), String(period), '50', String(RACE_ROUNDS)], { timeout: scaled(60_000 + RACE_ROUNDS * period * 4) }, (err, out, errOut) =>
             err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
           ),
         ),
@@ -375,7 +376,7 @@ describe('a --ro reader beside a writer', () => {
     return s;
   }
 
-  it(`a commit waits for a reader to close (at most ${READER_WAIT_MS / 1000} s), and fails before writing if it stays; shutdown() retries it`, { timeout: 300_000 }, async () => {
+  it(`a commit waits for a reader to close (at most ${READER_WAIT_MS / 1000} s), and fails before writing if it stays; shutdown() retries it`, { timeout: scaled(300_000) }, async () => {
     const img = image();
     const writer = await session(img, false);
     try {

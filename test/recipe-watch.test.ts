@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGuest } from '../testdata/index.js';
 import { CLI, isolatedTmpdir, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 let img = '';
@@ -65,7 +66,7 @@ class WatchCli {
   }
 
   /** Waits (bounded) until `ready()` holds, re-checking whenever output arrives. */
-  async until(what: string, ready: () => boolean, timeoutMs = 240_000): Promise<void> {
+  async until(what: string, ready: () => boolean, timeoutMs = scaled(240_000)): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (!ready()) {
       if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; stderr:\n${this.stderr}`);
@@ -98,7 +99,7 @@ beforeAll(async () => {
   writeFileSync(lib, "export async function mark(g: any, x: string) { await g.write('/etc/watch-' + x, x); }\n");
   writeFileSync(data, 'data 1\n');
   writeFileSync(entry, recipe('a'));
-}, 600_000);
+}, scaled(600_000));
 
 afterAll(async () => {
   if (cli && cli.proc.exitCode === null) {
@@ -134,7 +135,7 @@ describe('guestsh run --watch', () => {
     expect(paths(second)).toEqual(['added /dev/sda2:/etc/watch-b', 'added /dev/sda2:/etc/watch-data']);
     // Recipe start to rollback done: the run, the comparison, the rollback.
     console.log(`watch: run 1 took ${first.ms.toFixed(0)} ms (lists the untouched image too), run 2 ${second.ms.toFixed(0)} ms`);
-  }, 600_000);
+  }, scaled(600_000));
 
   it('re-runs when an imported module or an uploaded file is saved', async () => {
     const third = await cli!.runAfter(() =>
@@ -147,7 +148,7 @@ describe('guestsh run --watch', () => {
     const fourth = await cli!.runAfter(() => writeFileSync(data, 'data 2\n'));
     expect(fourth).toMatchObject({ trigger: 'data.txt', ok: true });
     expect(paths(fourth)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-b']);
-  }, 600_000);
+  }, scaled(600_000));
 
   it('a broken save reports its error with the line, changes nothing, and the loop goes on', async () => {
     const broken = await cli!.runAfter(() => writeFileSync(entry, 'export default async ({ g }: any) => {\n  await g.write("/etc/x", ;\n};\n'));
@@ -169,7 +170,7 @@ describe('guestsh run --watch', () => {
     const fixed = await cli!.runAfter(() => writeFileSync(entry, recipe('c')));
     expect(fixed.ok).toBe(true);
     expect(paths(fixed)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-c']);
-  }, 600_000);
+  }, scaled(600_000));
 
   it('Ctrl-C ends it, even in the middle of a run that would loop for ten minutes: exit 0, the image byte-identical, nothing left behind', async () => {
     // The save starts a run that writes, says so, then spins; Ctrl-C comes while it spins.
@@ -177,7 +178,7 @@ describe('guestsh run --watch', () => {
     await cli!.until('the spinning run', () => cli!.stderr.includes('spinning now'));
     const t0 = Date.now();
     cli!.proc.kill('SIGINT');
-    const code = await Promise.race([cli!.exited, new Promise((r) => setTimeout(() => r('still running after 60 s'), 60_000))]);
+    const code = await Promise.race([cli!.exited, new Promise((r) => setTimeout(() => r('still running after the wait'), scaled(60_000)))]);
     expect(code).toBe(0);
     console.log(`watch: Ctrl-C during a spinning run ended guestsh in ${Date.now() - t0} ms`);
     expect(cli!.runs.some((r) => r.changes.some((c) => c.path === '/etc/spin'))).toBe(false);
@@ -193,7 +194,7 @@ describe('guestsh run --watch', () => {
       // pgrep exits 1 when nothing matches.
     }
     expect(qemus).toBe('');
-  }, 120_000);
+  }, scaled(120_000));
 
   it('refuses a standard-library recipe (there is no file to watch) with a one-line error', async () => {
     const { guestsh } = await import('./helpers.js');
@@ -201,5 +202,5 @@ describe('guestsh run --watch', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/--watch re-runs a recipe file/);
-  }, 120_000);
+  }, scaled(120_000));
 });

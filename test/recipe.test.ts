@@ -10,6 +10,7 @@ import { Session } from '../src/index.js';
 import { runRecipe, type RunOptions, type RunResult } from '../src/runtime/recipe/index.js';
 import { ensureImage } from '../testdata/index.js';
 import { isolatedTmpdir, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => tmp.restore());
@@ -44,7 +45,7 @@ async function run(recipe: string, extra: Partial<RunOptions> = {}): Promise<Run
 beforeAll(async () => {
   img = copyImage('escape.img', await ensureImage('debian'));
   baseSha = await sha256(img);
-}, 600_000);
+}, scaled(600_000));
 
 describe('escape suite: each attempt fails clearly and the image is unchanged', () => {
   const cases: [string, RegExp, Partial<RunOptions>?][] = [
@@ -136,11 +137,11 @@ describe('errors point at the recipe source', () => {
     expect(r.failure!.message).toMatch(/\/no\/such\/file: No such file or directory/);
     expect(r.failure!.recipeLocation).toMatchObject({ file: R('guestfs-error.gfs.ts'), line: 5 });
     expect(await sha256(img)).toBe(baseSha);
-  }, 300_000);
+  }, scaled(300_000));
 });
 
 describe('successful runs', () => {
-  it('commits; the output dir gets downloads; values and bigint cross the bridge; start overhead printed', { timeout: 300_000 }, async () => {
+  it('commits; the output dir gets downloads; values and bigint cross the bridge; start overhead printed', { timeout: scaled(300_000) }, async () => {
     const img2 = copyImage('commit.img', img);
     const out = join(tmp.dir, 'out-commit');
     const logs: string[] = [];
@@ -185,7 +186,7 @@ describe('successful runs', () => {
     expect(await sha256(img)).toBe(baseSha);
   });
 
-  it('--dry-run reports the changes and leaves the image alone', { timeout: 300_000 }, async () => {
+  it('--dry-run reports the changes and leaves the image alone', { timeout: scaled(300_000) }, async () => {
     const r = await run('commit.gfs.ts', { dryRun: true, params: { name: 'dry' }, outputDir: join(tmp.dir, 'out-dry') });
     expect(r.ok).toBe(true);
     expect(r.committed).toBe(false);
@@ -200,11 +201,11 @@ describe('successful runs', () => {
     expect(r.failure).toBeUndefined();
     expect(r.value).toMatchObject({ distro: 'debian', hostname: 'guestsh-demo' });
     expect(await sha256(img)).toBe(baseSha);
-  }, 300_000);
+  }, scaled(300_000));
 });
 
 describe('guestsh run --network', () => {
-  it('gives the appliance a network only when asked; a read-only run commits nothing', { timeout: 300_000 }, async () => {
+  it('gives the appliance a network only when asked; a read-only run commits nothing', { timeout: scaled(300_000) }, async () => {
     const { guestsh } = await import('./helpers.js');
     const on = await guestsh(['run', '--network', '--json', '--ro', '-a', img, R('network.gfs.ts')]);
     expect(on.code, on.stderr).toBe(0);

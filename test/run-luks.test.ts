@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureGuest, type LuksTruth } from '../testdata/index.js';
 import { CLI, isolatedTmpdir } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => tmp.restore());
@@ -19,7 +20,7 @@ let recipe = '';
 
 function guestsh(args: string[], input: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = execFile('node', [CLI, ...args], { timeout: 240_000 }, (err, stdout, stderr) => {
+    const child = execFile('node', [CLI, ...args], { timeout: scaled(240_000) }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       done({ code, stdout, stderr });
     });
@@ -33,7 +34,7 @@ beforeAll(async () => {
   truth = JSON.parse(readFileSync(images.truth, 'utf8')) as LuksTruth;
   recipe = join(tmp.dir, 'hostname.gfs.ts');
   writeFileSync(recipe, "export default async ({ g }: any) => ({ hostname: (await g.cat('/etc/hostname')).trim(), mounts: await g.mountpoints() });\n");
-}, 900_000);
+}, scaled(900_000));
 
 describe('guestsh run -i on a LUKS guest', () => {
   it('opens the encrypted root with the key from stdin, inspects and mounts it', async () => {

@@ -5,6 +5,7 @@
 
 import { describe, expect, it } from 'vitest';
 import { runCorpus, sameResult, type ScriptResult } from './shell/corpus.js';
+import { scaled } from './slowdown.js';
 
 /** Accepted differences: script name → why guestsh's output may differ. */
 export const ACCEPTED: Record<string, string> = {
@@ -18,7 +19,7 @@ const RETRIES = 3;
 describe('guestfish script corpus', () => {
   let results: ScriptResult[] = [];
 
-  it('runs every script with guestfish and guestsh and compares stdout and exit status', { timeout: 900_000 }, async () => {
+  it('runs every script with guestfish and guestsh and compares stdout and exit status', { timeout: scaled(900_000) }, async () => {
     results = await runCorpus(process.env.GUESTSH_CORPUS_FILTER, (s) => console.error(s));
     expect(results.length).toBeGreaterThanOrEqual(process.env.GUESTSH_CORPUS_FILTER ? 1 : 50);
     const failures: string[] = [];

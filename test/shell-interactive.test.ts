@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cacheRoot } from '../src/runtime/cache.js';
 import { ext4Image } from './helpers.js';
 import { TmuxPane } from './shell/tmux.js';
+import { scaled } from './slowdown.js';
 
 const GUESTSH = resolve(import.meta.dirname, '..', 'bin', 'guestsh.js');
 const ENTRIES = 5000;
@@ -58,15 +59,15 @@ describe('interactive shell through a pseudo-terminal', () => {
 
   beforeAll(async () => {
     pane = startShell('guestsh-it-1');
-    await pane.waitFor(/><fs> $/m, 120_000);
-  }, 180_000);
+    await pane.waitFor(/><fs> $/m, scaled(120_000));
+  }, scaled(180_000));
 
   afterAll(() => pane.kill());
 
   it('completes a command name', async () => {
     pane.type('list-dev');
     pane.keys('Tab');
-    await pane.waitFor(/><fs> list-devices$/m, 10_000);
+    await pane.waitFor(/><fs> list-devices$/m, scaled(10_000));
     const n = pane.prompts();
     pane.keys('Enter');
     const s = await pane.waitPrompts(n + 1);
@@ -76,14 +77,14 @@ describe('interactive shell through a pseudo-terminal', () => {
   it('completes an optional-argument name for the command being typed', async () => {
     pane.type('mkfs ext4 /dev/sda lab');
     pane.keys('Tab');
-    await pane.waitFor(/><fs> mkfs ext4 \/dev\/sda label:$/m, 10_000);
+    await pane.waitFor(/><fs> mkfs ext4 \/dev\/sda label:$/m, scaled(10_000));
     pane.keys('C-u');
   });
 
   it('completes a device', async () => {
     pane.type('blockdev-getsize64 /dev/sd');
     pane.keys('Tab');
-    await pane.waitFor(/><fs> blockdev-getsize64 \/dev\/sda$/m, 10_000);
+    await pane.waitFor(/><fs> blockdev-getsize64 \/dev\/sda$/m, scaled(10_000));
     const n = pane.prompts();
     pane.keys('Enter');
     const s = await pane.waitPrompts(n + 1);
@@ -93,14 +94,14 @@ describe('interactive shell through a pseudo-terminal', () => {
   it('completes guest paths, with / on directories', async () => {
     pane.type('cat /etc/hostn');
     pane.keys('Tab');
-    await pane.waitFor(/><fs> cat \/etc\/hostname$/m, 10_000);
+    await pane.waitFor(/><fs> cat \/etc\/hostname$/m, scaled(10_000));
     const n = pane.prompts();
     pane.keys('Enter');
     await pane.waitPrompts(n + 1);
     expect(pane.screen()).toMatch(/^interactive-test$/m);
     pane.type('ls /bi');
     pane.keys('Tab');
-    await pane.waitFor(/><fs> ls \/big\/$/m, 10_000);
+    await pane.waitFor(/><fs> ls \/big\/$/m, scaled(10_000));
     pane.keys('C-u');
   });
 
@@ -124,7 +125,7 @@ describe('interactive shell through a pseudo-terminal', () => {
     for (let i = 0; i < 5; i++) {
       pane.type(`cat /big/file0${i}99`);
       pane.keys('Tab');
-      await pane.waitFor(new RegExp(`><fs> cat /big/file0${i}99$`, 'm'), 10_000);
+      await pane.waitFor(new RegExp(`><fs> cat /big/file0${i}99$`, 'm'), scaled(10_000));
       pane.keys('C-u');
     }
     const records = readFileSync(log, 'utf8')
@@ -172,7 +173,7 @@ describe('interactive shell through a pseudo-terminal', () => {
     await new Promise((r) => setTimeout(r, 3000));
     expect(pane.prompts()).toBe(n); // still running
     pane.keys('C-c');
-    const s = await pane.waitPrompts(n + 1, 30_000);
+    const s = await pane.waitPrompts(n + 1, scaled(30_000));
     expect(s).toMatch(/cancel/i);
     pane.type('cat /etc/hostname');
     pane.keys('Enter');
@@ -185,30 +186,30 @@ describe('interactive shell through a pseudo-terminal', () => {
     pane.keys('Enter');
     await pane.waitFor(/^history-marker-1$/m);
     pane.keys('Up');
-    await pane.waitFor(/><fs> echo history-marker-1$/m, 5_000);
+    await pane.waitFor(/><fs> echo history-marker-1$/m, scaled(5_000));
     pane.keys('C-u');
     // Ctrl-D quits; the image was mounted read-write, so the shell asks
     // whether to keep the changes. Answering no leaves the image as it was.
     const before = readFileSync(img);
     pane.keys('C-d');
-    await pane.waitFor(/Keep the changes to .*\? \[y\/N\]/, 60_000);
+    await pane.waitFor(/Keep the changes to .*\? \[y\/N\]/, scaled(60_000));
     pane.type('n');
     pane.keys('Enter');
-    await pane.waitFor(/\[exit 0\]/, 60_000);
+    await pane.waitFor(/\[exit 0\]/, scaled(60_000));
     expect(readFileSync(img).equals(before)).toBe(true);
     expect(readFileSync(join(home, '.guestsh_history'), 'utf8')).toContain('echo history-marker-1\n');
     const again = startShell('guestsh-it-2');
     try {
-      await again.waitFor(/><fs> $/m, 120_000);
+      await again.waitFor(/><fs> $/m, scaled(120_000));
       again.keys('Up');
-      await again.waitFor(/><fs> echo history-marker-1$/m, 5_000);
+      await again.waitFor(/><fs> echo history-marker-1$/m, scaled(5_000));
       again.keys('C-u', 'C-d');
-      await again.waitFor(/Keep the changes to .*\? \[y\/N\]/, 60_000);
+      await again.waitFor(/Keep the changes to .*\? \[y\/N\]/, scaled(60_000));
       again.type('n');
       again.keys('Enter');
-      await again.waitFor(/\[exit 0\]/, 60_000);
+      await again.waitFor(/\[exit 0\]/, scaled(60_000));
     } finally {
       again.kill();
     }
-  }, 240_000);
+  }, scaled(240_000));
 });

@@ -17,6 +17,7 @@ import { compileLine, isTypeScriptLine, TsEvaluator } from '../src/repl/ts-eval.
 import { splitPartial } from '../src/repl/completion.js';
 import { globToRegExp } from '../src/commands/glob.js';
 import { ext4Image } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const GUESTSH = resolve(import.meta.dirname, '..', 'bin', 'guestsh.js');
 const tmp = mkdtempSync(join(tmpdir(), 'guestsh-shell-'));
@@ -24,7 +25,7 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function guestsh(args: string[], input = ''): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((done) => {
-    const child = execFile('node', [GUESTSH, ...args], { cwd: tmp, timeout: 60_000 }, (err, stdout, stderr) => {
+    const child = execFile('node', [GUESTSH, ...args], { cwd: tmp, timeout: scaled(60_000) }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? (err as { code: number }).code : 1) : 0;
       done({ code, stdout, stderr });
     });
@@ -215,7 +216,7 @@ describe('the CLI before anything boots', () => {
 });
 
 describe('the CLI with an appliance', () => {
-  it('FileIn "-" reads stdin, FileOut "-" writes stdout, and reopen starts a fresh session', { timeout: 300_000 }, async () => {
+  it('FileIn "-" reads stdin, FileOut "-" writes stdout, and reopen starts a fresh session', { timeout: scaled(300_000) }, async () => {
     const img = ext4Image(join(tmp, 'fs.img'), 32, { 'etc/hostname': 'cli-test\n' });
     const r = await guestsh(
       ['-a', img, '-m', '/dev/sda', 'upload', '-', '/from-stdin', ':', 'cat', '/from-stdin', ':', 'download', '/etc/hostname', '-',

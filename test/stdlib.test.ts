@@ -13,6 +13,7 @@ import { parsePasswordSelector } from '../src/stdlib/customize.js';
 import { findAptSource } from '../testdata/apt-mirror.js';
 import { ensureImage } from '../testdata/index.js';
 import { isolatedTmpdir } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => tmp.restore());
@@ -20,7 +21,7 @@ const recipes = resolve(__dirname, 'recipes');
 let base = '';
 beforeAll(async () => {
   base = await ensureImage('debian');
-}, 600_000);
+}, scaled(600_000));
 
 type G = Session['g'];
 let n = 0;
@@ -627,7 +628,7 @@ describe('customize: the remaining virt-customize operations', () => {
       await expect(call('customize', 'uninstall', 'no-such-package')).rejects.toThrow(/package manager failed/);
       await expect(call('customize', 'uninstall', 'x; rm -rf /')).rejects.toThrow(/not a package name/);
     });
-  }, 300_000);
+  }, scaled(300_000));
 
   it('install (offline): a .deb file from the host with dpkg; package names need the network', async () => {
     await withGuest(async (g, call, _s, { out }) => {
@@ -647,7 +648,7 @@ describe('customize: the remaining virt-customize operations', () => {
       await expect(call('customize', 'install', 'hello')).rejects.toThrow(/needs the appliance network/);
       await expect(call('customize', 'update')).rejects.toThrow(/needs the appliance network/);
     });
-  }, 300_000);
+  }, scaled(300_000));
 
   it('install and update with the appliance network (the guest fetches from the mirror this machine uses)', async () => {
     const source = findAptSource('bookworm');
@@ -666,7 +667,7 @@ describe('customize: the remaining virt-customize operations', () => {
       },
       { network: true, timeoutMs: 400_000 },
     );
-  }, 900_000);
+  }, scaled(900_000));
 
   it('firstboot-install: a first-boot script that installs with the guest package manager', async () => {
     await withGuest(async (g, call) => {

@@ -20,6 +20,7 @@ import {
   type DebianImages,
   type DebianTruth,
 } from '../testdata/index.js';
+import { scaled } from './slowdown.js';
 
 const REPO_ROOT = fileURLToPath(new URL('..', import.meta.url));
 const COLD_BUILD_MS = 900_000; // debootstrap from the network, then the image
@@ -240,14 +241,14 @@ describe('build.ts', () => {
     const result = build('debian');
     expect(result.status).toBe(0);
     expect(result.stdout.split('\n').filter(Boolean)).toEqual([images.raw, images.qcow2]);
-  }, 60_000);
+  }, scaled(60_000));
 
   it('fails with one line naming an unknown guest', () => {
     const result = build('no-such-guest');
     expect(result.status).toBe(1);
     expect(result.stdout).toBe('');
     expect(result.stderr.trim().split('\n')).toEqual([expect.stringContaining('unknown test guest "no-such-guest"')]);
-  }, 60_000);
+  }, scaled(60_000));
 });
 
 describe('blankDisk', () => {

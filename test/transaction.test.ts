@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session, UsageError } from '../src/index.js';
 import { recover, txFiles, txStatus } from '../src/runtime/session/transaction.js';
 import { ext4Image, isAlive, isolatedTmpdir, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(async () => {
@@ -23,7 +24,7 @@ afterAll(async () => {
 
 const TRIALS = Number(process.env.GUESTSH_TX_TRIALS ?? 20);
 // Each trial is a whole guestsh run (resume, writes, maybe a merge): seconds each.
-const TRIAL_TIMEOUT_MS = TRIALS * 30_000;
+const TRIAL_TIMEOUT_MS = scaled(TRIALS * 30_000);
 const WRITER = join(import.meta.dirname, 'fixtures', 'tx-writer.mjs');
 const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');
 const pristine = ext4Image(join(tmp.dir, 'pristine.img'), 96, { 'keep.txt': 'original\n' });

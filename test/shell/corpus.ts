@@ -16,6 +16,7 @@ import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFile
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureGuest } from '../../testdata/index.js';
+import { scaled } from '../slowdown.js';
 
 export const SCRIPTS_DIR = resolve(import.meta.dirname, '..', '..', 'testdata', 'scripts');
 const GUESTSH = resolve(import.meta.dirname, '..', '..', 'bin', 'guestsh.js');
@@ -54,7 +55,7 @@ export function loadScripts(filter?: string): Script[] {
 function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): Promise<ToolRun> {
   const t0 = Date.now();
   return new Promise((done) => {
-    execFile(cmd, args, { cwd, env, timeout: 600_000, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+    execFile(cmd, args, { cwd, env, timeout: scaled(600_000), maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err ? (typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1) : 0;
       done({ code, stdout, stderr, ms: Date.now() - t0 });
     });

@@ -3,6 +3,7 @@
 
 import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { scaled } from '../slowdown.js';
 
 export class TmuxPane {
   private constructor(readonly name: string) {}
@@ -41,7 +42,7 @@ export class TmuxPane {
     return lines[lines.length - 1] ?? '';
   }
 
-  async waitFor(test: RegExp | ((screen: string) => boolean), timeoutMs = 30_000): Promise<string> {
+  async waitFor(test: RegExp | ((screen: string) => boolean), timeoutMs = scaled(30_000)): Promise<string> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = this.screen();
@@ -52,7 +53,7 @@ export class TmuxPane {
   }
 
   /** Waits until the screen has `n` prompts (each command ends by printing a new one). */
-  async waitPrompts(n: number, timeoutMs = 60_000): Promise<string> {
+  async waitPrompts(n: number, timeoutMs = scaled(60_000)): Promise<string> {
     return this.waitFor((s) => (s.match(/><fs> /g) ?? []).length >= n, timeoutMs);
   }
 
