@@ -13,6 +13,7 @@ import { StreamLineSource } from './repl/input.js';
 import { inspectBanner, KeyReader, openOptions } from './repl/setup.js';
 import { listPrepared } from './repl/prepared.js';
 import { runVerbIfAny } from './repl/verbs.js';
+import { aboutText } from './repl/about.js';
 
 const VERSION = '0.1.0';
 
@@ -49,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (opts.version) {
-    process.stdout.write(`guestsh ${VERSION} (libguestfs 1.48 appliance)\n`);
+    process.stdout.write(await aboutText(VERSION));
     return 0;
   }
   if (opts.listPrepared) {

@@ -10,8 +10,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/index.js';
 import { ensureAppliance, removeUnusedAppliances } from '../src/runtime/appliance/build.js';
 import { packageClosure, recipePackages } from '../src/runtime/appliance/inputs.js';
-import { superminDirCandidates } from '../guests/libguestfs/appliance.js';
-import { ext4Image, isolatedTmpdir } from './helpers.js';
+import { chooseAccel } from '../src/runtime/qemu/accel.js';
+import { optionalPackages, superminDirCandidates } from '../guests/libguestfs/appliance.js';
+import { ext4Image, guestsh, isolatedTmpdir } from './helpers.js';
 import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
@@ -92,4 +93,24 @@ describe('the appliance cache', () => {
     await removeUnusedAppliances();
     expect(readdirSync(dirname(current)).filter((n) => !n.startsWith('.') && n !== 'inputs.key')).toEqual([basename(current)]);
   });
+
+  it('--version names the appliance, which optional packages it carries and what each adds, and the accelerator and why', async () => {
+    const r = await guestsh(['--version'], { ...process.env, GUESTSH_CACHE: cache });
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^guestsh \d+\.\d+\.\d+ \(libguestfs-1\.48 appliance\)$/);
+    expect(lines[1]).toBe(`appliance: ${(await ensureAppliance()).dir}`);
+    for (const p of optionalPackages) {
+      const has = existsSync(join(superminDir, p.recipe));
+      expect(lines.filter((l) => l.includes(` ${p.package}`)), p.package).toEqual([has ? `  with ${p.package}: ${p.adds}` : `  without ${p.package} (apt-get install ${p.package}): ${p.adds}`]);
+    }
+    expect(lines.at(-1)).toBe('accelerator: not probed yet (the first launch tries KVM, then falls back to TCG)');
+    const forced = await guestsh(['--version'], { ...process.env, GUESTSH_CACHE: cache, GUESTSH_ACCEL: 'tcg' });
+    expect(forced.stdout.trim().split('\n').at(-1)).toBe('accelerator: tcg (acceleration forced to tcg by GUESTSH_ACCEL)');
+    // Once a launch has chosen, the verdict and its reason are shown.
+    const choice = await chooseAccel((await ensureAppliance()).kernel);
+    const after = await guestsh(['--version'], { ...process.env, GUESTSH_CACHE: cache });
+    expect(after.stdout.trim().split('\n').at(-1)).toBe(`accelerator: ${choice.accel} (${choice.reason})`);
+  });
 });
+

@@ -3,6 +3,8 @@
 // choices (lib/launch-direct.c, lib/appliance-kcmdline.c) unless a comment says
 // why guestsh differs.
 
+import optional from './optional-packages.json' with { type: 'json' };
+
 export const applianceName = 'libguestfs-1.48';
 
 /** Where Debian's libguestfs0 installs the supermin recipe, per multiarch tuple. */
@@ -10,6 +12,19 @@ export const superminDirCandidates = [
   '/usr/lib/x86_64-linux-gnu/guestfs/supermin.d',
   '/usr/lib/guestfs/supermin.d',
 ];
+
+/**
+ * Debian's optional appliance packages: each drops one recipe file into
+ * supermin.d, and the appliance gains what it adds. ./dev installs them all
+ * (it reads the same file).
+ */
+export interface OptionalPackage {
+  package: string;
+  /** The file it adds to supermin.d. */
+  recipe: string;
+  adds: string;
+}
+export const optionalPackages: readonly OptionalPackage[] = optional;
 
 /** Debian packages the appliance is built from, named in "cannot build" errors. */
 export const hostPackages = {

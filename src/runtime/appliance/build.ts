@@ -6,7 +6,7 @@ import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { execa } from 'execa';
-import { applianceName, hostPackages, superminDirCandidates } from '../../../guests/libguestfs/appliance.js';
+import { applianceName, hostPackages, type OptionalPackage, optionalPackages, superminDirCandidates } from '../../../guests/libguestfs/appliance.js';
 import { cacheRoot } from '../cache.js';
 import { flock, tryFlock } from '../flock.js';
 import { applianceKey } from './inputs.js';
@@ -57,8 +57,15 @@ function superminDir(): string {
   return dir;
 }
 
+/** Which of Debian's optional appliance packages the host has, so the appliance carries what they add. */
+export function applianceOptions(): { present: OptionalPackage[]; missing: OptionalPackage[] } {
+  const dir = superminDir();
+  const present = optionalPackages.filter((p) => existsSync(join(dir, p.recipe)));
+  return { present, missing: optionalPackages.filter((p) => !present.includes(p)) };
+}
+
 /** Where the appliance for the host's current inputs lives (built or not). */
-async function currentApplianceDir(): Promise<string> {
+export async function currentApplianceDir(): Promise<string> {
   const parent = join(cacheRoot(), 'appliance');
   const key = await applianceKey(superminDir(), `${applianceName}-${LAYOUT}`, join(parent, 'inputs.key'));
   return join(parent, `${applianceName}-${LAYOUT}-${key}`);
@@ -101,7 +108,9 @@ async function build(superminDir: string, dir: string, log: (line: string) => vo
     log('the kernel cannot be booted directly (PVH); booting it through the BIOS loader instead (slower)');
   }
   await rename(tmp, dir);
-  log(`appliance ready in ${dir}`);
+  const { present, missing: absent } = applianceOptions();
+  log(`appliance ready in ${dir}, with ${present.map((p) => p.package).join(', ') || 'no optional packages'}`);
+  if (absent.length) log(`without ${absent.map((p) => p.package).join(', ')} (apt-get install them and the next launch rebuilds it)`);
 }
 
 /**

@@ -7,7 +7,7 @@
 // hostfiles (ld.so.cache, augeas lenses) are left out: they follow from the
 // packages, and ld.so.cache changes whenever any library is installed.
 
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
@@ -85,8 +85,9 @@ export async function applianceKey(superminDir: string, layout: string, memo: st
   if (remembered.startsWith(`${stamp}\n`)) return remembered.slice(stamp.length + 1).trim();
   const key = await computeKey(superminDir, layout);
   await mkdir(dirname(memo), { recursive: true });
-  await writeFile(`${memo}.${process.pid}`, `${stamp}\n${key}\n`);
-  await rename(`${memo}.${process.pid}`, memo);
+  const draft = `${memo}.${process.pid}-${randomBytes(4).toString('hex')}`;
+  await writeFile(draft, `${stamp}\n${key}\n`);
+  await rename(draft, memo);
   return key;
 }
 

@@ -66,8 +66,11 @@ function kvmBootsKernel(kernel: string): Promise<boolean> {
   });
 }
 
-/** `forceTcg`: the session's backend settings hold libguestfs's force_tcg (GUESTSH_ACCEL still wins). */
-export async function chooseAccel(kernel: string, forceTcg = false): Promise<AccelChoice> {
+/**
+ * What the accelerator is without probing: forced, impossible, or probed
+ * before (the verdict is cached per kernel); null when only a probe can tell.
+ */
+export async function knownAccel(kernel: string, forceTcg = false): Promise<AccelChoice | null> {
   const env = process.env.GUESTSH_ACCEL;
   if (env === 'kvm' || env === 'tcg') return { accel: env, reason: `acceleration forced to ${env} by GUESTSH_ACCEL`, probed: false };
   if (forceTcg) return { accel: 'tcg', reason: 'acceleration forced to tcg by the backend setting force_tcg', probed: false };
@@ -76,20 +79,29 @@ export async function chooseAccel(kernel: string, forceTcg = false): Promise<Acc
   } catch {
     return { accel: 'tcg', reason: '/dev/kvm is not usable: using TCG software emulation (slower)', probed: false };
   }
-  const k = await stat(kernel);
-  const key = createHash('sha256').update(`${release()}|${kernel}|${k.size}|${k.mtimeMs}`).digest('hex').slice(0, 16);
-  const file = join(cacheRoot(), `accel-${key}.json`);
   try {
-    const cached = JSON.parse(await readFile(file, 'utf8')) as { accel: Accel; reason: string };
+    const cached = JSON.parse(await readFile(await verdictFile(kernel), 'utf8')) as { accel: Accel; reason: string };
     return { ...cached, probed: false };
   } catch {
-    // no verdict yet
+    return null;
   }
+}
+
+async function verdictFile(kernel: string): Promise<string> {
+  const k = await stat(kernel);
+  const key = createHash('sha256').update(`${release()}|${kernel}|${k.size}|${k.mtimeMs}`).digest('hex').slice(0, 16);
+  return join(cacheRoot(), `accel-${key}.json`);
+}
+
+/** `forceTcg`: the session's backend settings hold libguestfs's force_tcg (GUESTSH_ACCEL still wins). */
+export async function chooseAccel(kernel: string, forceTcg = false): Promise<AccelChoice> {
+  const known = await knownAccel(kernel, forceTcg);
+  if (known) return known;
   const ok = await kvmBootsKernel(kernel);
   const verdict = ok
     ? { accel: 'kvm' as const, reason: 'KVM works' }
     : { accel: 'tcg' as const, reason: `KVM did not boot a test kernel within ${PROBE_TIMEOUT_MS / 1000} s: using TCG software emulation (slower)` };
   await mkdir(cacheRoot(), { recursive: true });
-  await writeFile(file, JSON.stringify(verdict));
+  await writeFile(await verdictFile(kernel), JSON.stringify(verdict));
   return { ...verdict, probed: true };
 }
