@@ -94,8 +94,8 @@ async function attempt(file: string, o: { params?: Record<string, string>; out?:
     timeoutMs: o.timeoutMs ?? 20_000,
     log: (l) => logs.push(l),
   });
-  // Calls are served one at a time: this answers only after what the run left running.
-  await s.g.version();
+  // guestfsd serves one call at a time: this answers only after what the run left running.
+  await s.g.pingDaemon();
   return { ...r, logs, out };
 }
 

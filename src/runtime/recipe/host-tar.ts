@@ -5,8 +5,9 @@
 // and restores set-uid bits when run as root, and the stream from the
 // appliance is untrusted input. Here every member goes through the confined
 // walks of host-fs.ts. What is written to the host: regular files (mode bits
-// 0777 at most), directories, and symbolic links as links (never followed);
-// device nodes, FIFOs and sockets are left out. The format is ustar with pax
+// 0777 at most, owned by whoever runs guestsh), directories, and symbolic
+// links as links (never followed); device nodes, FIFOs and sockets are left
+// out. The format is ustar with pax
 // records for long names and large sizes, which GNU tar in the appliance
 // reads and writes.
 
