@@ -12,6 +12,7 @@
 
 import { UsageError } from '../runtime/errors.js';
 import { type MountArg, parseMount } from '../runtime/open/open.js';
+import { RECIPE_LIMITS } from '../runtime/recipe/limits.js';
 import { type PreparedDisk, preparedDisk } from './prepared.js';
 
 export type { MountArg };
@@ -123,9 +124,9 @@ const OPTIONS: readonly OptionSpec[] = [
       if (eq <= 0) throw new UsageError(`--param: '${v}' is not key=value`);
       o.params[v!.slice(0, eq)] = v!.slice(eq + 1);
     } },
-  { names: ['--timeout'], value: 'SECONDS', help: 'stop the recipe after this long (default 600)', verbs: RUN,
+  { names: ['--timeout'], value: 'SECONDS', help: `stop the recipe after this long (default ${RECIPE_LIMITS.timeoutMs / 1000})`, verbs: RUN,
     apply: (o, v) => void (o.timeoutMs = positiveNumber('--timeout', v!) * 1000) },
-  { names: ['--memory'], value: 'MB', help: "the recipe's memory limit (default 128)", verbs: RUN, apply: (o, v) => void (o.memoryMb = positiveNumber('--memory', v!)) },
+  { names: ['--memory'], value: 'MB', help: `the recipe's memory limit (default ${RECIPE_LIMITS.memoryMb})`, verbs: RUN, apply: (o, v) => void (o.memoryMb = positiveNumber('--memory', v!)) },
   { names: ['--output'], value: 'DIR', help: 'where the recipe may write host files (default: a new temporary directory)', verbs: RUN,
     apply: (o, v) => void (o.outputDir = v!) },
   { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },

@@ -15,7 +15,7 @@ import { createRequire } from 'node:module';
 import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
 import type { CallTransfer } from '../runtime/session/session.js';
 import { Sandbox } from '../runtime/recipe/sandbox.js';
-import { checkPromptCall } from '../runtime/recipe/policy.js';
+import { callFromPrompt } from '../runtime/recipe/policy.js';
 
 type Swc = typeof import('@swc/core');
 let swc: Swc | null = null;
@@ -210,14 +210,11 @@ export class TsEvaluator {
     if (this.sandbox) return this.sandbox;
     const target = this.target;
     this.sandbox = Sandbox.open({
-      target: {
-        call: (name, args, optargs) => target().call(name, args, optargs),
-        g: {
-          savepoint: (n) => savepoints(target()).savepoint(n),
-          rollbackTo: (n) => savepoints(target()).rollbackTo(n),
-        },
+      call: (name, args, optargs, io) => callFromPrompt(target(), io, name, args, optargs),
+      savepoints: {
+        savepoint: (n) => savepoints(target()).savepoint(n),
+        rollbackTo: (n) => savepoints(target()).rollbackTo(n),
       },
-      check: (name, args) => checkPromptCall(name, args),
       params: {},
       memoryMb: PROMPT_MEMORY_MB,
       log: (line) => process.stdout.write(`${line}\n`),

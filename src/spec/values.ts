@@ -22,4 +22,10 @@ export interface CallTransfer {
   fileIn?: AsyncIterable<Uint8Array> | undefined;
   /** In-memory receiver for a FileOut argument instead of writing its host path. */
   fileOut?: ((chunk: Buffer) => void | Promise<void>) | undefined;
+  /**
+   * Library-side actions: told the size of each chunk their own calls
+   * collect in host memory (read_file's content, find's listing); a throw
+   * stops the call. The recipe sandbox bounds a call's host memory with it.
+   */
+  countBuffered?: ((bytes: number) => void) | undefined;
 }

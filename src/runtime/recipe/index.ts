@@ -1,12 +1,12 @@
 // Recipes: `.gfs.ts` modules run in an isolated-vm sandbox against a live session.
-export { runRecipe, stdRecipeName, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
+export { runRecipe, stdRecipeName, RecipeCompileFailed, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
 export type { RunOptions, RunResult, RunImage, RunMount, RunTimings } from './run.js';
 export { watchRecipe, formatWatchRun } from './watch.js';
 export type { WatchOptions, WatchRun } from './watch.js';
 export { initRecipe } from './init.js';
 export type { InitResult } from './init.js';
-export { runInSandbox, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES, STDLIB_RECIPES } from './sandbox.js';
-export type { RecipeFailure, SandboxOptions, SandboxResult, SourceLocation } from './sandbox.js';
-export { PathPolicy, RecipePolicyError, checkCall, refusal, hostPathArgs } from './policy.js';
+export { runInSandbox, prepareRecipe, RecipeFailed, mapStack, stdlibDir, STDLIB_MODULES, STDLIB_RECIPES } from './sandbox.js';
+export type { PreparedRecipe, RecipeFailure, SandboxOptions, SandboxResult, SourceLocation } from './sandbox.js';
+export { PathPolicy, RecipePolicyError, refusal, hostPathArgs } from './policy.js';
 export type { RecipeContext, RecipeGuestfs, Recipe } from './types.js';
 export { formatRunResult } from './report.js';

@@ -1,15 +1,19 @@
-// `guestsh run`: add the images, launch, mount (-i / -m), run the recipe in
-// its sandbox, then commit (shutdown) on success or discard (close) on any
-// failure, so an image is changed completely or not at all.
+// `guestsh run`: compile and link the recipe (a syntax or import error is
+// thrown before any appliance starts), add the images, launch, mount (-i /
+// -m), run the recipe in its sandbox, then commit (shutdown) on success or
+// discard (close) on any failure, so an image is changed completely or not
+// at all.
 
 import { mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { UsageError } from '../errors.js';
 import { Session } from '../session/session.js';
 import type { FileChange } from '../session/changes.js';
 import { type MountArg, openImages, type OpenOptions } from '../open/open.js';
 import { PathPolicy } from './policy.js';
-import { type RecipeFailure, runInSandbox, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
+import { RECIPE_LIMITS } from './limits.js';
+import { type PreparedRecipe, prepareRecipe, type RecipeFailure, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
   path: string;
@@ -71,12 +75,22 @@ export interface RunResult {
   /** libguestfs calls the recipe made. */
   calls: number;
   timings: RunTimings;
-  /** Exit status for the CLI: 0 ok, 1 recipe failed, 2 compile/policy, 3 time or memory limit, 4 setup (launch/mount) failed. */
+  /** Exit status for the CLI: 0 ok, 1 recipe failed, 2 policy, 3 time or memory limit, 4 setup (launch/mount) failed (compile errors are thrown: RecipeCompileFailed). */
   exitCode: number;
 }
 
-export const DEFAULT_TIMEOUT_MS = 10 * 60 * 1000;
-export const DEFAULT_MEMORY_MB = 128;
+export const DEFAULT_TIMEOUT_MS = RECIPE_LIMITS.timeoutMs;
+export const DEFAULT_MEMORY_MB = RECIPE_LIMITS.memoryMb;
+
+/** The recipe cannot be loaded (a syntax error, an import that fails): found before the appliance starts. */
+export class RecipeCompileFailed extends UsageError {
+  override name = 'RecipeCompileFailed';
+  constructor(readonly failure: RecipeFailure) {
+    const where = failure.recipeLocation ?? failure.location;
+    const located = where && !failure.message.startsWith(`${where.file}:`) ? `${where.file}:${where.line}:${where.column}: ${failure.message}` : failure.message;
+    super(`${failure.name}: ${located}`);
+  }
+}
 
 /** Standard-library recipe names accepted as RECIPE. */
 export function stdRecipeName(recipe: string): string | null {
@@ -175,17 +189,21 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   const s = opts.session ?? new Session();
   attachLog(s, log, opts.verbose);
   let committed = false;
+  let prepared: PreparedRecipe | null = null;
   try {
+    prepared = await prepareRecipe(sandboxOptions(src, opts, s, log));
+    if (!prepared.ok) throw new RecipeCompileFailed(prepared.result.failure!);
     try {
       const tl = performance.now();
       if (opts.network) s.settings.network = true;
       await openImages(s, { ...openOptionsOf(opts), warn: log });
       timings.launchMs = performance.now() - tl;
     } catch (e) {
+      prepared.dispose();
       return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
     }
 
-    const r = await runInSandbox(sandboxOptions(src, opts, s, log));
+    const r = await prepared.run();
     Object.assign(timings, r.timings);
     if (!r.ok) {
       return {
@@ -213,6 +231,8 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     // Anything not committed by shutdown() is discarded here; after a commit
     // close() only removes the run directory.
     await s.close();
+    // A run stopped at a limit returns before its calls have: the closed session has ended them, and they finish tidying first.
+    if (prepared?.ok) await prepared.settled();
     await releaseOutputDir(src);
   }
 }

@@ -1,10 +1,15 @@
 // The sandbox TypeScript runs in, recipes and the shell's prompt alike: an
 // isolated-vm isolate holding a `g` whose every method is a bridge to the
 // host session. Nothing else of the host is reachable: no require, process,
-// timers, network or file system; every call is checked first (recipes: the
-// PathPolicy and the refused actions; the prompt: host paths under its
-// directory). A recipe run gets one isolate with its modules and the
-// standard library; the prompt keeps one for the shell session.
+// timers, network or file system; every call goes through the caller's check
+// first (recipes: the PathPolicy and the refused actions; the prompt: host
+// paths under its directory), which also does the host side of its files.
+// What crosses the bridge is bounded (limits.ts): a call's arguments are
+// copied and measured inside the isolate before the host sees them, at most
+// a few calls run at once, results and what a call buffers on the host are
+// measured there, and the log has a budget. A recipe run gets one isolate
+// with its modules and the standard library, compiled and linked before the
+// appliance starts; the prompt keeps one for the shell session.
 
 import { readFile, stat } from 'node:fs/promises';
 import { dirname, extname, isAbsolute, relative, resolve } from 'node:path';
@@ -15,7 +20,8 @@ import { createApi } from '../../spec/api.js';
 import type { ArgValue, OptArgs, RetValue } from '../../spec/values.js';
 import { apiMethods } from '../../spec/api.generated.js';
 import { compileModule, type CompiledModule, originalPosition, RecipeCompileError } from './compile.js';
-import { checkCall, type PathPolicy } from './policy.js';
+import { callDataLimit, formatBytes, RECIPE_LIMITS } from './limits.js';
+import type { CallIo, CallTarget, PathPolicy } from './policy.js';
 
 type Ivm = typeof IvmNs;
 let ivmModule: Ivm | null = null;
@@ -28,12 +34,6 @@ function loadIvm(): Ivm {
     throw new Error(`recipes need the isolated-vm module (npm ci builds it; node must run with --no-node-snapshot): ${msg}`);
   }
   return ivmModule;
-}
-
-/** Anything that can run a libguestfs action: a Session. */
-export interface CallTarget {
-  call(name: string, args: readonly ArgValue[], optargs?: OptArgs): Promise<RetValue>;
-  g: { savepoint(name: string): Promise<void>; rollbackTo(name: string): Promise<void> };
 }
 
 /** Where the standard library's modules live (src/stdlib/*.ts from source, dist/src/stdlib/*.js when built). */
@@ -124,24 +124,89 @@ export function defineRecipe(f) { return f; }
 export default { defineRecipe };
 `;
 
-// Runs inside the isolate before any recipe module. $0: the call bridge
-// (host Reference), $1: the log bridge, $2: method names, $3: params.
+// Runs inside the isolate before any recipe module; returns the function
+// that runs the recipe's default export. $0: the call bridge, $1: admission
+// (blocks the isolate while the calls in flight are at the limit), $2: the
+// log, $3: limit reports, $4: method names, $5: params, $6: the limits.
 const BOOTSTRAP = `
 'use strict';
-const callRef = $0, logRef = $1, methods = $2, params = Object.freeze($3);
+const callRef = $0, admitRef = $1, logRef = $2, limitRef = $3, methods = $4, params = Object.freeze($5), limits = $6;
+// Taken before any recipe code runs, which may replace what prototypes and
+// globals hold: the copies and counts below must see values exactly as they
+// will cross to the host.
+const { isArray } = Array;
+const { keys, freeze, defineProperty, getPrototypeOf, getOwnPropertyDescriptor } = Object;
+const U8 = Uint8Array;
+const uncurry = (f) => Function.prototype.call.bind(f);
+const typedProto = getPrototypeOf(U8.prototype);
+const byteLength = uncurry(getOwnPropertyDescriptor(typedProto, 'byteLength').get);
+const typedTag = uncurry(getOwnPropertyDescriptor(typedProto, Symbol.toStringTag).get);
+const slice = uncurry(String.prototype.slice);
+const stringify = JSON.stringify;
+const ENTRY = Symbol.for('guestsh.entry');
+// isolated-vm reads its options through the prototype chain; null prototypes keep a recipe's Object.prototype out of them.
+const COPY_ARGS = freeze({ __proto__: null, arguments: freeze({ __proto__: null, copy: true }) });
+const CALL = freeze({ __proto__: null, arguments: COPY_ARGS.arguments, result: freeze({ __proto__: null, promise: true, copy: true }) });
+const NONE = freeze({ __proto__: null });
+const field = (value) => ({ __proto__: null, value, enumerable: true, writable: true, configurable: true });
 class GuestfsError extends Error { constructor(m, action, errno) { super(m); this.name = 'GuestfsError'; this.action = action; this.errno = errno; } }
 class UsageError extends Error { constructor(m) { super(m); this.name = 'UsageError'; } }
 class RecipeError extends Error { constructor(m) { super(m); this.name = 'RecipeError'; } }
 const classes = { GuestfsError, UsageError };
+function overLimit(message) {
+  limitRef.applySync(undefined, [message], COPY_ARGS);
+  return new RecipeError('sandbox: ' + message);
+}
 function fmt(v) {
   if (typeof v === 'string') return v;
   if (v instanceof Error) return v.stack || String(v);
-  try { return JSON.stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? '<' + x.length + ' bytes>' : x); }
-  catch { return String(v); }
+  let s;
+  try { s = stringify(v, (k, x) => typeof x === 'bigint' ? x.toString() : x instanceof Uint8Array ? '<' + x.length + ' bytes>' : x); } catch {}
+  return typeof s === 'string' ? s : String(v);
 }
-const log = (...a) => { logRef.applyIgnored(undefined, [a.map(fmt).join(' ')], { arguments: { copy: true } }); };
+let logged = 0;
+const log = (...a) => {
+  let line = '';
+  for (let i = 0; i < a.length; i++) line += (i ? ' ' : '') + fmt(a[i]);
+  logged += line.length;
+  if (limits.logChars !== null && logged > limits.logChars) throw overLimit('the recipe logged more than ' + limits.logText + ' of text, the most one run may log');
+  logRef.applySync(undefined, [line], COPY_ARGS);
+};
+// A fresh copy of a call's arguments holding only data properties, and its size:
+// what is measured is what crosses (a getter or proxy cannot answer twice).
+function copyArg(v, st, depth) {
+  switch (typeof v) {
+    case 'string': st.n += v.length; return v;
+    case 'number': case 'boolean': case 'bigint': case 'undefined': st.n += 8; return v;
+    case 'object': if (v === null) return v; break;
+    default: throw new TypeError('g.' + st.method + ': a ' + typeof v + ' cannot be passed to the host');
+  }
+  if (depth > 3) throw new TypeError('g.' + st.method + ': its arguments nest too deeply');
+  const tag = typedTag(v);
+  if (tag !== undefined) {
+    if (tag !== 'Uint8Array') throw new TypeError('g.' + st.method + ': buffers are passed as Uint8Array, not ' + tag);
+    st.n += byteLength(v);
+    check(st);
+    return new U8(v);
+  }
+  if (isArray(v)) {
+    const out = [];
+    for (let i = 0, n = v.length; i < n; i++) { st.n += 8; defineProperty(out, i, field(copyArg(v[i], st, depth + 1))); check(st); }
+    return out;
+  }
+  const out = { __proto__: null };
+  const ks = keys(v);
+  for (let i = 0; i < ks.length; i++) { st.n += 8 + ks[i].length; defineProperty(out, ks[i], field(copyArg(v[ks[i]], st, depth + 1))); check(st); }
+  return out;
+}
+function check(st) {
+  if (st.n > limits.callChars) throw overLimit('g.' + st.method + ': its arguments take more than ' + limits.callText + ', the most one call may pass with ' + limits.memoryText);
+}
 async function bridge(method, args) {
-  const r = await callRef.apply(undefined, [method, args], { arguments: { copy: true }, result: { promise: true, copy: true } });
+  const st = { __proto__: null, n: 0, method };
+  const copied = copyArg(args, st, 0);
+  admitRef.applySyncPromise(undefined, [], NONE);
+  const r = await callRef.apply(undefined, [method, copied], CALL);
   if (r.ok) return r.value;
   const C = classes[r.name];
   let e;
@@ -151,30 +216,31 @@ async function bridge(method, args) {
   throw e;
 }
 const g = {};
-for (const m of methods) Object.defineProperty(g, m, { value: (...args) => bridge(m, args), enumerable: true });
-Object.freeze(g);
-const ctx = Object.freeze({ g, params, log });
-const host = Object.freeze({ GuestfsError, UsageError, RecipeError, ctx });
-Object.defineProperty(globalThis, Symbol.for('guestsh.host'), { value: host });
-globalThis.console = Object.freeze({ log, info: log, warn: log, error: log, debug: log });
-`;
-
-const RUN_ENTRY = `
-return (async () => {
-  const f = globalThis[Symbol.for('guestsh.entry')];
-  const { ctx } = globalThis[Symbol.for('guestsh.host')];
+for (const m of methods) defineProperty(g, m, { __proto__: null, value: (...args) => bridge(m, args), enumerable: true });
+freeze(g);
+const ctx = freeze({ g, params, log });
+const host = freeze({ GuestfsError, UsageError, RecipeError, ctx });
+defineProperty(globalThis, Symbol.for('guestsh.host'), { __proto__: null, value: host });
+globalThis.console = freeze({ log, info: log, warn: log, error: log, debug: log });
+const cut = (s) => typeof s !== 'string' ? '' : s.length > limits.errorChars ? slice(s, 0, limits.errorChars) + ' [cut]' : s;
+// Handed back to the host as a reference: recipe code cannot put another in its place.
+return async () => {
+  const f = globalThis[ENTRY];
   if (typeof f !== 'function') return { ok: false, name: 'RecipeError', message: 'the recipe has no default export function (write: export default async ({ g, params, log }) => { ... })', stack: '' };
+  let value;
   try {
-    const value = await f(ctx);
-    let copyable;
-    try { copyable = value === undefined ? undefined : JSON.parse(JSON.stringify(value, (k, x) => typeof x === 'bigint' ? x.toString() : x)); } catch { copyable = undefined; }
-    return { ok: true, value: copyable };
+    value = await f(ctx);
   } catch (e) {
     const isObj = typeof e === 'object' && e !== null;
-    return { ok: false, name: isObj && typeof e.name === 'string' ? e.name : 'Error', message: isObj && 'message' in e ? String(e.message) : String(e),
-             stack: isObj && typeof e.stack === 'string' ? e.stack : '', errno: isObj && typeof e.errno === 'string' ? e.errno : undefined };
+    return { ok: false, name: cut(isObj && typeof e.name === 'string' ? e.name : 'Error'), message: cut(isObj && 'message' in e ? String(e.message) : String(e)),
+             stack: cut(isObj && typeof e.stack === 'string' ? e.stack : ''), errno: isObj && typeof e.errno === 'string' ? cut(e.errno) : undefined };
   }
-})();
+  let json;
+  try { json = value === undefined ? undefined : stringify(value, (k, x) => typeof x === 'bigint' ? x.toString() : x); } catch {}
+  if (typeof json !== 'string') return { ok: true };
+  if (json.length > limits.callChars) { overLimit('the recipe returned a value of more than ' + limits.callText + ', the most a run may return with ' + limits.memoryText); return { ok: true }; }
+  return { ok: true, json };
+};
 `;
 
 /** A host value made safe to copy into the isolate (Buffers can share a pool with unrelated host data). */
@@ -185,16 +251,32 @@ function toIsolate(v: unknown): unknown {
   return v;
 }
 
-const LOG_LIMIT = 8 * 1024 * 1024;
+/** About how much memory a host value takes (characters of strings, bytes of buffers). */
+function dataSize(v: unknown): number {
+  if (typeof v === 'string') return v.length;
+  if (v instanceof Uint8Array) return v.byteLength;
+  if (Array.isArray(v)) return v.reduce((n: number, x) => n + dataSize(x), 0);
+  if (v && typeof v === 'object') return Object.entries(v).reduce((n: number, [k, x]) => n + k.length + dataSize(x), 0);
+  return 8;
+}
+
+/** A host-side limit of limits.ts was exceeded. */
+export class RecipeLimitError extends Error {
+  override name = 'RecipeLimitError';
+}
 
 /** What an isolate's `g` talks to, and what it is allowed to ask. */
 export interface SandboxSetup {
-  target: CallTarget;
-  /** Checks one call and returns its arguments with host paths made safe, or throws RecipePolicyError. */
-  check: (name: string, args: readonly ArgValue[], optargs: OptArgs | undefined) => Promise<ArgValue[]>;
+  /** Runs one call of the isolate's `g`: checked, its host files opened confined (PathPolicy.call, callFromPrompt). */
+  call: (name: string, args: readonly ArgValue[], optargs: OptArgs | undefined, io: CallIo) => Promise<RetValue>;
+  savepoints: CallTarget['g'];
   params: Record<string, string>;
   memoryMb: number;
   log: (line: string) => void;
+  /** Characters the isolate may log in all; unbounded when absent (the prompt prints as it goes). */
+  logChars?: number | undefined;
+  /** A limit was exceeded (the call or log line that exceeded it fails too). Recipe runs stop. */
+  onLimit?: ((message: string) => void) | undefined;
 }
 
 /**
@@ -206,34 +288,63 @@ export interface SandboxSetup {
 export class Sandbox {
   /** Bridged calls made so far. */
   calls = 0;
+  /** Slots taken by calls admitted and not yet finished (RECIPE_LIMITS.callsInFlight at most). */
+  private admitted = 0;
+  private readonly waiting: (() => void)[] = [];
+  /** Host calls not yet finished: after a stop they may still be ending (a cancelled transfer, a call the closing session fails). */
+  private readonly running = new Set<Promise<unknown>>();
+  /** Aborts when the isolate goes: host reads, writes and transfers of calls still running stop. */
+  private readonly ended = new AbortController();
 
   private constructor(
     readonly isolate: IvmNs.Isolate,
     readonly context: IvmNs.Context,
     private readonly refs: IvmNs.Reference[],
+    /** Runs the recipe's default export (see the end of BOOTSTRAP). */
+    readonly runEntry: IvmNs.Reference,
   ) {}
 
   static async open(setup: SandboxSetup): Promise<Sandbox> {
     const ivm = loadIvm();
     const isolate = new ivm.Isolate({ memoryLimit: setup.memoryMb });
+    const callLimit = callDataLimit(setup.memoryMb);
+    const limited = (message: string): RecipeLimitError => {
+      setup.onLimit?.(message);
+      return new RecipeLimitError(message);
+    };
     let sandbox: Sandbox | null = null;
     const api = createApi({
-      call: async (name, args, optargs) => setup.target.call(name, await setup.check(name, args, optargs), optargs),
+      call: (name, args, optargs) => {
+        let buffered = 0;
+        const io: CallIo = {
+          signal: sandbox!.ended.signal,
+          log: setup.log,
+          countBuffered: (n) => {
+            buffered += n;
+            if (buffered > callLimit) throw limited(`${name}: it would hold more than ${formatBytes(callLimit)} on the host, the most one call may with --memory ${setup.memoryMb} (download large files to the output directory instead)`);
+          },
+        };
+        return setup.call(name, args, optargs, io);
+      },
     }) as unknown as Record<string, (...a: unknown[]) => Promise<RetValue>>;
     const extra: Record<string, (...a: unknown[]) => Promise<unknown>> = {
-      savepoint: (n) => setup.target.g.savepoint(n as string),
-      rollbackTo: (n) => setup.target.g.rollbackTo(n as string),
+      savepoint: (n) => setup.savepoints.savepoint(n as string),
+      rollbackTo: (n) => setup.savepoints.rollbackTo(n as string),
     };
-    const hostCall = new ivm.Reference(async (method: string, args: unknown[]) => {
-      if (sandbox) sandbox.calls++;
+    const hostCall = new ivm.Reference((method: string, args: unknown[]) => sandbox!.track(bridged(method, args)));
+    const bridged = async (method: string, args: unknown[]): Promise<unknown> => {
+      sandbox!.calls++;
       try {
         if (isolate.isDisposed) throw new Error('the run has ended');
-        const f = api[method] ?? extra[method];
+        const f = Object.hasOwn(api, method) ? api[method] : Object.hasOwn(extra, method) ? extra[method] : undefined;
         if (!f) throw new Error(`g.${method} is not a function`);
-        return { ok: true, value: new ivm.ExternalCopy(toIsolate(await f(...args))).copyInto() };
+        const value = await f(...args);
+        const size = dataSize(value);
+        if (size > callLimit) throw limited(`g.${method}: its result takes ${formatBytes(size)}, over the ${formatBytes(callLimit)} one call may return with --memory ${setup.memoryMb}`);
+        return { ok: true, value: new ivm.ExternalCopy(toIsolate(value)).copyInto() };
       } catch (e) {
         const err = e as Error & { action?: string; errno?: string };
-        const refused = err?.name === 'RecipePolicyError';
+        const refused = err?.name === 'RecipePolicyError' || err?.name === 'RecipeLimitError';
         return new ivm.ExternalCopy({
           ok: false,
           name: refused ? 'UsageError' : (err?.name ?? 'Error'),
@@ -241,24 +352,32 @@ export class Sandbox {
           action: err?.action,
           errno: err?.errno,
         }).copyInto();
+      } finally {
+        sandbox!.release();
       }
-    });
-    let logged = 0;
-    const hostLog = new ivm.Reference((line: string) => {
-      if (logged > LOG_LIMIT) return;
-      logged += line.length;
-      setup.log(logged > LOG_LIMIT ? '[recipe log limit reached; further lines dropped]' : line);
-    });
-    const refs = [hostCall, hostLog];
+    };
+    const admit = new ivm.Reference(() => sandbox!.admit());
+    const hostLog = new ivm.Reference((line: string) => setup.log(line));
+    const hostLimit = new ivm.Reference((message: string) => void setup.onLimit?.(message));
+    const refs = [hostCall, admit, hostLog, hostLimit];
     try {
       const context = await isolate.createContext();
       const methodNames = [...Object.keys(apiMethods), ...Object.keys(extra)];
-      await context.evalClosure(
+      const limits = {
+        callChars: callLimit,
+        callText: formatBytes(callLimit),
+        memoryText: `--memory ${setup.memoryMb}`,
+        logChars: setup.logChars ?? null,
+        logText: formatBytes(setup.logChars ?? 0),
+        errorChars: RECIPE_LIMITS.errorChars,
+      };
+      const runEntry = (await context.evalClosure(
         BOOTSTRAP,
-        [hostCall, hostLog, new ivm.ExternalCopy(methodNames).copyInto(), new ivm.ExternalCopy({ ...setup.params }).copyInto()],
-        { filename: 'guestsh:bootstrap' },
-      );
-      sandbox = new Sandbox(isolate, context, refs);
+        [...refs, ...[methodNames, { ...setup.params }, limits].map((v) => new ivm.ExternalCopy(v).copyInto())],
+        { filename: 'guestsh:bootstrap', result: { reference: true } },
+      )) as IvmNs.Reference;
+      refs.push(runEntry);
+      sandbox = new Sandbox(isolate, context, refs, runEntry);
       return sandbox;
     } catch (e) {
       for (const r of refs) r.release();
@@ -267,36 +386,46 @@ export class Sandbox {
     }
   }
 
+  /** Resolves when one more call may run; the isolate waits for it (applySyncPromise). */
+  private admit(): Promise<void> {
+    if (this.admitted < RECIPE_LIMITS.callsInFlight) {
+      this.admitted++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  /** A call has finished: its slot goes to the next one waiting. */
+  private release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.admitted--;
+  }
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.running.add(p);
+    void p.finally(() => this.running.delete(p));
+    return p;
+  }
+
+  /** Resolves once every host call this isolate started has finished. */
+  async settled(): Promise<void> {
+    while (this.running.size > 0) await Promise.allSettled([...this.running]);
+  }
+
   get disposed(): boolean {
     return this.isolate.isDisposed;
   }
 
-  /** Ends the isolate: running code stops, pending bridged calls answer "the run has ended". */
+  /** Ends the isolate: running code stops, calls still running are told to stop (the signal), and answer "the run has ended". */
   dispose(): void {
+    this.ended.abort(new Error('the sandbox was stopped'));
+    // Calls waiting for a slot belong to the isolate: they end with it.
+    this.waiting.length = 0;
     if (!this.isolate.isDisposed) this.isolate.dispose();
     for (const r of this.refs) r.release();
     this.refs.length = 0;
   }
-}
-
-/** A run's time limit and its stop signal: either disposes the isolate; the flags say which did. */
-function armLimits(sandbox: Sandbox, opts: Pick<SandboxOptions, 'timeoutMs' | 'signal'>): { timedOut: () => boolean; deadline: number; disarm: () => void } {
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    sandbox.dispose();
-  }, opts.timeoutMs);
-  timer.unref?.();
-  const onAbort = (): void => sandbox.dispose();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  return {
-    timedOut: () => timedOut,
-    deadline: Date.now() + opts.timeoutMs,
-    disarm: () => {
-      clearTimeout(timer);
-      opts.signal?.removeEventListener('abort', onAbort);
-    },
-  };
 }
 
 /**
@@ -402,34 +531,29 @@ class RecipeModules {
 
 type FailureFields = Partial<RecipeFailure> & Pick<RecipeFailure, 'kind' | 'name' | 'message'>;
 
-/** What stopped a run whose isolate threw or went away: the time limit, the memory limit, the stop signal, or the recipe. */
-function stoppedFailure(e: unknown, stop: { timedOut: boolean; aborted: boolean; disposed: boolean }, opts: SandboxOptions, modules: RecipeModules): FailureFields {
-  const m = e instanceof Error ? e.message : String(e);
-  if (stop.aborted) return { kind: 'error', name: 'RecipeAborted', message: 'the run was stopped' };
-  if (stop.timedOut || /timed out/i.test(m)) {
-    return { kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` };
-  }
-  if (/memory limit/i.test(m) || stop.disposed) {
-    return { kind: 'memory', name: 'RecipeMemoryLimit', message: `the recipe exceeded its memory limit of ${opts.memoryMb} MB and was stopped` };
-  }
-  return { kind: 'error', name: (e as Error)?.name ?? 'Error', message: m, ...mapStack((e as Error)?.stack ?? '', modules.compiled) };
-}
+/** A recipe whose modules are compiled and linked in their isolate: ready to run, or why it cannot. */
+export type PreparedRecipe =
+  | { ok: false; result: SandboxResult }
+  | {
+      ok: true;
+      /** Evaluates the modules and calls the default export, within the time limit; the isolate goes when it ends. */
+      run: () => Promise<SandboxResult>;
+      /** Gives the isolate up without running (the appliance did not start). */
+      dispose: () => void;
+      /** Resolves once the host calls the run started have ended (a stopped run's may outlive it until the session closes). */
+      settled: () => Promise<void>;
+    };
 
 /**
- * Runs one recipe: compile its entry, open a sandbox, link and evaluate its
- * modules, call its default export, and describe the outcome. The image
- * is the caller's business (commit or discard); this only reports.
+ * Compiles a recipe's entry, opens its sandbox, and links its modules (each
+ * compiled as the linker meets it), without running any of its code: syntax
+ * and import errors are known here, before an appliance is started for it.
  */
-export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult> {
+export async function prepareRecipe(opts: SandboxOptions): Promise<PreparedRecipe> {
   const timings: SandboxTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0 };
-  let modules: RecipeModules | null = null;
-  let sandbox: Sandbox | null = null;
-  const failure = (f: FailureFields): SandboxResult => ({
+  const failed = (f: FailureFields, modules?: RecipeModules): PreparedRecipe => ({
     ok: false,
-    failure: { location: null, recipeLocation: null, stack: '', ...f },
-    timings,
-    calls: sandbox?.calls ?? 0,
-    modules: modules?.ownModules() ?? [],
+    result: { ok: false, failure: { location: null, recipeLocation: null, stack: '', ...f }, timings, calls: 0, modules: modules?.ownModules() ?? [] },
   });
 
   // 1. The entry (other modules compile as the linker meets them).
@@ -438,61 +562,119 @@ export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult>
   try {
     entry = opts.entrySource !== undefined ? compileModule(opts.entry, opts.entrySource) : await loadCompiled(opts.entry);
   } catch (e) {
-    return failure(compileFailure(e));
+    return failed(compileFailure(e));
   }
   timings.compileMs += performance.now() - t;
 
-  // 2. The isolate, its bridges and limits.
+  // 2. The isolate and its bridges. A limit exceeded on the host side stops the run.
   t = performance.now();
-  sandbox = await Sandbox.open({
-    target: opts.target,
-    check: (name, args, optargs) => checkCall(opts.policy, name, args, optargs),
+  const stop = new RunStop();
+  const sandbox = await Sandbox.open({
+    call: (name, args, optargs, io) => opts.policy.call(opts.target, io, name, args, optargs),
+    savepoints: opts.target.g,
     params: opts.params,
     memoryMb: opts.memoryMb,
     log: opts.log,
+    logChars: RECIPE_LIMITS.logChars,
+    onLimit: (message) => stop.set({ kind: 'memory', name: 'RecipeMemoryLimit', message: `${message}; the recipe was stopped` }),
   });
-  const limits = armLimits(sandbox, opts);
-  modules = new RecipeModules(sandbox, entry, opts.policy.roots.readDir, dirname(opts.entry), timings);
+  const modules = new RecipeModules(sandbox, entry, opts.policy.roots.readDir, dirname(opts.entry), timings);
   timings.isolateMs = performance.now() - t;
-  const stopped = (e: unknown): SandboxResult =>
-    failure(stoppedFailure(e, { timedOut: limits.timedOut(), aborted: Boolean(opts.signal?.aborted), disposed: sandbox!.disposed }, opts, modules!));
-  try {
-    // 3. Link and evaluate the modules (top-level code runs here, under the time limit).
-    t = performance.now();
-    try {
-      const shim = await modules.link();
-      timings.instantiateMs = performance.now() - t;
-      t = performance.now();
-      await shim.evaluate({ timeout: Math.max(1, limits.deadline - Date.now()) });
-    } catch (e) {
-      if (e instanceof RecipeCompileError) return failure(compileFailure(e));
-      const imp = modules.importFailure;
-      if (imp) return failure({ kind: 'compile', name: 'ImportError', message: imp.message, location: imp.location, recipeLocation: imp.location, stack: imp.message });
-      const m = e instanceof Error ? e.message : String(e);
-      if (limits.timedOut() || sandbox.disposed || /timed out|memory limit/i.test(m)) return stopped(e);
-      return failure({ kind: 'error', name: (e as Error).name ?? 'Error', message: m, ...mapStack((e as Error).stack ?? '', modules.compiled) });
-    }
 
-    // 4. Call the default export.
-    const r = (await sandbox.context.evalClosure(RUN_ENTRY, [], { result: { promise: true, copy: true }, filename: 'guestsh:run' })) as {
-      ok: boolean;
-      value?: unknown;
-      name?: string;
-      message?: string;
-      stack?: string;
-      errno?: string;
-    };
-    timings.runMs = performance.now() - t;
-    if (r.ok) return { ok: true, value: r.value, timings, calls: sandbox.calls, modules: modules.ownModules() };
-    const name = r.name ?? 'Error';
-    return failure({ kind: 'error', name, message: hint(name, r.message ?? ''), errno: r.errno, ...mapStack(r.stack ?? '', modules.compiled) });
+  // 3. Link (nothing of the recipe runs yet).
+  t = performance.now();
+  let shim: IvmNs.Module;
+  try {
+    shim = await modules.link();
   } catch (e) {
-    timings.runMs ||= performance.now() - t;
-    return stopped(e);
-  } finally {
-    limits.disarm();
     sandbox.dispose();
+    if (e instanceof RecipeCompileError) return failed(compileFailure(e), modules);
+    const imp = modules.importFailure;
+    if (imp) return failed({ kind: 'compile', name: 'ImportError', message: imp.message, location: imp.location, recipeLocation: imp.location, stack: imp.message }, modules);
+    return failed({ kind: 'compile', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), ...mapStack((e as Error)?.stack ?? '', modules.compiled) }, modules);
   }
+  timings.instantiateMs = performance.now() - t;
+  return { ok: true, run: () => runLinked(opts, sandbox, modules, shim, stop, timings), dispose: () => sandbox.dispose(), settled: () => sandbox.settled() };
+}
+
+/** Why a run was stopped from outside its code (time limit, a host-side limit, the caller's signal), once known. */
+class RunStop {
+  reason: FailureFields | null = null;
+  private resolve!: () => void;
+  readonly stopped = new Promise<void>((r) => (this.resolve = r));
+
+  set(reason: FailureFields): void {
+    if (this.reason) return;
+    this.reason = reason;
+    this.resolve();
+  }
+}
+
+async function runLinked(opts: SandboxOptions, sandbox: Sandbox, modules: RecipeModules, shim: IvmNs.Module, stop: RunStop, timings: SandboxTimings): Promise<SandboxResult> {
+  const result = (f: FailureFields): SandboxResult => ({
+    ok: false,
+    failure: { location: null, recipeLocation: null, stack: '', ...f },
+    timings,
+    calls: sandbox.calls,
+    modules: modules.ownModules(),
+  });
+  const deadline = Date.now() + opts.timeoutMs;
+  const timer = setTimeout(
+    () => stop.set({ kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` }),
+    opts.timeoutMs,
+  );
+  const onAbort = (): void => stop.set({ kind: 'error', name: 'RecipeAborted', message: 'the run was stopped' });
+  if (opts.signal?.aborted) onAbort();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
+  const t = performance.now();
+  // What the isolate threw or answered, or how it went away.
+  const failed = (e: unknown): FailureFields => {
+    const m = e instanceof Error ? e.message : String(e);
+    if (/timed out/i.test(m)) return { kind: 'timeout', name: 'RecipeTimeout', message: `the recipe ran longer than its time limit of ${fmtSeconds(opts.timeoutMs)} and was stopped` };
+    if (/memory limit/i.test(m) || sandbox.disposed) return { kind: 'memory', name: 'RecipeMemoryLimit', message: `the recipe exceeded its memory limit of ${opts.memoryMb} MB and was stopped` };
+    return { kind: 'error', name: (e as Error)?.name ?? 'Error', message: m, ...mapStack((e as Error)?.stack ?? '', modules.compiled) };
+  };
+  const work = (async (): Promise<SandboxResult> => {
+    try {
+      // Top-level code runs here; the isolate's own timeout covers a loop that never yields.
+      await shim.evaluate({ timeout: Math.max(1, deadline - Date.now()) });
+    } catch (e) {
+      return result(failed(e));
+    }
+    let r: { ok: boolean; json?: string; name?: string; message?: string; stack?: string; errno?: string };
+    try {
+      r = (await sandbox.runEntry.apply(undefined, [], { result: { promise: true, copy: true } })) as typeof r;
+    } catch (e) {
+      return result(failed(e));
+    }
+    if (r.ok) return { ok: true, value: r.json === undefined ? undefined : JSON.parse(r.json), timings, calls: sandbox.calls, modules: modules.ownModules() };
+    const name = r.name ?? 'Error';
+    return result({ kind: 'error', name, message: hint(name, r.message ?? ''), errno: r.errno, ...mapStack(r.stack ?? '', modules.compiled) });
+  })();
+  try {
+    // The run ends at its limit even if a host call it made has not: the
+    // calls still running are told to stop when the isolate goes (below).
+    const done = await Promise.race([work, stop.stopped.then(() => null)]);
+    timings.runMs = performance.now() - t;
+    // A limit exceeded counts even if the recipe caught the failing call and returned.
+    if (stop.reason) return result(stop.reason);
+    return done!;
+  } finally {
+    clearTimeout(timer);
+    opts.signal?.removeEventListener('abort', onAbort);
+    sandbox.dispose();
+    work.catch(() => {});
+  }
+}
+
+/**
+ * Runs one recipe: prepare it (compile, sandbox, link), evaluate its modules
+ * and call its default export, and describe the outcome. The image is the
+ * caller's business (commit or discard); this only reports.
+ */
+export async function runInSandbox(opts: SandboxOptions): Promise<SandboxResult> {
+  const prepared = await prepareRecipe(opts);
+  return prepared.ok ? prepared.run() : prepared.result;
 }
 
 function fmtSeconds(ms: number): string {

@@ -68,18 +68,33 @@ export class Dispatcher implements ActionCaller {
     const trailing: unknown[] = [];
     if (action.optargs.length > 0) trailing.push(optargs);
     if (action.args.some((a) => a.kind === 'String' && isFileArg(a.sub))) trailing.push(transfer);
-    const host = transfer.signal ? this.cancellableHost(transfer.signal) : this.host.library;
+    const host = transfer.signal || transfer.countBuffered ? this.cancellableHost(transfer) : this.host.library;
     return impl(host, ...args, ...trailing);
   }
 
   /**
    * The session as a library-side action sees it, except that every call it
-   * makes carries the caller's cancel signal: Ctrl-C during copy_in reaches
-   * the tar_in it runs.
+   * makes carries the caller's cancel signal (Ctrl-C during copy_in reaches
+   * the tar_in it runs) and reports what it collects in memory to the
+   * caller's countBuffered.
    */
-  private cancellableHost(signal: AbortSignal): SessionHost {
+  private cancellableHost({ signal, countBuffered }: CallTransfer): SessionHost {
     const caller: ActionCaller = {
-      call: (name, args, optargs, transfer = {}) => this.call(name, args, optargs, { ...transfer, signal: transfer.signal ?? signal }),
+      call: (name, args, optargs, transfer = {}) => {
+        const { fileOut } = transfer;
+        return this.call(name, args, optargs, {
+          ...transfer,
+          signal: transfer.signal ?? signal,
+          countBuffered: transfer.countBuffered ?? countBuffered,
+          fileOut:
+            fileOut && countBuffered
+              ? (chunk) => {
+                  countBuffered(chunk.length);
+                  return fileOut(chunk);
+                }
+              : fileOut,
+        });
+      },
     };
     // Made on first use: the shell passes a signal with every call, and most
     // library-side actions (properties, is_ready, …) make no call at all.
