@@ -76,6 +76,7 @@ async function main(argv: string[]): Promise<number> {
     autosync: opts.autosync,
     network: opts.network,
   });
+  if (opts.allowBacking) session.settings.backing = 'any';
   const shell = new Shell(session, {
     json: opts.json,
     interactive,

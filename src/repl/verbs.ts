@@ -31,6 +31,7 @@ async function runVerb(o: Options): Promise<number> {
     dryRun: o.dryRun,
     network: o.network,
     verbose: o.verbose,
+    allowBacking: o.allowBacking,
     // Without --output, host-side writes go to a new temp dir, tidied at the end.
     outputDir: o.outputDir ? resolve(o.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-')),
   };

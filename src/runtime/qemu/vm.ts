@@ -1,13 +1,14 @@
 // One appliance VM: the qemu process, its serial console, its QMP socket and the
 // guestfsd channel. Lifecycle: starting → running → exited, each step checked.
 // A watchdog process kills qemu if this process dies without cleaning up (even
-// by SIGKILL), so no appliance outlives its owner.
+// by SIGKILL), so no appliance outlives its owner. File names reach qemu
+// absolute: a relative one holding a ':' would be read as a protocol.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as absolute } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonPortName, kernelCommandLine } from '../../../guests/libguestfs/appliance.js';
 import type { Appliance } from '../appliance/build.js';
@@ -85,7 +86,7 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   a.push('-object', 'rng-random,filename=/dev/urandom,id=rng0', '-device', 'virtio-rng-pci,rng=rng0');
   a.push('-device', 'virtio-scsi-pci,id=scsi');
   cfg.drives.forEach((d, i) => {
-    const file = d.file.replaceAll(',', ',,');
+    const file = absolute(d.file).replaceAll(',', ',,');
     a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
     a.push('-device', `scsi-hd,drive=hd${i},id=sd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
   });
@@ -94,7 +95,7 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   const root = cfg.root ?? { file: cfg.appliance.root, format: 'raw', throwaway: true };
   a.push(
     '-drive',
-    `file=${root.file.replaceAll(',', ',,')},${root.throwaway ? 'snapshot=on,cache=unsafe' : 'cache=writeback'},id=appliance,if=none,format=${root.format}`,
+    `file=${absolute(root.file).replaceAll(',', ',,')},${root.throwaway ? 'snapshot=on,cache=unsafe' : 'cache=writeback'},id=appliance,if=none,format=${root.format}`,
   );
   a.push('-device', 'virtio-blk-pci,drive=appliance');
   // A new generation ID on every restore makes the guest kernel reseed its
@@ -327,7 +328,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       driver: d.format,
       'read-only': d.readonly,
       cache: { direct: false, 'no-flush': d.cache === 'unsafe' },
-      file: { driver: 'file', filename: d.file },
+      file: { driver: 'file', filename: absolute(d.file) },
     });
     await this.qmp!.execute('device_add', {
       driver: 'scsi-hd',

@@ -46,6 +46,8 @@ export interface RunOptions {
   network?: boolean | undefined;
   /** -v: appliance console and call trace lines go to `log`. */
   verbose?: boolean | undefined;
+  /** --allow-backing: the images may have backing files and external data files anywhere; without it, none. */
+  allowBacking?: boolean | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
   log?: ((line: string) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
@@ -133,6 +135,13 @@ export function sandboxOptions(src: RecipeSource, opts: Pick<RunOptions, 'params
   };
 }
 
+/** What a run's options set on its session: the network, and the backing files its images may have. */
+export function applyRunSettings(s: Session, opts: Pick<RunOptions, 'network' | 'allowBacking'>): void {
+  if (opts.network) s.settings.network = true;
+  // A recipe runs unattended on images it was handed: it follows no file the image names unless told to.
+  s.settings.backing = opts.allowBacking ? 'any' : 'none';
+}
+
 /** Wires -v and notices to `log`. */
 export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
   if (verbose) {
@@ -178,7 +187,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   try {
     try {
       const tl = performance.now();
-      if (opts.network) s.settings.network = true;
+      applyRunSettings(s, opts);
       await openImages(s, { ...openOptionsOf(opts), warn: log });
       timings.launchMs = performance.now() - tl;
     } catch (e) {

@@ -3,7 +3,7 @@
 // transactions off, directly) and never by a read-only drive.
 
 import { join } from 'node:path';
-import { createDisk, createOverlay, probeImage } from '../qemu/img.js';
+import { type BackingPolicy, createDisk, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig } from '../qemu/vm.js';
 import { Transaction } from './transaction.js';
 
@@ -34,10 +34,18 @@ export interface Drive {
 
 /**
  * The drive for image `path` as the session's `index`-th. `runDir` is asked
- * for only when a throwaway overlay is needed.
+ * for only when a throwaway overlay is needed; `backing` says which files
+ * besides the image qemu may open for it.
  */
-export async function openDrive(path: string, opts: DriveOptions, index: number, runDir: () => Promise<string>, transactions: boolean): Promise<Drive> {
-  const info = await probeImage(path, opts.format);
+export async function openDrive(
+  path: string,
+  opts: DriveOptions,
+  index: number,
+  runDir: () => Promise<string>,
+  transactions: boolean,
+  backing: BackingPolicy,
+): Promise<Drive> {
+  const info = await probeImage(path, opts.format, backing);
   const format = opts.format ?? info.format;
   const readonly = opts.readonly ?? false;
   const base = { path, format, readonly, label: opts.label };

@@ -124,6 +124,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     shell: this.shell,
     runDir: () => this.runDir!,
     driveCount: () => this.drives.length,
+    backing: () => this.settings.backing,
   });
 
   private readonly savepoints = new Savepoints({
@@ -174,7 +175,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   async addDrive(path: string, opts: DriveOptions = {}): Promise<void> {
     this.assertState('add_drive', 'config');
-    const drive = await openDrive(path, opts, this.drives.length, () => this.ensureRunDir(), this.settings.transactions);
+    const drive = await openDrive(path, opts, this.drives.length, () => this.ensureRunDir(), this.settings.transactions, this.settings.backing);
     if (drive.tx) {
       live.add(this);
       if (drive.tx.recovered === 'rolled-forward') this.emit('notice', `completed an interrupted commit of '${path}' first`);
