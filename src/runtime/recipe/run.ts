@@ -1,6 +1,8 @@
 // `guestsh run`: add the images, launch, mount (-i / -m), run the recipe in
 // its sandbox, then commit (shutdown) on success or discard (close) on any
-// failure, so an image is changed completely or not at all.
+// failure, so an image is changed completely or not at all. A stop (the
+// caller's signal) is a failure until the commit begins, and is too late
+// after: the commit completes.
 
 import { mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,6 +50,11 @@ export interface RunOptions {
   verbose?: boolean | undefined;
   /** --allow-backing: the images may have backing files and external data files anywhere; without it, none. */
   allowBacking?: boolean | undefined;
+  /**
+   * Stops the run (the CLI's SIGINT, SIGTERM, SIGHUP): before the commit
+   * begins, the run fails and nothing is written; once it has begun, it completes.
+   */
+  signal?: AbortSignal | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
   log?: ((line: string) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
@@ -73,7 +80,7 @@ export interface RunResult {
   /** libguestfs calls the recipe made. */
   calls: number;
   timings: RunTimings;
-  /** Exit status for the CLI: 0 ok, 1 recipe failed, 2 compile/policy, 3 time or memory limit, 4 setup (launch/mount) failed. */
+  /** Exit status for the CLI: 0 ok, 1 recipe failed (or stopped), 2 compile/policy, 3 time or memory limit, 4 setup (launch/mount) failed. */
   exitCode: number;
 }
 
@@ -142,6 +149,12 @@ export function applyRunSettings(s: Session, opts: Pick<RunOptions, 'network' | 
   s.settings.backing = opts.allowBacking ? 'any' : 'none';
 }
 
+/** A run given up because `signal` stopped it before its commit began. */
+export function stoppedFailure(signal: AbortSignal): RecipeFailure {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'stopped';
+  return { kind: 'error', name: 'RunStopped', message: `${why} before the commit began`, location: null, recipeLocation: null, stack: '' };
+}
+
 /** Wires -v and notices to `log`. */
 export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
   if (verbose) {
@@ -183,7 +196,22 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
   const s = opts.session ?? new Session();
   attachLog(s, log, opts.verbose);
-  let committed = false;
+  const signal = opts.signal;
+  // Until the commit begins, a stop closes the session at once, so a launch
+  // or a call under way ends with it; from then on shutdown() decides.
+  let committing = false;
+  let closing: Promise<void> | null = null;
+  const onStop = (): void => {
+    if (!committing) closing ??= s.close();
+  };
+  signal?.addEventListener('abort', onStop, { once: true });
+  if (signal?.aborted) onStop();
+  let calls = 0;
+  const end = (r: Omit<RunResult, 'outputDir' | 'calls' | 'timings'>): RunResult => {
+    const ended = { ...r, outputDir, calls, timings: { ...timings, totalMs: performance.now() - t0 } };
+    // Whatever failed under a stop (a closed session, a disposed sandbox), the stop is the news.
+    return signal?.aborted && !r.committed ? { ...ended, ok: false, failure: stoppedFailure(signal), exitCode: 1 } : ended;
+  };
   try {
     try {
       const tl = performance.now();
@@ -191,36 +219,38 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       await openImages(s, { ...openOptionsOf(opts), warn: log });
       timings.launchMs = performance.now() - tl;
     } catch (e) {
-      return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
+      return end({ ok: false, committed: false, failure: setupFailure(e), exitCode: 4 });
     }
 
-    const r = await runInSandbox(sandboxOptions(src, opts, s, log));
+    const r = await runInSandbox({ ...sandboxOptions(src, opts, s, log), signal });
     Object.assign(timings, r.timings);
-    if (!r.ok) {
-      return {
-        ok: false,
-        committed: false,
-        failure: r.failure,
-        outputDir,
-        calls: r.calls,
-        timings: { ...timings, totalMs: performance.now() - t0 },
-        exitCode: failureExitCode(r.failure!),
-      };
-    }
+    calls = r.calls;
+    if (!r.ok) return end({ ok: false, committed: false, failure: r.failure, exitCode: failureExitCode(r.failure!) });
+    if (signal?.aborted) return end({ ok: false, committed: false, exitCode: 1 });
     let changes: FileChange[] | undefined;
-    if (opts.dryRun) {
-      changes = await s.changes();
-    } else {
-      const tc = performance.now();
-      await s.shutdown();
-      // Only transactional (read-write) drives have anything to commit.
-      committed = s.drives.some((d) => d.tx !== null);
-      timings.commitMs = performance.now() - tc;
+    let committed = false;
+    try {
+      if (opts.dryRun) {
+        changes = await s.changes();
+      } else {
+        const tc = performance.now();
+        committing = true;
+        await s.shutdown({ signal });
+        // Only transactional (read-write) drives have anything to commit.
+        committed = s.drives.some((d) => d.tx !== null);
+        timings.commitMs = performance.now() - tc;
+      }
+    } catch (e) {
+      if (signal?.aborted) return end({ ok: false, committed: false, exitCode: 1 });
+      throw e;
     }
-    return { ok: true, committed, value: r.value, changes, outputDir, calls: r.calls, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 0 };
+    return end({ ok: true, committed, value: r.value, changes, exitCode: 0 });
   } finally {
+    signal?.removeEventListener('abort', onStop);
     // Anything not committed by shutdown() is discarded here; after a commit
-    // close() only removes the run directory.
+    // close() only removes the run directory. A close a stop began is let
+    // finish first: a drive added while it ran is closed by the second.
+    await (closing as Promise<void> | null)?.catch(() => undefined);
     await s.close();
     await releaseOutputDir(src);
   }

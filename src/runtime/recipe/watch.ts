@@ -24,7 +24,7 @@ import {
 } from './run.js';
 import { type RecipeFailure, runInSandbox } from './sandbox.js';
 
-export interface WatchOptions extends Omit<RunOptions, 'dryRun' | 'session'> {
+export interface WatchOptions extends Omit<RunOptions, 'dryRun' | 'session' | 'signal'> {
   /** Ends the loop; the session is then discarded. */
   signal: AbortSignal;
   /** Called after every run (and once if the setup fails). */

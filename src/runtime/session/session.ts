@@ -82,6 +82,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private runDir: string | null = null;
   private conn: Connection | null = null;
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
+  /** shutdown()'s merges while they run: close() waits for them rather than pull their files away. */
+  private merging: Promise<void> | null = null;
 
   constructor(opts: SessionOptions = {}) {
     super();
@@ -328,9 +330,12 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   /**
    * The successful end of a session: syncs and unmounts (autosync), stops qemu
-   * cleanly, and commits every read-write image's changes.
+   * cleanly, and commits every read-write image's changes. `signal` stops it:
+   * aborted before the first merge begins, nothing is committed (it throws
+   * the signal's reason; close() then discards); from then on every image's
+   * merge completes.
    */
-  async shutdown(): Promise<void> {
+  async shutdown(opts: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     if (this.state === 'ready') {
       if (this.settings.autosync) {
         try {
@@ -344,11 +349,20 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       this.conn = null;
       await conn.quit();
       this.lifecycle.transition('closed');
-      // qemu has closed the overlays: the run succeeded, make it permanent.
-      for (const d of this.drives) {
-        if (!d.tx?.open) continue;
-        this.emit('commit', { image: d.path });
-        await d.tx.commit(d.layers.at(-1));
+      // The last point where a stop still means discard: past it, an
+      // interrupted merge would only be rolled forward by the next open.
+      opts.signal?.throwIfAborted();
+      let merged!: () => void;
+      this.merging = new Promise((resolve) => (merged = resolve));
+      try {
+        // qemu has closed the overlays: the run succeeded, make it permanent.
+        for (const d of this.drives) {
+          if (!d.tx?.open) continue;
+          this.emit('commit', { image: d.path });
+          await d.tx.commit(d.layers.at(-1));
+        }
+      } finally {
+        merged();
       }
     }
     await this.dropAppliance();
@@ -357,9 +371,11 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   /**
    * Ends the session. Changes not committed by shutdown() are discarded, so
-   * an error path that only closes leaves every image as it was. Safe to call twice.
+   * an error path that only closes leaves every image as it was. Safe to call
+   * twice, and while shutdown() runs: merges under way complete first.
    */
   async close(): Promise<void> {
+    await this.merging;
     const conn = this.conn;
     this.conn = null;
     try {
