@@ -5,15 +5,61 @@
 // terminal on stdin (a possible prompt) need it. The parent stays only to
 // pass signals on (Ctrl-C ends a --watch loop cleanly) and to hand back the
 // child's exit status.
+//
+// The child must not outlive the parent: a parent killed by SIGKILL passes
+// nothing on, and a run left going would commit a change its user killed.
+// Node has no prctl(PR_SET_PDEATHSIG), so the child holds one end of a pipe
+// whose other end only the parent has: the kernel closes it when the parent
+// dies, however it dies, and the child takes the end of file as a SIGHUP
+// (its parent hung up), which stops it cleanly (src/repl/stop.ts).
 import { spawn } from 'node:child_process';
+import { Socket } from 'node:net';
 import { isatty } from 'node:tty';
 import { fileURLToPath } from 'node:url';
 
+const LIFELINE = 'GUESTSH_LIFELINE_FD';
+let hungUp = false;
+const hangUp = () => {
+  if (hungUp) return;
+  hungUp = true;
+  process.kill(process.pid, 'SIGHUP');
+};
+
 const needsIsolates = process.argv[2] === 'run' || isatty(0);
 if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
-  const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
+    stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
+    env: { ...process.env, [LIFELINE]: '3' },
+  });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143)));
+  watchNpmShell();
 } else {
+  const fd = process.env[LIFELINE];
+  // Not for the processes this one starts (a `!guestsh …` host command is a guestsh of its own).
+  delete process.env[LIFELINE];
+  if (fd !== undefined) {
+    const lifeline = new Socket({ fd: Number(fd), readable: true, writable: false });
+    lifeline.on('end', hangUp);
+    lifeline.on('close', hangUp);
+    lifeline.resume();
+    lifeline.unref();
+  } else {
+    watchNpmShell();
+  }
   await import('../dist/src/cli.js');
+}
+
+/**
+ * npm (npx, npm run) runs a bin through `sh -c`, forwards a signal it gets
+ * to that shell only, and the shell dies of it without passing it on: the
+ * only trace is that this process is orphaned. Under npm, then, losing the
+ * parent is a hang-up. (Elsewhere it is not: `nohup guestsh … &` must go on.)
+ */
+function watchNpmShell() {
+  if (process.env.npm_lifecycle_event === undefined) return;
+  const parent = process.ppid;
+  setInterval(() => {
+    if (process.ppid !== parent) hangUp();
+  }, 100).unref();
 }

@@ -1,7 +1,8 @@
 // guestsh's entry point: a verb (run, status, recover, init-recipe), or the
 // shell: parse options, open the images, run the commands (command line, -f
 // script, stdin script or the interactive shell), and map the outcome to an
-// exit code: 0 ok, 1 a command failed, 2 usage error.
+// exit code: 0 ok, 1 a command failed, 2 usage error, 128 + N stopped by
+// signal N (SIGINT, SIGTERM, SIGHUP: see repl/stop.ts).
 
 import { Session } from './runtime/session/session.js';
 import { openImages } from './runtime/open/open.js';
@@ -14,8 +15,12 @@ import { inspectBanner, KeyReader, openOptions } from './repl/setup.js';
 import { listPrepared } from './repl/prepared.js';
 import { runVerbIfAny } from './repl/verbs.js';
 import { aboutText } from './repl/about.js';
+import { Stop } from './repl/stop.js';
 
 const VERSION = '0.1.0';
+
+// Before anything is acquired: a signal from here on is a clean stop.
+const stop = new Stop();
 
 /** An error as the one line the user sees: control characters (a newline in a file name) are escaped, not printed. */
 function oneLine(e: unknown): string {
@@ -31,11 +36,11 @@ function fail(msg: string, code = 1): number {
 async function main(argv: string[]): Promise<number> {
   let opts: Options;
   try {
-    const verb = runVerbIfAny(argv);
+    const verb = runVerbIfAny(argv, stop);
     if (verb) return await verb;
     opts = parseOptions(argv);
   } catch (e) {
-    return fail(oneLine(e), e instanceof UsageError ? 2 : 1);
+    return stop.exitCode(fail(oneLine(e), e instanceof UsageError ? 2 : 1));
   }
   if (opts.help) {
     if (opts.helpCommand === null) {
@@ -79,10 +84,12 @@ async function main(argv: string[]): Promise<number> {
     autosync: opts.autosync,
     network: opts.network,
   });
+  if (opts.allowBacking) session.settings.backing = 'any';
   const shell = new Shell(session, {
     json: opts.json,
     interactive,
     progress: opts.progressBars ?? (interactive && Boolean(process.stderr.isTTY)),
+    signal: stop.signal,
   }, (old) => {
     // The old session's settings already hold what the environment set.
     const s = new Session({ env: {} });
@@ -90,14 +97,12 @@ async function main(argv: string[]): Promise<number> {
     return wire(s);
   });
 
-  const stop = (signal: NodeJS.Signals): void => {
-    void shell.session.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143));
-  };
-  // At the prompt Ctrl-C arrives as a key (it cancels the running call);
-  // a SIGINT from elsewhere, SIGTERM or a closed terminal ends the session.
-  if (!interactive) process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  process.once('SIGHUP', stop);
+  // At the prompt Ctrl-C arrives as a key (it cancels the running call); a
+  // signal ends the session: what no merge has begun on is discarded, a
+  // merge under way completes (close() waits for it), and guestsh exits.
+  const end = (): void => void shell.session.close().finally(() => process.exit(stop.exitCode(1)));
+  if (stop.signal.aborted) end();
+  else stop.signal.addEventListener('abort', end, { once: true });
   try {
     let root: string | null;
     try {
@@ -127,9 +132,10 @@ async function main(argv: string[]): Promise<number> {
       ok = await interactiveShell(shell, banner);
     }
     await finish(shell, opts, ok, interactive);
-    return ok ? 0 : 1;
+    return stop.exitCode(ok ? 0 : 1);
   } catch (e) {
-    return fail(oneLine(e));
+    // Under a stop, whatever failed failed because of it; `end` reports the exit.
+    return stop.received ? stop.exitCode(1) : fail(oneLine(e));
   } finally {
     await shell.session.close();
   }
@@ -152,7 +158,7 @@ async function finish(shell: Shell, opts: Options, ok: boolean, interactive: boo
   }
   let keep = opts.changes === 'commit' || (opts.changes === null && ok);
   if (changing && opts.changes === null && interactive && process.stdin.isTTY) keep = await askToKeep(s);
-  if (keep) await s.shutdown();
+  if (keep) await s.shutdown({ signal: stop.signal });
 }
 
 async function askToKeep(s: Session): Promise<boolean> {

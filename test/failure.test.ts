@@ -1,7 +1,7 @@
 // What happens when things go wrong: qemu killed mid-call, bad images, bad
 // command lines. Each must end in a clear error, never a hang or a leak.
-import { spawn } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { ApplianceError, Session, UsageError } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
 import { chooseAccel } from '../src/runtime/qemu/accel.js';
-import { isAlive, isolatedTmpdir, rawDisk, guestsh } from './helpers.js';
+import { CLI, isAlive, isolatedTmpdir, qemuUnder, rawDisk, guestsh } from './helpers.js';
 import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
@@ -66,6 +66,64 @@ describe('appliance death', () => {
     const { existsSync } = await import('node:fs');
     expect(existsSync(runDir)).toBe(false);
     await expect(s.call('ls', ['/'])).rejects.toThrow(/session is closed/);
+  });
+});
+
+describe('qemu dying at launch', () => {
+  /** Runs the CLI on a fresh image; `onQemu` is called once for each qemu it starts. */
+  async function launch(env: NodeJS.ProcessEnv, onQemu: (pid: number) => void): Promise<{ code: number | null; stderr: string; qemuMs: number }> {
+    const img = rawDisk(join(tmp.dir, 'launch.img'), 16);
+    let started = 0;
+    const cli = spawn('node', [CLI, '--format=raw', '-a', img, 'run', ':', 'list-devices'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    cli.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const seen = new Set<number>();
+    const watch = setInterval(() => {
+      for (const pid of qemuUnder(tmp.dir)) {
+        if (seen.has(pid)) continue;
+        seen.add(pid);
+        started ||= Date.now();
+        onQemu(pid);
+      }
+    }, 10);
+    const code = await new Promise<number | null>((resolve) => cli.on('close', (c) => resolve(c)));
+    clearInterval(watch);
+    return { code, stderr, qemuMs: Date.now() - started };
+  }
+
+  it('killed while the appliance starts (resumed, then booted), qemu is named with its signal, not a socket it left', async () => {
+    // How long qemu lives in a whole run (a resume, a call, the quit): the kills land in its first part, the launch.
+    const calm = await launch(process.env, () => {});
+    expect(calm.code).toBe(0);
+    const outcomes: string[] = [];
+    for (let trial = 0; trial < 4; trial++) {
+      const r = await launch(process.env, (pid) => {
+        setTimeout(() => {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // it ended first: the launch went on without it
+          }
+        }, Math.random() * calm.qemuMs * 0.6);
+      });
+      const first = r.stderr.split('\n')[0]!;
+      outcomes.push(first.replace(/;.*/, ''));
+      expect(r.code).toBe(1);
+      expect(first).toMatch(/^guestsh: error: (the appliance failed to start|\w+: the appliance died): qemu was killed by SIGKILL/);
+    }
+    console.log(`qemu killed at launch (qemu lives ${calm.qemuMs} ms in a whole run here): ${JSON.stringify(outcomes)}`);
+  });
+
+  it('exiting by itself, qemu is quoted: its exit status and its last error lines', async () => {
+    // The real qemu, given a device that does not exist.
+    const bin = join(tmp.dir, 'bin');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'qemu-system-x86_64'), `#!/bin/sh\nexec ${execFileSync('sh', ['-c', 'command -v qemu-system-x86_64'], { encoding: 'utf8' }).trim()} -device no-such-device "$@"\n`, { mode: 0o755 });
+    const r = await launch({ ...process.env, PATH: `${bin}:${process.env.PATH}` }, () => {});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      "guestsh: error: the appliance failed to start: qemu exited with status 1; its last error output:\n  qemu-system-x86_64: -device no-such-device: 'no-such-device' is not a valid device model name\n",
+    );
   });
 });
 

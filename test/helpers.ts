@@ -2,7 +2,7 @@
 // image building without mounting, hashing, process checks.
 import { execFile, execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createReadStream, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
+import { createReadStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import type { Session } from '../src/runtime/session/session.js';
@@ -67,6 +67,31 @@ export function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The processes running now, each with its parent and command line (from /proc). */
+export function processes(): { pid: number; ppid: number; state: string; cmdline: string }[] {
+  const out: { pid: number; ppid: number; state: string; cmdline: string }[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      // The command may hold spaces and parentheses; the fields after its closing ')' are fixed.
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+      out.push({ pid: Number(name), ppid: Number(ppid), state: state!, cmdline });
+    } catch {
+      // gone while we looked
+    }
+  }
+  return out;
+}
+
+/** qemu processes whose command line names `dir` (their run directory lies in it). */
+export function qemuUnder(dir: string): number[] {
+  return processes()
+    .filter((p) => p.cmdline.startsWith('qemu-system') && p.cmdline.includes(dir))
+    .map((p) => p.pid);
 }
 
 export const CLI = join(import.meta.dirname, '..', 'bin', 'guestsh.js');

@@ -50,6 +50,8 @@ export interface Options {
   changes: 'commit' | 'discard' | null;
   /** Run on an overlay that is always discarded, and print what would have changed. */
   dryRun: boolean;
+  /** Follow backing files (and accept external data files) wherever the images name them. */
+  allowBacking: boolean;
   /** The shell's commands, split at ':' words. */
   commands: string[][];
   /** run: --param key=value */
@@ -116,6 +118,8 @@ const OPTIONS: readonly OptionSpec[] = [
       if (o.file !== null) throw new UsageError('only one -f parameter can be given');
       o.file = v!;
     } },
+  { names: ['--allow-backing'], help: "follow the images' backing files and external data files anywhere (default: only in the image's directory; run: none)",
+    verbs: IMAGES, apply: (o) => void (o.allowBacking = true) },
   { names: ['--keys-from-stdin'], help: 'read LUKS passphrases from stdin (one a line) instead of the terminal', verbs: IMAGES, apply: (o) => void (o.keysFromStdin = true) },
   { names: ['--echo-keys'], help: 'echo passphrases as they are typed', verbs: IMAGES, apply: (o) => void (o.echoKeys = true) },
   { names: ['--param'], value: 'KEY=VALUE', help: "a parameter for the recipe (its params.KEY)", verbs: RUN,
@@ -171,7 +175,7 @@ for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
 function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
-    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false,
+    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, allowBacking: false,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false,
     operands: [],
   };

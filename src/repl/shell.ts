@@ -25,6 +25,8 @@ export interface ShellOptions {
   interactive: boolean;
   /** Show progress bars (stderr) for calls that report progress. */
   progress: boolean;
+  /** The process's stop signal: a `commit` it arrives before does not commit. */
+  signal?: AbortSignal | undefined;
 }
 
 /** Errors that are a command's own failure, reported in one line (anything else also shows its stack with -v). */
@@ -245,14 +247,14 @@ export class Shell {
   private async replaceSession(how: 'commit' | 'discard' | 'reopen'): Promise<void> {
     const old = this.session;
     if (how === 'reopen') {
-      await old.shutdown();
+      await old.shutdown({ signal: this.opts.signal });
       await old.close();
       this.session = this.makeSession(old);
       return;
     }
     const wasReady = old.state === 'ready';
     const mounts = wasReady ? await currentMounts(old.g) : [];
-    if (how === 'commit') await old.shutdown();
+    if (how === 'commit') await old.shutdown({ signal: this.opts.signal });
     await old.close();
     this.session = this.makeSession(old);
     for (const d of old.drives) {

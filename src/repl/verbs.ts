@@ -1,6 +1,8 @@
 // guestsh's verbs beside the shell: `run` (a recipe, or --watch), `init-recipe`,
 // `recover` and `status` (an image's transaction state). Each parses its
-// options from the one option table and returns an exit code.
+// options from the one option table and returns an exit code. A stop signal
+// ends `run` early (see stop.ts); the others are quick and run to their end
+// (recover's merge must not be cut short), then exit as the signal says.
 
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -10,8 +12,9 @@ import { recover, txStatus } from '../runtime/session/transaction.js';
 import type { RunOptions } from '../runtime/recipe/index.js';
 import { type Options, parseArgs, usage, type Verb } from './options.js';
 import { KeyReader } from './setup.js';
+import type { Stop } from './stop.js';
 
-async function runVerb(o: Options): Promise<number> {
+async function runVerb(o: Options, stop: Stop): Promise<number> {
   const [recipe, ...more] = o.operands;
   if (!recipe) throw new UsageError('run: name a recipe (FILE.gfs.ts or guestsh/sysprep, …)');
   if (more.length) throw new UsageError(`run: one recipe at a time (got '${recipe}' and '${more[0]}')`);
@@ -31,14 +34,17 @@ async function runVerb(o: Options): Promise<number> {
     dryRun: o.dryRun,
     network: o.network,
     verbose: o.verbose,
+    allowBacking: o.allowBacking,
     // Without --output, host-side writes go to a new temp dir, tidied at the end.
     outputDir: o.outputDir ? resolve(o.outputDir) : await mkdtemp(join(tmpdir(), 'guestsh-run-')),
   };
   try {
-    if (o.watch) return await watchVerb(run, o.json);
-    const result = await runRecipe(run);
+    // Watch mode ends with a signal as its normal end (status 0).
+    if (o.watch) return await watchVerb(run, o.json, stop.signal);
+    const result = await runRecipe({ ...run, signal: stop.signal });
     process.stdout.write(`${formatRunResult(result, { json: o.json, verbose: o.verbose })}\n`);
-    return result.exitCode;
+    if (stop.received && result.committed) process.stderr.write(`guestsh: stopped by ${stop.received} after the commit had begun; it was completed\n`);
+    return stop.exitCode(result.exitCode);
   } finally {
     if (!o.outputDir) await tidyOutputDir(run.outputDir!);
   }
@@ -51,22 +57,14 @@ async function tidyOutputDir(dir: string): Promise<void> {
 }
 
 /** `run --watch`: a run per save until Ctrl-C (or SIGTERM); the image is never written. */
-async function watchVerb(run: RunOptions, json: boolean): Promise<number> {
+async function watchVerb(run: RunOptions, json: boolean, signal: AbortSignal): Promise<number> {
   const { watchRecipe, formatWatchRun } = await import('../runtime/recipe/index.js');
-  const ac = new AbortController();
-  const stop = (): void => ac.abort();
-  const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-  for (const sig of signals) process.on(sig, stop);
-  try {
-    return await watchRecipe({
-      ...run,
-      signal: ac.signal,
-      onRun: (r) => process.stdout.write(`${json ? JSON.stringify(r) : formatWatchRun(r)}\n`),
-      onWatching: (dir) => process.stderr.write(`guestsh: watching ${dir} for changes; each run is rolled back, the image is never written (Ctrl-C to stop)\n`),
-    });
-  } finally {
-    for (const sig of signals) process.off(sig, stop);
-  }
+  return watchRecipe({
+    ...run,
+    signal,
+    onRun: (r) => process.stdout.write(`${json ? JSON.stringify(r) : formatWatchRun(r)}\n`),
+    onWatching: (dir) => process.stderr.write(`guestsh: watching ${dir} for changes; each run is rolled back, the image is never written (Ctrl-C to stop)\n`),
+  });
 }
 
 async function initVerb(o: Options): Promise<number> {
@@ -117,11 +115,17 @@ async function statusVerb(o: Options): Promise<number> {
   return 0;
 }
 
-const verbs: Partial<Record<Verb, (o: Options) => Promise<number>>> = {
+/** A verb that runs to its end whatever arrives, then exits as a signal that came says. */
+const toTheEnd =
+  (f: (o: Options) => Promise<number>) =>
+  async (o: Options, stop: Stop): Promise<number> =>
+    stop.exitCode(await f(o));
+
+const verbs: Partial<Record<Verb, (o: Options, stop: Stop) => Promise<number>>> = {
   run: runVerb,
-  'init-recipe': initVerb,
-  recover: recoverVerb,
-  status: statusVerb,
+  'init-recipe': toTheEnd(initVerb),
+  recover: toTheEnd(recoverVerb),
+  status: toTheEnd(statusVerb),
 };
 
 /**
@@ -129,7 +133,7 @@ const verbs: Partial<Record<Verb, (o: Options) => Promise<number>>> = {
  * word: after options (`guestsh -a disk.img run : …`) it is guestfish's
  * launch command, as ever.
  */
-export function runVerbIfAny(argv: readonly string[]): Promise<number> | null {
+export function runVerbIfAny(argv: readonly string[], stop: Stop): Promise<number> | null {
   const verb = argv[0] as Verb;
   const f = verb !== 'shell' ? verbs[verb] : undefined;
   if (!f) return null;
@@ -138,5 +142,5 @@ export function runVerbIfAny(argv: readonly string[]): Promise<number> | null {
     process.stdout.write(usage(verb));
     return Promise.resolve(0);
   }
-  return f(o);
+  return f(o, stop);
 }

@@ -17,6 +17,11 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** The socket closed: qemu has gone (or is going) away. */
+export class QmpClosedError extends ApplianceError {
+  override name = 'QmpClosedError';
+}
+
 export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
   private nextId = 1;
   private pending = new Map<number, Pending>();
@@ -41,7 +46,7 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
         else this.settle(msg);
       }
     });
-    socket.on('close', () => this.failAll(new ApplianceError('the QMP connection to qemu closed')));
+    socket.on('close', () => this.failAll(new QmpClosedError('the QMP connection to qemu closed')));
     socket.on('error', () => undefined); // 'close' follows and reports it
   }
 
@@ -101,6 +106,8 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
 
   execute<T = unknown>(command: string, args?: Record<string, unknown>, timeoutMs = 10_000): Promise<T> {
     const id = this.nextId++;
+    // A write to a closed socket is never answered: fail now, not at the timeout.
+    if (this.socket.destroyed) return Promise.reject(new QmpClosedError('the QMP connection to qemu closed'));
     return new Promise<T>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);

@@ -1,20 +1,21 @@
 // One appliance VM: the qemu process, its serial console, its QMP socket and the
 // guestfsd channel. Lifecycle: starting → running → exited, each step checked.
 // A watchdog process kills qemu if this process dies without cleaning up (even
-// by SIGKILL), so no appliance outlives its owner.
+// by SIGKILL), so no appliance outlives its owner. File names reach qemu
+// absolute: a relative one holding a ':' would be read as a protocol.
 
 import { type ChildProcess, spawn } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { join, resolve as absolute } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { daemonPortName, kernelCommandLine } from '../../../guests/libguestfs/appliance.js';
 import type { Appliance } from '../appliance/build.js';
 import { ApplianceError } from '../errors.js';
-import { DaemonChannel } from '../protocol/channel.js';
+import { ChannelClosedError, DaemonChannel } from '../protocol/channel.js';
 import { type Accel, QEMU } from './accel.js';
-import { Qmp, type QmpEvent } from './qmp.js';
+import { Qmp, QmpClosedError, type QmpEvent } from './qmp.js';
 import { watchRunDir } from './watchdog.js';
 
 export interface DriveConfig {
@@ -59,6 +60,17 @@ export interface ExitInfo {
 }
 
 const CONSOLE_TAIL_LINES = 30;
+const STDERR_TAIL_LINES = 8;
+
+/** qemu exited (or was killed) while the appliance was starting; the message has its exit status and last words. */
+export class QemuDiedError extends ApplianceError {
+  override name = 'QemuDiedError';
+}
+
+/** The failures that are qemu going away: a socket it held closed. */
+function socketClosed(e: unknown): boolean {
+  return e instanceof ChannelClosedError || e instanceof QmpClosedError;
+}
 
 function hostLpj(): number | null {
   // Loops per jiffy from the host's BogoMIPS (HZ=250 on Debian kernels): lets a
@@ -85,7 +97,7 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   a.push('-object', 'rng-random,filename=/dev/urandom,id=rng0', '-device', 'virtio-rng-pci,rng=rng0');
   a.push('-device', 'virtio-scsi-pci,id=scsi');
   cfg.drives.forEach((d, i) => {
-    const file = d.file.replaceAll(',', ',,');
+    const file = absolute(d.file).replaceAll(',', ',,');
     a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
     a.push('-device', `scsi-hd,drive=hd${i},id=sd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
   });
@@ -94,7 +106,7 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   const root = cfg.root ?? { file: cfg.appliance.root, format: 'raw', throwaway: true };
   a.push(
     '-drive',
-    `file=${root.file.replaceAll(',', ',,')},${root.throwaway ? 'snapshot=on,cache=unsafe' : 'cache=writeback'},id=appliance,if=none,format=${root.format}`,
+    `file=${absolute(root.file).replaceAll(',', ',,')},${root.throwaway ? 'snapshot=on,cache=unsafe' : 'cache=writeback'},id=appliance,if=none,format=${root.format}`,
   );
   a.push('-device', 'virtio-blk-pci,drive=appliance');
   // A new generation ID on every restore makes the guest kernel reseed its
@@ -128,8 +140,13 @@ export class Vm extends EventEmitter<{ console: [string] }> {
   private state: VmState = 'starting';
   private readonly consoleTail: string[] = [];
   private partialLine = '';
+  /** qemu's own complaints (a drive it cannot open, a bad option), apart from the guest's console. */
+  private readonly stderrTail: string[] = [];
+  private partialStderr = '';
   private exitInfo: ExitInfo | null = null;
   readonly exited: Promise<ExitInfo>;
+  /** qemu has exited and its output has been read to the end. */
+  private readonly drained: Promise<void>;
   qmp: Qmp | null = null;
   channel: DaemonChannel | null = null;
 
@@ -142,8 +159,16 @@ export class Vm extends EventEmitter<{ console: [string] }> {
         resolve(this.exitInfo);
       });
     });
+    this.drained = new Promise((resolve) => proc.on('close', () => resolve()));
     proc.stdout!.on('data', (d: Buffer) => this.onConsole(d.toString('latin1')));
-    proc.stderr!.on('data', (d: Buffer) => this.onConsole(d.toString('latin1')));
+    proc.stderr!.on('data', (d: Buffer) => {
+      const text = d.toString('latin1');
+      const lines = (this.partialStderr + text).split(/\r?\n/);
+      this.partialStderr = lines.pop()!;
+      for (const line of lines) if (line.trim()) this.stderrTail.push(line);
+      this.stderrTail.splice(0, Math.max(0, this.stderrTail.length - STDERR_TAIL_LINES));
+      this.onConsole(text);
+    });
   }
 
   get pid(): number {
@@ -164,13 +189,15 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     return this.partialLine ? [...this.consoleTail, this.partialLine] : [...this.consoleTail];
   }
 
-  /** Why the VM is gone, for error messages: exit status and the console's last lines. */
+  /** Why the VM is gone, for error messages: exit status, qemu's last error lines, else the console's. */
   describeExit(): string {
     const how = this.exitInfo
       ? this.exitInfo.signal
         ? `qemu was killed by ${this.exitInfo.signal}`
         : `qemu exited with status ${this.exitInfo.code}`
       : 'the connection to guestfsd broke';
+    const stderr = this.partialStderr.trim() ? [...this.stderrTail, this.partialStderr] : this.stderrTail;
+    if (stderr.length) return `${how}; its last error output:\n  ${stderr.slice(-STDERR_TAIL_LINES).join('\n  ')}`;
     const tail = this.consoleLines().filter((l) => l.trim()).slice(-8);
     return tail.length ? `${how}; last console lines:\n  ${tail.join('\n  ')}` : how;
   }
@@ -226,7 +253,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
         ),
       ),
       vm.exited.then(() => {
-        throw new ApplianceError(`the appliance failed to start: ${vm.describeExit()}`);
+        throw new QemuDiedError('qemu exited');
       }),
       new Promise<never>((_, reject) => {
         timer = setTimeout(
@@ -249,9 +276,18 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       vm.state = 'running';
       return vm;
     } catch (e) {
-      vm.kill();
-      await vm.exited;
-      throw e;
+      // When qemu dies, its sockets close a moment before its exit status
+      // arrives: after a closed socket, wait for the status (bounded by the
+      // launch timeout), which is the news.
+      if (vm.exitInfo === null && socketClosed(e)) await abort.catch(() => undefined);
+      const died = vm.exitInfo !== null;
+      if (proc.pid !== undefined) {
+        vm.kill();
+        await vm.exited;
+      }
+      if (!died) throw e;
+      await vm.drained;
+      throw new QemuDiedError(`the appliance failed to start: ${vm.describeExit()}`);
     } finally {
       clearTimeout(timer);
       server.close();
@@ -327,7 +363,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       driver: d.format,
       'read-only': d.readonly,
       cache: { direct: false, 'no-flush': d.cache === 'unsafe' },
-      file: { driver: 'file', filename: d.file },
+      file: { driver: 'file', filename: absolute(d.file) },
     });
     await this.qmp!.execute('device_add', {
       driver: 'scsi-hd',

@@ -2,7 +2,8 @@
 // thrown before any appliance starts), add the images, launch, mount (-i /
 // -m), run the recipe in its sandbox, then commit (shutdown) on success or
 // discard (close) on any failure, so an image is changed completely or not
-// at all.
+// at all. A stop (the caller's signal) is a failure until the commit begins,
+// and is too late after: the commit completes.
 
 import { mkdir, mkdtemp, readdir, realpath, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -50,6 +51,13 @@ export interface RunOptions {
   network?: boolean | undefined;
   /** -v: appliance console and call trace lines go to `log`. */
   verbose?: boolean | undefined;
+  /** --allow-backing: the images may have backing files and external data files anywhere; without it, none. */
+  allowBacking?: boolean | undefined;
+  /**
+   * Stops the run (the CLI's SIGINT, SIGTERM, SIGHUP): before the commit
+   * begins, the run fails and nothing is written; once it has begun, it completes.
+   */
+  signal?: AbortSignal | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
   log?: ((line: string) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
@@ -75,7 +83,7 @@ export interface RunResult {
   /** libguestfs calls the recipe made. */
   calls: number;
   timings: RunTimings;
-  /** Exit status for the CLI: 0 ok, 1 recipe failed, 2 policy, 3 time or memory limit, 4 setup (launch/mount) failed (compile errors are thrown: RecipeCompileFailed). */
+  /** Exit status for the CLI: 0 ok, 1 recipe failed (or stopped), 2 policy, 3 time or memory limit, 4 setup (launch/mount) failed (compile errors are thrown: RecipeCompileFailed). */
   exitCode: number;
 }
 
@@ -147,6 +155,19 @@ export function sandboxOptions(src: RecipeSource, opts: Pick<RunOptions, 'params
   };
 }
 
+/** What a run's options set on its session: the network, and the backing files its images may have. */
+export function applyRunSettings(s: Session, opts: Pick<RunOptions, 'network' | 'allowBacking'>): void {
+  if (opts.network) s.settings.network = true;
+  // A recipe runs unattended on images it was handed: it follows no file the image names unless told to.
+  s.settings.backing = opts.allowBacking ? 'any' : 'none';
+}
+
+/** A run given up because `signal` stopped it before its commit began. */
+export function stoppedFailure(signal: AbortSignal): RecipeFailure {
+  const why = signal.reason instanceof Error ? signal.reason.message : 'stopped';
+  return { kind: 'error', name: 'RunStopped', message: `${why} before the commit began`, location: null, recipeLocation: null, stack: '' };
+}
+
 /** Wires -v and notices to `log`. */
 export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
   if (verbose) {
@@ -188,48 +209,65 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
   const s = opts.session ?? new Session();
   attachLog(s, log, opts.verbose);
-  let committed = false;
+  const signal = opts.signal;
+  // Until the commit begins, a stop closes the session at once, so a launch
+  // or a call under way ends with it; from then on shutdown() decides.
+  let committing = false;
+  let closing: Promise<void> | null = null;
+  const onStop = (): void => {
+    if (!committing) closing ??= s.close();
+  };
+  signal?.addEventListener('abort', onStop, { once: true });
+  if (signal?.aborted) onStop();
+  let calls = 0;
+  const end = (r: Omit<RunResult, 'outputDir' | 'calls' | 'timings'>): RunResult => {
+    const ended = { ...r, outputDir, calls, timings: { ...timings, totalMs: performance.now() - t0 } };
+    // Whatever failed under a stop (a closed session, a disposed sandbox), the stop is the news.
+    return signal?.aborted && !r.committed ? { ...ended, ok: false, failure: stoppedFailure(signal), exitCode: 1 } : ended;
+  };
   let prepared: PreparedRecipe | null = null;
   try {
-    prepared = await prepareRecipe(sandboxOptions(src, opts, s, log));
+    prepared = await prepareRecipe({ ...sandboxOptions(src, opts, s, log), signal });
     if (!prepared.ok) throw new RecipeCompileFailed(prepared.result.failure!);
     try {
       const tl = performance.now();
-      if (opts.network) s.settings.network = true;
+      applyRunSettings(s, opts);
       await openImages(s, { ...openOptionsOf(opts), warn: log });
       timings.launchMs = performance.now() - tl;
     } catch (e) {
       prepared.dispose();
-      return { ok: false, committed: false, failure: setupFailure(e), outputDir, calls: 0, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 4 };
+      return end({ ok: false, committed: false, failure: setupFailure(e), exitCode: 4 });
     }
 
     const r = await prepared.run();
     Object.assign(timings, r.timings);
-    if (!r.ok) {
-      return {
-        ok: false,
-        committed: false,
-        failure: r.failure,
-        outputDir,
-        calls: r.calls,
-        timings: { ...timings, totalMs: performance.now() - t0 },
-        exitCode: failureExitCode(r.failure!),
-      };
-    }
+    calls = r.calls;
+    if (!r.ok) return end({ ok: false, committed: false, failure: r.failure, exitCode: failureExitCode(r.failure!) });
+    if (signal?.aborted) return end({ ok: false, committed: false, exitCode: 1 });
     let changes: FileChange[] | undefined;
-    if (opts.dryRun) {
-      changes = await s.changes();
-    } else {
-      const tc = performance.now();
-      await s.shutdown();
-      // Only transactional (read-write) drives have anything to commit.
-      committed = s.drives.some((d) => d.tx !== null);
-      timings.commitMs = performance.now() - tc;
+    let committed = false;
+    try {
+      if (opts.dryRun) {
+        changes = await s.changes();
+      } else {
+        const tc = performance.now();
+        committing = true;
+        await s.shutdown({ signal });
+        // Only transactional (read-write) drives have anything to commit.
+        committed = s.drives.some((d) => d.tx !== null);
+        timings.commitMs = performance.now() - tc;
+      }
+    } catch (e) {
+      if (signal?.aborted) return end({ ok: false, committed: false, exitCode: 1 });
+      throw e;
     }
-    return { ok: true, committed, value: r.value, changes, outputDir, calls: r.calls, timings: { ...timings, totalMs: performance.now() - t0 }, exitCode: 0 };
+    return end({ ok: true, committed, value: r.value, changes, exitCode: 0 });
   } finally {
+    signal?.removeEventListener('abort', onStop);
     // Anything not committed by shutdown() is discarded here; after a commit
-    // close() only removes the run directory.
+    // close() only removes the run directory. A close a stop began is let
+    // finish first: a drive added while it ran is closed by the second.
+    await (closing as Promise<void> | null)?.catch(() => undefined);
     await s.close();
     // A run stopped at a limit returns before its calls have: the closed session has ended them, and they finish tidying first.
     if (prepared?.ok) await prepared.settled();

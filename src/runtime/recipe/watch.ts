@@ -11,6 +11,7 @@ import { UsageError } from '../errors.js';
 import { openImages } from '../open/open.js';
 import { currentMounts, type Mount, remount } from '../session/mounts.js';
 import {
+  applyRunSettings,
   attachLog,
   failureExitCode,
   openOptionsOf,
@@ -23,7 +24,7 @@ import {
 } from './run.js';
 import { type RecipeFailure, runInSandbox } from './sandbox.js';
 
-export interface WatchOptions extends Omit<RunOptions, 'dryRun' | 'session'> {
+export interface WatchOptions extends Omit<RunOptions, 'dryRun' | 'session' | 'signal'> {
   /** Ends the loop; the session is then discarded. */
   signal: AbortSignal;
   /** Called after every run (and once if the setup fails). */
@@ -73,7 +74,7 @@ export async function watchRecipe(opts: WatchOptions): Promise<number> {
     let baseMounts: Mount[];
     let writable: boolean;
     try {
-      if (opts.network) s.settings.network = true;
+      applyRunSettings(s, opts);
       await openImages(s, { ...openOptionsOf(opts), warn: log });
       writable = s.drives.some((d) => d.tx !== null);
       if (writable) await s.g.savepoint(BASE);

@@ -4,7 +4,7 @@
 
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createDisk, createOverlay, probeImage } from '../qemu/img.js';
+import { type BackingPolicy, createDisk, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig } from '../qemu/vm.js';
 import { checkReadable, Transaction } from './transaction.js';
 
@@ -35,10 +35,18 @@ export interface Drive {
 
 /**
  * The drive for image `path` as the session's `index`-th. `runDir` is asked
- * for only when a throwaway overlay is needed.
+ * for only when a throwaway overlay is needed; `backing` says which files
+ * besides the image qemu may open for it.
  */
-export async function openDrive(path: string, opts: DriveOptions, index: number, runDir: () => Promise<string>, transactions: boolean): Promise<Drive> {
-  const info = await probeImage(path, opts.format);
+export async function openDrive(
+  path: string,
+  opts: DriveOptions,
+  index: number,
+  runDir: () => Promise<string>,
+  transactions: boolean,
+  backing: BackingPolicy,
+): Promise<Drive> {
+  const info = await probeImage(path, opts.format, backing);
   const format = opts.format ?? info.format;
   // A character device (guestfish's `-a /dev/null`) has nothing a commit
   // could write into, and no directory of the user's for a transaction's

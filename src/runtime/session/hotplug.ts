@@ -7,7 +7,7 @@
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ApplianceError, UsageError } from '../errors.js';
-import { createOverlay, probeImage } from '../qemu/img.js';
+import { type BackingPolicy, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig, Vm } from '../qemu/vm.js';
 
 /** Runs a shell snippet in the appliance (guestfsd's debug sh) and returns its output. */
@@ -57,6 +57,8 @@ export interface AttachHost {
   runDir(): string;
   /** How many drives the session launched with: attached ones go after them. */
   driveCount(): number;
+  /** The session's backing-file policy, which attached images pass too. */
+  backing(): BackingPolicy;
 }
 
 /**
@@ -74,7 +76,7 @@ export class ReadOnlyAttachments {
   }
 
   async attach(path: string, format?: string): Promise<string> {
-    const info = await probeImage(path, format);
+    const info = await probeImage(path, format, this.host.backing());
     const i = this.host.driveCount() + this.attached;
     const overlay = join(this.host.runDir(), `attached${i}.qcow2`);
     await createOverlay(path, format ?? info.format, overlay);

@@ -85,6 +85,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private commitPending = false;
   private conn: Connection | null = null;
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
+  /** shutdown()'s merges while they run: close() waits for them rather than pull their files away. */
+  private merging: Promise<void> | null = null;
 
   constructor(opts: SessionOptions = {}) {
     super();
@@ -127,6 +129,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     shell: this.shell,
     runDir: () => this.runDir!,
     driveCount: () => this.drives.length,
+    backing: () => this.settings.backing,
   });
 
   private readonly savepoints = new Savepoints({
@@ -177,7 +180,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   async addDrive(path: string, opts: DriveOptions = {}): Promise<void> {
     this.assertState('add_drive', 'config');
-    const drive = await openDrive(path, opts, this.drives.length, () => this.ensureRunDir(), this.settings.transactions);
+    const drive = await openDrive(path, opts, this.drives.length, () => this.ensureRunDir(), this.settings.transactions, this.settings.backing);
     if (drive.tx) {
       live.add(this);
       if (drive.tx.recovered === 'rolled-forward') this.emit('notice', `completed an interrupted commit of '${path}' first`);
@@ -335,9 +338,11 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * cleanly, and commits every read-write image's changes. A commit refused
    * before it wrote anything (a reader stayed, no space) throws and keeps the
    * changes: calling shutdown() again retries it; close() discards them.
-   * `signal` cancels the commits that have not started merging yet.
+   * `signal` stops it: aborted before the first merge begins, nothing is
+   * committed (it throws; close() then discards); from then on every
+   * image's merge completes.
    */
-  async shutdown(signal?: AbortSignal): Promise<void> {
+  async shutdown(opts: { signal?: AbortSignal | undefined } = {}): Promise<void> {
     if (this.state === 'ready') {
       if (this.settings.autosync) {
         try {
@@ -354,11 +359,23 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       this.commitPending = true;
     }
     if (this.commitPending) {
-      // qemu has closed the overlays: the run succeeded, make it permanent.
-      for (const d of this.drives) {
-        if (!d.tx?.open) continue;
-        this.emit('commit', { image: d.path });
-        await d.tx.commit(d.layers.at(-1), signal);
+      // The last point where a stop still means discard: past it, an
+      // interrupted merge would only be rolled forward by the next open.
+      opts.signal?.throwIfAborted();
+      let merged!: () => void;
+      this.merging = new Promise((resolve) => (merged = resolve));
+      try {
+        // qemu has closed the overlays: the run succeeded, make it permanent.
+        let first = true;
+        for (const d of this.drives) {
+          if (!d.tx?.open) continue;
+          this.emit('commit', { image: d.path });
+          // The first commit still heeds the stop while it prepares (layers, checks): its merge has not begun.
+          await d.tx.commit(d.layers.at(-1), first ? opts.signal : undefined);
+          first = false;
+        }
+      } finally {
+        merged();
       }
       this.commitPending = false;
     }
@@ -368,9 +385,11 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   /**
    * Ends the session. Changes not committed by shutdown() are discarded, so
-   * an error path that only closes leaves every image as it was. Safe to call twice.
+   * an error path that only closes leaves every image as it was. Safe to call
+   * twice, and while shutdown() runs: merges under way complete first.
    */
   async close(): Promise<void> {
+    await this.merging;
     const conn = this.conn;
     this.conn = null;
     try {

@@ -2,6 +2,7 @@
 // library-side get_*/set_* actions), with their defaults.
 
 import { defaultMemoryMiB } from '../../../guests/libguestfs/appliance.js';
+import type { BackingPolicy } from '../qemu/img.js';
 
 export interface SessionSettings {
   memsize: number;
@@ -20,6 +21,8 @@ export interface SessionSettings {
    * close() without shutdown discards. Off: qemu writes the image directly.
    */
   transactions: boolean;
+  /** The backing files and external data files an added image may use (recipes: none; --allow-backing: any). */
+  backing: BackingPolicy;
 }
 
 export function defaultSettings(): SessionSettings {
@@ -34,5 +37,6 @@ export function defaultSettings(): SessionSettings {
     launchTimeoutMs: Number(process.env.GUESTSH_LAUNCH_TIMEOUT ?? 300) * 1000,
     snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
     transactions: true,
+    backing: 'own-directory',
   };
 }

@@ -3,8 +3,10 @@
 // over qemu-img.
 
 import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../../errors.js';
+import { checkImageFile } from '../../qemu/img.js';
 import type { AddDriveOptions, DiskCreateOptions } from '../../../spec/api.js';
 import type { LibraryTable, SessionHost } from '../host.js';
 import { notSupported } from './util.js';
@@ -31,8 +33,9 @@ async function addDrive(s: SessionHost, filename: string, opt: AddDriveOptions, 
 
 async function qemuImgInfo(action: string, filename: string): Promise<Record<string, unknown>> {
   if (!existsSync(filename)) throw new UsageError(`${action}: ${filename}: No such file or directory`);
+  await checkImageFile(filename, `${action}: ${filename}`);
   try {
-    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', filename]);
+    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', resolve(filename)]);
     return JSON.parse(stdout) as Record<string, unknown>;
   } catch (e) {
     const err = e as { stderr?: string; message: string };
