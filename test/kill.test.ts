@@ -19,6 +19,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Session } from '../src/index.js';
 import { txFiles } from '../src/runtime/session/transaction.js';
 import { CLI, isolatedTmpdir, processes, qemuUnder, rawDisk, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -115,9 +116,9 @@ async function settle(run: Run, boundMs: number): Promise<Outcome> {
   const code = await Promise.race([run.closed, sleep(boundMs).then(() => 'open' as const)]);
   if (code === 'open') throw new Error(`the run still held its output ${boundMs} ms after the kill:\n${run.out}\n${run.err}`);
   // The watchdogs poll every 0.5 s; a worker that cleaned up has ended them already.
-  await until('the worker, its qemu and its temp directories to go', () => !worker() && qemuUnder(tmp.dir).length === 0 && tmp.leftovers().length === 0, 10_000);
+  await until('the worker, its qemu and its temp directories to go', () => !worker() && qemuUnder(tmp.dir).length === 0 && tmp.leftovers().length === 0, scaled(10_000));
   const h = await sha256(img);
-  const said = /RunStopped: stopped by SIG\w+ before the commit began/.test(run.out)
+  const said = /RunStopped: stopped by SIG\w+ before the commit began/.test(run.err)
     ? 'before-commit'
     : /stopped by SIG\w+ after the commit had begun; it was completed/.test(run.err)
       ? 'commit-completed'
@@ -147,10 +148,10 @@ describe('killing guestsh while a run holds (deterministic: the recipe waits in 
   it('kill -9 of guestsh: its worker notices at once, stops, discards, and leaves nothing', async () => {
     copyFileSync(pristine, img);
     const run = start('guestsh', 60);
-    await until('HOLDING', () => run.err.includes('HOLDING'), 120_000);
+    await until('HOLDING', () => run.err.includes('HOLDING'), scaled(120_000));
     process.kill(run.proc.pid!, 'SIGKILL');
-    const o = await settle(run, 30_000);
-    expect(run.out).toContain('RunStopped: stopped by SIGHUP before the commit began');
+    const o = await settle(run, scaled(30_000));
+    expect(run.err).toContain('RunStopped: stopped by SIGHUP before the commit began');
     expect(o).toMatchObject({ said: 'before-commit', image: 'pristine' });
     expect(nothingBeside()).toBe(true);
   });
@@ -159,10 +160,10 @@ describe('killing guestsh while a run holds (deterministic: the recipe waits in 
     for (const sig of ['SIGTERM', 'SIGINT'] as const) {
       copyFileSync(pristine, img);
       const run = start('guestsh', 60);
-      await until('HOLDING', () => run.err.includes('HOLDING'), 120_000);
+      await until('HOLDING', () => run.err.includes('HOLDING'), scaled(120_000));
       process.kill(run.proc.pid!, sig);
-      const o = await settle(run, 30_000);
-      expect(run.out).toContain(`RunStopped: stopped by ${sig} before the commit began`);
+      const o = await settle(run, scaled(30_000));
+      expect(run.err).toContain(`RunStopped: stopped by ${sig} before the commit began`);
       expect(o).toEqual({ said: 'before-commit', image: 'pristine', code: 128 + constants.signals[sig] });
       expect(nothingBeside()).toBe(true);
     }
@@ -171,10 +172,10 @@ describe('killing guestsh while a run holds (deterministic: the recipe waits in 
   it("SIGTERM to npx guestsh run: npm's shell dies of it without passing it on; guestsh, orphaned, stops all the same", async () => {
     copyFileSync(pristine, img);
     const run = start('npx', 60);
-    await until('HOLDING', () => run.err.includes('HOLDING'), 120_000);
+    await until('HOLDING', () => run.err.includes('HOLDING'), scaled(120_000));
     process.kill(run.proc.pid!, 'SIGTERM');
-    const o = await settle(run, 30_000);
-    expect(run.out).toContain('RunStopped: stopped by SIGHUP before the commit began');
+    const o = await settle(run, scaled(30_000));
+    expect(run.err).toContain('RunStopped: stopped by SIGHUP before the commit began');
     expect(o).toMatchObject({ said: 'before-commit', image: 'pristine' });
     expect(nothingBeside()).toBe(true);
   });
@@ -195,7 +196,7 @@ describe('killing guestsh once the merge has begun (deterministic: the kill come
         process.kill(run.proc.pid!, sig);
       });
       run = start('guestsh');
-      const o = await settle(run, 60_000);
+      const o = await settle(run, scaled(60_000));
       watcher.close();
       expect(killed).toBe(true);
       expect(run.err).toContain(`stopped by ${sig === 'SIGKILL' ? 'SIGHUP' : sig} after the commit had begun; it was completed`);
@@ -216,11 +217,11 @@ describe('the shell', () => {
     proc.stdout!.on('data', (d: Buffer) => (run.out += d.toString()));
     proc.stderr!.on('data', (d: Buffer) => (run.err += d.toString()));
     // pwrite-device prints how much it wrote; the sleep comes next.
-    await until('the write', () => run.out.includes(`${BLOCK}\n`), 120_000);
+    await until('the write', () => run.out.includes(`${BLOCK}\n`), scaled(120_000));
     process.kill(proc.pid!, 'SIGTERM');
     const code = await run.closed;
     expect(code).toBe(143);
-    await until('its qemu and temp directories to go', () => qemuUnder(tmp.dir).length === 0 && tmp.leftovers().length === 0, 10_000);
+    await until('its qemu and temp directories to go', () => qemuUnder(tmp.dir).length === 0 && tmp.leftovers().length === 0, scaled(10_000));
     expect(await sha256(img)).toBe(pristineHash);
     expect(nothingBeside()).toBe(true);
   });
@@ -274,7 +275,7 @@ describe('killing guestsh at random moments', () => {
         Object.entries(tally).map(([k, n]) => `  ${n} × ${k}`).join('\n'),
     );
     expect(Object.values(tally).reduce((a, b) => a + b, 0)).toBe(RUN_TRIALS + EARLY_TRIALS + NPX_TRIALS);
-  }, 1_800_000);
+  }, scaled(1_800_000));
 });
 
 describe('the session decides at the merge', () => {

@@ -50,6 +50,6 @@ describe('guestsh run -i on a LUKS guest', () => {
   it('without a key, stops before the recipe and names --keys-from-stdin', async () => {
     const r = await guestsh(['run', '--ro', '--format=raw', '-a', image, '-i', recipe], '');
     expect(r.code).toBe(4);
-    expect(r.stdout).toMatch(/--keys-from-stdin/);
+    expect(r.stderr).toMatch(/--keys-from-stdin/);
   });
 });

@@ -19,6 +19,7 @@ import { Session } from '../src/index.js';
 import { PathPolicy } from '../src/runtime/recipe/policy.js';
 import { runInSandbox, type SandboxResult } from '../src/runtime/recipe/sandbox.js';
 import { ext4Image, guestsh, isolatedTmpdir, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 const GiB = 1024 ** 3;
@@ -63,7 +64,7 @@ beforeAll(async () => {
     await s.g.touch(file);
     await s.g.truncateSize(file, size);
   }
-}, 600_000);
+}, scaled(600_000));
 
 afterAll(async () => {
   await s?.close();
@@ -289,13 +290,13 @@ describe('host memory and time', () => {
     refused(r, /ran longer than its time limit of 3 s/);
     // Stopped, not finished: the guest got less than the 8 GiB.
     expect(Number((await s.g.statns('/sink/big')).st_size)).toBeLessThan(8 * GiB);
-  }, 300_000);
+  }, scaled(300_000));
 
   escape('a download still running at the time limit stops with it (host writes bounded by the limit)', async () => {
     const r = await attempt('upload-path.gfs.ts', { params: { from: '/big', dst: 'big.out' }, timeoutMs: 3000 });
     refused(r, /ran longer than its time limit of 3 s/);
     expect(statSync(join(r.out, 'big.out')).size).toBeLessThan(8 * GiB);
-  }, 300_000);
+  }, scaled(300_000));
 });
 
 describe('the CLI', () => {
@@ -304,9 +305,9 @@ describe('the CLI', () => {
     execFileSync('cp', ['--sparse=always', img, copy]);
     const out = newOut();
     const r = await guestsh(['run', '-a', copy, '-m', '/dev/sda', '--timeout', '10', '--output', out, '--param', 'src=fifo', join(rec, 'upload-path.gfs.ts')]);
-    expect(r.stdout).toMatch(/upload: host path 'fifo' is a FIFO/);
+    expect(r.stderr).toMatch(/upload: host path 'fifo' is a FIFO/);
     expect(r.code).toBe(1);
-  }, 120_000);
+  }, scaled(120_000));
 
   for (const [what, source, re] of [
     ['a syntax error', 'export default async () => {\n  const x = ;\n};\n', /error: SyntaxError: .*bad\.gfs\.ts:2:\d+: /],

@@ -42,7 +42,9 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
     // Watch mode ends with a signal as its normal end (status 0).
     if (o.watch) return await watchVerb(run, o.json, stop.signal);
     const result = await runRecipe({ ...run, signal: stop.signal });
-    process.stdout.write(`${formatRunResult(result, { json: o.json, verbose: o.verbose })}\n`);
+    const printed = formatRunResult(result, { json: o.json, verbose: o.verbose });
+    if (printed.out) process.stdout.write(`${printed.out}\n`);
+    if (printed.err) process.stderr.write(`${printed.err}\n`);
     if (stop.received && result.committed) process.stderr.write(`guestsh: stopped by ${stop.received} after the commit had begun; it was completed\n`);
     return stop.exitCode(result.exitCode);
   } finally {

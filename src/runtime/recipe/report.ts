@@ -1,12 +1,18 @@
-// How `guestsh run` prints a result: one summary line (or JSON with --json).
+// How `guestsh run` prints a result: a summary on stdout (or JSON with
+// --json), and a failure as one error line on stderr, in the style of every
+// other guestsh error (the stack follows with -v).
 
 import type { RunResult } from './run.js';
 
-export function formatRunResult(r: RunResult, opts: { json?: boolean; verbose?: boolean } = {}): string {
+/** The error names a user learns something from; a setup error's class (UsageError, OpenError) is not one. */
+const UNNAMED = new Set(['Error', 'UsageError', 'OpenError']);
+
+export function formatRunResult(r: RunResult, opts: { json?: boolean; verbose?: boolean } = {}): { out: string; err: string } {
   if (opts.json) {
-    return JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2);
+    return { out: JSON.stringify(r, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2), err: '' };
   }
   const lines: string[] = [];
+  const errors: string[] = [];
   const t = r.timings;
   if (r.ok) {
     lines.push(
@@ -18,14 +24,14 @@ export function formatRunResult(r: RunResult, opts: { json?: boolean; verbose?: 
   } else {
     const f = r.failure!;
     const where = f.recipeLocation ?? f.location;
-    lines.push(`guestsh: ${where ? `${where.file}:${where.line}:${where.column}: ` : ''}${f.name && f.name !== 'Error' ? `${f.name}: ` : ''}${f.message}`);
-    if (opts.verbose && f.stack) lines.push(f.stack);
-    lines.push('guestsh: the image was not changed');
+    const message = `${where ? `${where.file}:${where.line}:${where.column}: ` : ''}${f.name && !UNNAMED.has(f.name) ? `${f.name}: ` : ''}${f.message}`;
+    errors.push(`guestsh: error: ${message.replace(/\n/g, '\\n')} (the image was not changed)`);
+    if (opts.verbose && f.stack) errors.push(f.stack);
   }
   if (opts.verbose) {
     lines.push(
       `timings: compile ${t.compileMs.toFixed(0)} ms, isolate ${t.isolateMs.toFixed(0)} ms, launch ${t.launchMs.toFixed(0)} ms, run ${t.runMs.toFixed(0)} ms, commit ${t.commitMs.toFixed(0)} ms`,
     );
   }
-  return lines.join('\n');
+  return { out: lines.join('\n'), err: errors.join('\n') };
 }
