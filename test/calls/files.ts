@@ -171,6 +171,20 @@ export const filesGroup: Group = {
       },
     },
     {
+      // The optional group libguestfs-rsync adds to the appliance.
+      actions: ['rsync'],
+      async run(c) {
+        await fresh(c, '/r');
+        await c.call('mkdir_p', ['/r/src/sub']);
+        await c.call('write', ['/r/src/sub/f', 'synced']);
+        await c.call('mkdir', ['/r/dst']);
+        await c.call('write', ['/r/dst/stale', 'x']);
+        await c.call('rsync', ['/r/src/', '/r/dst'], { archive: true, deletedest: true });
+        A.deepEqual(await c.call('find', ['/r/dst']), ['/sub', '/sub/f']);
+        A.equal(await c.call('cat', ['/r/dst/sub/f']), 'synced');
+      },
+    },
+    {
       actions: ['setxattr', 'getxattr', 'getxattrs', 'removexattr', 'lsetxattr', 'lgetxattr', 'lgetxattrs', 'lremovexattr', 'lxattrlist', 'acl_set_file', 'acl_get_file', 'acl_delete_def_file', 'cap_set_file', 'cap_get_file', 'set_e2attrs', 'get_e2attrs', 'get_e2generation'],
       async run(c) {
         await fresh(c, '/x');

@@ -19,9 +19,8 @@ const LDM = 'needs a Windows dynamic-disk (LDM) group; the listing calls are exe
 export const notExercised: Record<string, string> = {
   // guestsh refuses these (see notSupported in src/runtime/session/library).
   ...Object.fromEntries(Object.entries(notSupported).map(([k, v]) => [k, `not supported in guestsh: ${v}`])),
-  rsync: 'optional group "rsync" is missing from the appliance (Debian\'s supermin recipe has no rsync)',
-  rsync_in: 'optional group "rsync" is missing from the appliance; also needs a network rsync server',
-  rsync_out: 'optional group "rsync" is missing from the appliance; also needs a network rsync server',
+  rsync_in: 'needs an rsync server reachable from the appliance network',
+  rsync_out: 'needs an rsync server reachable from the appliance network',
   selinux_relabel: 'optional group "selinuxrelabel" is missing from the appliance (no setfiles)',
   getcon: 'the appliance kernel runs without SELinux, so there is no context to read',
   setcon: 'the appliance kernel runs without SELinux, so there is no context to set',
