@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { txFiles } from '../src/runtime/session/transaction.js';
 import { CLI, ext4Image, isolatedTmpdir, sha256 } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -32,7 +33,7 @@ const qemuImg = (...args: string[]): void => void execFileSync('qemu-img', args,
 /** The CLI from `cwd` (default: the images' directory). */
 function guestsh(args: string[], cwd = imgs): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile('node', [CLI, ...args], { cwd, timeout: 240_000 }, (err, stdout, stderr) => {
+    execFile('node', [CLI, ...args], { cwd, timeout: scaled(240_000) }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       resolve({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
