@@ -64,8 +64,8 @@ describe('backing files on the command line', () => {
     expect(shell.stdout).toBe('');
     const run = await guestsh(['run', '-a', evil, RECIPE]);
     expect(run.code).toBe(4);
-    // run reports on stdout, as it reports every outcome.
-    expect(run.stdout).toContain(`disk image '${evil}' has a backing file ('${secret}'): recipes open images without one`);
+    // run reports a failure on stderr, as every guestsh error.
+    expect(run.stderr).toContain(`disk image '${evil}' has a backing file ('${secret}'): recipes open images without one`);
     expect(nothingBeside(evil)).toBe(true);
 
     // What the refusal prevents: followed, the host file is the guest's disk.
@@ -84,7 +84,7 @@ describe('backing files on the command line', () => {
     expect(cat.stdout).toBe('the base\n');
     const refused = await guestsh(['run', '-a', child, RECIPE]);
     expect(refused.code).toBe(4);
-    expect(refused.stdout).toContain("has a backing file ('base.img'): recipes open images without one (give --allow-backing to follow it)");
+    expect(refused.stderr).toContain("has a backing file ('base.img'): recipes open images without one (give --allow-backing to follow it)");
     const run = await guestsh(['run', '--allow-backing', '-a', child, RECIPE]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain('changes committed');
