@@ -12,7 +12,7 @@
 // Usable from the test and by hand: `npx tsx test/shell/corpus.ts [filter]`.
 
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { ensureGuest } from '../../testdata/index.js';
@@ -62,10 +62,19 @@ function run(cmd: string, args: string[], cwd: string, env: NodeJS.ProcessEnv): 
   });
 }
 
-/** A fresh directory with a qcow2 overlay of the test guest and a blank 256 MiB raw disk. */
+/**
+ * A fresh directory with a qcow2 overlay of the test guest and a blank 256
+ * MiB raw disk. The guest is linked in beside its overlay: guestsh follows a
+ * backing file only inside the image's own directory (without --allow-backing).
+ */
 function workdir(base: string): string {
   const dir = mkdtempSync(join(tmpdir(), 'guestsh-corpus-'));
-  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', base, join(dir, 'disk.qcow2')]);
+  try {
+    linkSync(base, join(dir, 'base.qcow2'));
+  } catch {
+    copyFileSync(base, join(dir, 'base.qcow2')); // another filesystem
+  }
+  execFileSync('qemu-img', ['create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', 'base.qcow2', join(dir, 'disk.qcow2')]);
   execFileSync('qemu-img', ['create', '-q', '-f', 'raw', join(dir, 'blank.img'), '256M']);
   return dir;
 }

@@ -41,8 +41,12 @@ function qemuImgFailure(e: unknown): string {
   return line.replace(/^qemu-img: /, '');
 }
 
+/** The null device's numbers (1:3): guestfish's `-a /dev/null`, an empty disk that opens at once. */
+const NULL_DEVICE = (1 << 8) | 3;
+
 function kindOf(st: Stats): string | null {
   if (st.isFile() || st.isBlockDevice()) return null;
+  if (st.isCharacterDevice() && st.rdev === NULL_DEVICE) return null;
   if (st.isFIFO()) return 'a FIFO';
   if (st.isSocket()) return 'a socket';
   if (st.isCharacterDevice()) return 'a character device';
