@@ -70,7 +70,8 @@ describe('backing files on the command line', () => {
 
     // What the refusal prevents: followed, the host file is the guest's disk.
     const followed = await guestsh(['--allow-backing', '--ro', '-a', evil, 'run', ':', 'pread-device', '/dev/sda', String(SECRET.length), '0']);
-    expect(followed.stderr).toBe('');
+    // Notices (a first launch builds and saves the appliance) may appear; errors may not.
+    expect(followed.stderr).not.toMatch(/error/i);
     expect(followed.stdout).toBe(SECRET);
     expect(nothingBeside(evil)).toBe(true);
   });
