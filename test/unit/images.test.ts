@@ -140,9 +140,11 @@ describe('files that are no disk image', () => {
   execFileSync('mkfifo', [fifo]);
   const fifoBacked = qcow2('fifo-backed.qcow2', { file: 'fifo.img', format: 'raw' });
 
-  it('a FIFO, a character device or a directory is refused at once, as an image, a backing file and to disk_format', async () => {
+  it('a FIFO, a character device other than /dev/null or a directory is refused at once, as an image, a backing file and to disk_format', async () => {
     expect(await refusal(probeImage(fifo))).toBe(`disk image '${fifo}' is a FIFO, not a disk image file or block device`);
-    expect(await refusal(probeImage('/dev/null'))).toBe("disk image '/dev/null' is a character device, not a disk image file or block device");
+    expect(await refusal(probeImage('/dev/zero'))).toBe("disk image '/dev/zero' is a character device, not a disk image file or block device");
+    // The one character device let through: guestfish's `-a /dev/null`, an empty disk.
+    expect((await probeImage('/dev/null')).virtualSize).toBe(0);
     expect(await refusal(probeImage(imgs))).toBe(`disk image '${imgs}' is a directory, not a disk image file or block device`);
     expect(await refusal(probeImage(fifoBacked))).toBe(
       `the backing file 'fifo.img' of disk image '${fifoBacked}' is a FIFO, not a disk image file or block device`,
