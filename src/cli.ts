@@ -17,8 +17,6 @@ import { runVerbIfAny } from './repl/verbs.js';
 import { aboutText } from './repl/about.js';
 import { Stop } from './repl/stop.js';
 
-const VERSION = '0.1.0';
-
 // Before anything is acquired: a signal from here on is a clean stop.
 const stop = new Stop();
 
@@ -55,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (opts.version) {
-    process.stdout.write(await aboutText(VERSION));
+    process.stdout.write(await aboutText());
     return 0;
   }
   if (opts.listPrepared) {

@@ -6,3 +6,7 @@ export { ApplianceError, CancelledError, GuestfsError, UsageError } from './runt
 export type { ArgValue, CallTransfer, OptArgs, RetValue, StructValue } from './spec/values.js';
 export type { GuestfsApi } from './spec/api.js';
 export * from './spec/api.generated.js';
+// Recipes from a Node program: what `guestsh run` does (compile, open, run
+// in the sandbox, commit all or nothing), and the types recipes are written against.
+export { runRecipe, formatRunResult } from './runtime/recipe/index.js';
+export type { RunOptions, RunResult, RunImage, RunMount, RunTimings, RecipeFailure, RecipeContext, Recipe, RecipeGuestfs } from './runtime/recipe/index.js';

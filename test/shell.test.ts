@@ -164,6 +164,37 @@ describe('TypeScript lines', () => {
     expect(isTypeScriptLine('ls /etc', isCmd)).toBe(false);
     expect(isTypeScriptLine('list-devics', isCmd)).toBe(false);
   });
+  it('takes a typo followed by a path or nothing for a mistyped command, not for TypeScript', () => {
+    const isCmd = (n: string) => ['ls', 'mkdir', 'cat'].includes(n);
+    expect(isTypeScriptLine('mkdri /foo', isCmd)).toBe(false);
+    expect(isTypeScriptLine('lss /', isCmd)).toBe(false);
+    expect(isTypeScriptLine('clear', isCmd)).toBe(false);
+    // A binding in scope is an expression; TypeScript's own shapes are code whatever the name.
+    const inScope = (n: string) => n === 'n';
+    expect(isTypeScriptLine('n * 2', isCmd, inScope)).toBe(true);
+    expect(isTypeScriptLine('n', isCmd, inScope)).toBe(true);
+    expect(isTypeScriptLine('x = 2', isCmd, inScope)).toBe(true);
+    expect(isTypeScriptLine('Math.max(1, 2)', isCmd, inScope)).toBe(true);
+  });
+  it("knows the prompt's scope: builtins, and what earlier lines bound", async () => {
+    const ev = new TsEvaluator(() => ({ call: async () => [] }) as never);
+    expect(ev.inScope('JSON')).toBe(true);
+    expect(ev.inScope('lss')).toBe(false);
+    await ev.evaluate('const lss = 3');
+    expect(ev.inScope('lss')).toBe(true);
+    expect(isTypeScriptLine('lss / 3', () => false, (n) => ev.inScope(n))).toBe(true);
+    expect(await ev.evaluate('lss / 3')).toBe(1);
+  });
+  it('reports a syntax error as one line with its column, not swc\'s backtrace', () => {
+    expect(() => compileLine('const x = ;')).toThrow(/^column 11: Expression expected$/);
+    let message = '';
+    try {
+      compileLine('if (x {');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toBe("column 7: Expected ')', got '{'");
+  });
   it('keeps bindings between lines, with top-level await', async () => {
     const ev = new TsEvaluator(() => ({ call: async () => ['a', 'b'] }) as never);
     expect(await ev.evaluate('const xs: string[] = await g.ls("/")')).toBeUndefined();

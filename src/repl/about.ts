@@ -3,14 +3,27 @@
 // which accelerator it runs on and why. Builds and probes nothing: what is
 // not known yet says when it will be.
 
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { applianceName } from '../../guests/libguestfs/appliance.js';
 import { applianceOptions, currentApplianceDir } from '../runtime/appliance/build.js';
 import { knownAccel } from '../runtime/qemu/accel.js';
 
-export async function aboutText(version: string): Promise<string> {
-  const lines = [`guestsh ${version} (${applianceName} appliance)`];
+/** The version in guestsh's own package.json, found upwards from this module (src/ under tsx, dist/src/ built, or an installed package). */
+export function packageVersion(): string {
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      const pkg = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string; version?: string };
+      if (pkg.name === 'guestsh' && pkg.version) return pkg.version;
+    }
+    if (dirname(dir) === dir) throw new Error("guestsh's package.json is missing: reinstall guestsh");
+  }
+}
+
+export async function aboutText(): Promise<string> {
+  const lines = [`guestsh ${packageVersion()} (${applianceName} appliance)`];
   try {
     const dir = await currentApplianceDir();
     const built = existsSync(join(dir, 'root'));

@@ -141,7 +141,7 @@ export async function interactiveShell(shell: Shell, banner: string): Promise<bo
         // no writable home: history stays in memory
       }
     }
-    const typescript = isTypeScriptLine(line, isCommand);
+    const typescript = isTypeScriptLine(line, isCommand, (name) => ts.inScope(name));
     running = typescript ? 'typescript' : 'command';
     try {
       if (typescript) {

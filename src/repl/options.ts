@@ -18,7 +18,7 @@ import { type PreparedDisk, preparedDisk } from './prepared.js';
 export type { MountArg };
 
 /** The shell, and the verbs beside it. */
-export type Verb = 'shell' | 'run' | 'status' | 'recover' | 'init-recipe';
+export type Verb = 'shell' | 'run' | 'check' | 'status' | 'recover' | 'init-recipe';
 
 export type DriveArg = { kind: 'add'; path: string; format: string | undefined } | PreparedDisk;
 
@@ -56,6 +56,8 @@ export interface Options {
   commands: string[][];
   /** run: --param key=value */
   params: Record<string, string>;
+  /** run: false with --no-typecheck */
+  typecheck: boolean;
   /** run: --timeout, in milliseconds */
   timeoutMs: number | undefined;
   /** run: --memory, in MB */
@@ -90,7 +92,7 @@ interface OptionSpec {
 const SHELL: Verb[] = ['shell'];
 const IMAGES: Verb[] = ['shell', 'run'];
 const RUN: Verb[] = ['run'];
-const ALL: Verb[] = ['shell', 'run', 'status', 'recover', 'init-recipe'];
+const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe'];
 
 function positiveNumber(flag: string, v: string): number {
   const n = Number(v);
@@ -133,6 +135,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--memory'], value: 'MB', help: `the recipe's memory limit (default ${RECIPE_LIMITS.memoryMb})`, verbs: RUN, apply: (o, v) => void (o.memoryMb = positiveNumber('--memory', v!)) },
   { names: ['--output'], value: 'DIR', help: 'where the recipe may write host files (default: a new temporary directory)', verbs: RUN,
     apply: (o, v) => void (o.outputDir = v!) },
+  { names: ['--no-typecheck'], help: 'run the recipe without type-checking it first', verbs: RUN, apply: (o) => void (o.typecheck = false) },
   { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },
   { names: ['--abandon'], help: 'drop an interrupted commit instead of completing it (the image may hold part of it: check its filesystems)', verbs: ['recover'],
     apply: (o) => void (o.abandon = true) },
@@ -157,6 +160,10 @@ const OPTIONS: readonly OptionSpec[] = [
       else o.helpCommand = v;
     } },
   { names: ['-V', '--version'], help: 'the version', verbs: SHELL, apply: (o) => void (o.version = true) },
+  { names: ['-d', '--domain', '-c', '--connect'], value: 'NAME', help: "guestfish's libvirt options: refused (guestsh opens image files)", verbs: IMAGES,
+    apply: (_o, v) => {
+      throw new UsageError(`libvirt domains and connections are not supported (got '${v}'): guestsh opens image files; add the domain's disks with -a (virsh domblklist DOMAIN lists them)`);
+    } },
   { names: ['--pipe-error', '--selinux', '--no-dest-paths'], help: "guestfish's; accepted, no effect in guestsh", verbs: SHELL, apply: () => {} },
 ];
 
@@ -164,6 +171,7 @@ const OPTIONS: readonly OptionSpec[] = [
 export const VERBS: Record<Verb, { synopsis: string; summary: string }> = {
   shell: { synopsis: 'guestsh [--options] [CMD ARGS [: CMD ARGS]...]', summary: 'the shell: commands from the command line, -f SCRIPT, stdin or the prompt' },
   run: { synopsis: 'guestsh run [--options] RECIPE.gfs.ts', summary: 'run a recipe; the images change only if it succeeds (--watch: re-run on every save)' },
+  check: { synopsis: 'guestsh check RECIPE.gfs.ts', summary: "type-check a recipe against this guestsh's types, without running it" },
   'init-recipe': { synopsis: 'guestsh init-recipe NAME [DIR]', summary: 'write a starter recipe with a tsconfig that type-checks it' },
   recover: { synopsis: 'guestsh recover IMAGE [--json]', summary: "finish an interrupted commit, or remove an abandoned run's changes" },
   status: { synopsis: 'guestsh status IMAGE [--json]', summary: 'show the writer, pending changes and interrupted commits of IMAGE' },
@@ -176,7 +184,7 @@ function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
     version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, allowBacking: false,
-    progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false,
+    progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false, typecheck: true,
     operands: [],
   };
 }

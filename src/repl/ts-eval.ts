@@ -11,11 +11,13 @@
 // reassigned by later lines, and redeclaring a name is allowed.
 
 import { inspect } from 'node:util';
+import { runInNewContext } from 'node:vm';
 import { createRequire } from 'node:module';
 import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
 import type { CallTransfer } from '../runtime/session/session.js';
 import { Sandbox } from '../runtime/recipe/sandbox.js';
 import { callFromPrompt } from '../runtime/recipe/policy.js';
+import { compileError } from '../runtime/recipe/compile.js';
 
 type Swc = typeof import('@swc/core');
 let swc: Swc | null = null;
@@ -28,20 +30,31 @@ const TS_START = /^(await|const|let|var|for|while|if|function|async|class|try|do
 
 /**
  * Is this line TypeScript rather than a guestfish command? `>` forces it; a
- * line starting with a statement keyword or `g.` is; otherwise a line whose
- * first word is not a command but an identifier followed by `.`, `(`, `[`,
- * `=` or nothing (e.g. `xs.length`, `x = 2`, `x`) is too.
+ * line starting with a statement keyword or `g.` is. Otherwise the command
+ * table decides first: a command's name is a command. A word that is not one
+ * is TypeScript when TypeScript's shapes follow it (`xs.length`, `f(1)`,
+ * `a[0]`, `x = 2`), or when it names a binding in scope (`n * 2`, `x`); any
+ * other word is a mistyped command (`mkdri /foo`, `clear`), answered with
+ * "did you mean", never run as code.
  */
-export function isTypeScriptLine(line: string, isCommand: (name: string) => boolean = () => false): boolean {
+export function isTypeScriptLine(line: string, isCommand: (name: string) => boolean = () => false, inScope: (name: string) => boolean = () => false): boolean {
   const t = line.trimStart();
   if (t.startsWith('>') || TS_START.test(t)) return true;
   // kebab-case words (list-devics) are commands, even unknown ones.
   if (/^[A-Za-z_$][\w$]*-[A-Za-z]/.test(t)) return false;
-  const m = /^([A-Za-z_$][\w$]*)\s*([.([=+\-*/?!<>]|$)/.exec(t);
+  const m = /^([A-Za-z_$][\w$]*)\s*([.([=+\-*/%?!<>&|]|$)/.exec(t);
   if (!m || isCommand(m[1]!)) return false;
+  const next = m[2]!;
+  if (next === '.' || next === '(' || next === '[') return true;
+  if (next === '=' && t[m[0].length] !== '=') return true;
   // `name -x` is more likely a command typo than arithmetic.
-  return !(m[2] === '-' && /^[A-Za-z_$][\w$]*\s+-/.test(t));
+  if (next === '-' && /^[A-Za-z_$][\w$]*\s+-/.test(t)) return false;
+  return inScope(m[1]!);
 }
+
+// What a line can name before it has bound anything: ECMAScript's globals
+// (a fresh context has exactly those) and the prompt's own.
+const BUILTIN_GLOBALS: readonly string[] = [...(runInNewContext('Object.getOwnPropertyNames(globalThis)') as string[]), 'g', 'console'];
 
 interface Span {
   start: number;
@@ -86,13 +99,21 @@ export function compileLine(source: string): { body: string; names: string[] } {
   const s = loadSwc();
   const ts = source.trimStart().replace(/^>/, '');
   // 1. TypeScript → JavaScript (as a module: top-level await is legal there).
-  const js = s
-    .transformSync(ts, {
-      jsc: { parser: { syntax: 'typescript', tsx: false }, target: 'es2022' },
-      isModule: true,
-      sourceMaps: false,
-    })
-    .code.replace(/^"use strict";\s*/, '');
+  let js: string;
+  try {
+    js = s
+      .transformSync(ts, {
+        filename: 'prompt.ts',
+        jsc: { parser: { syntax: 'typescript', tsx: false }, target: 'es2022' },
+        isModule: true,
+        sourceMaps: false,
+      })
+      .code.replace(/^"use strict";\s*/, '');
+  } catch (e) {
+    const one = compileError('prompt.ts', e);
+    const syntax = new SyntaxError(one.message.replace(/^prompt\.ts:\d+:?/, 'column '));
+    throw syntax;
+  }
   // 2. Find the top-level statements and rewrite declarations into assignments.
   const mod = s.parseSync(js, { syntax: 'ecmascript', target: 'es2022' }) as unknown as { span: Span; body: Node[] };
   const bytes = Buffer.from(js, 'utf8');
@@ -203,6 +224,8 @@ function undescribe(v: unknown): unknown {
 /** The prompt's TypeScript evaluator: one isolate for the shell session, bound to whatever session the shell has now. */
 export class TsEvaluator {
   private sandbox: Promise<Sandbox> | null = null;
+  /** The isolate's global names after the last line (its bindings persist as globals). */
+  private scope = new Set(BUILTIN_GLOBALS);
 
   constructor(private readonly target: () => PromptTarget) {}
 
@@ -227,8 +250,31 @@ export class TsEvaluator {
     return this.sandbox;
   }
 
+  /** Is `name` bound at the prompt (a builtin, or a name an earlier line bound)? */
+  inScope(name: string): boolean {
+    return this.scope.has(name);
+  }
+
   /** Evaluates one line; resolves to its value (the last expression), undefined otherwise. */
   async evaluate(source: string): Promise<unknown> {
+    try {
+      return await this.evaluateLine(source);
+    } finally {
+      await this.refreshScope();
+    }
+  }
+
+  private async refreshScope(): Promise<void> {
+    const sb = await this.sandbox?.catch(() => null);
+    if (!sb || sb.disposed) {
+      this.scope = new Set(BUILTIN_GLOBALS);
+      return;
+    }
+    const names = (await sb.context.eval('Object.getOwnPropertyNames(globalThis)', { copy: true }).catch(() => [])) as string[];
+    this.scope = new Set([...BUILTIN_GLOBALS, ...names]);
+  }
+
+  private async evaluateLine(source: string): Promise<unknown> {
     const { body, names } = compileLine(source);
     let sb = await this.open();
     if (sb.disposed) {

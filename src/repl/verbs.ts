@@ -4,6 +4,7 @@
 // ends `run` early (see stop.ts); the others are quick and run to their end
 // (recover's merge must not be cut short), then exit as the signal says.
 
+import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -32,6 +33,7 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
     timeoutMs: o.timeoutMs,
     memoryMb: o.memoryMb,
     dryRun: o.dryRun,
+    typecheck: o.typecheck,
     network: o.network,
     verbose: o.verbose,
     allowBacking: o.allowBacking,
@@ -69,12 +71,31 @@ async function watchVerb(run: RunOptions, json: boolean, signal: AbortSignal): P
   });
 }
 
+/** `check`: every type problem of a recipe, one per line; exit 2 if there is any. */
+async function checkVerb(o: Options): Promise<number> {
+  const [recipe, ...more] = o.operands;
+  if (!recipe || more.length) throw new UsageError('usage: guestsh check RECIPE.gfs.ts');
+  if (!existsSync(recipe)) throw new UsageError(`check: ${recipe}: no such file`);
+  const { typeProblems, formatProblem } = await import('../runtime/recipe/typecheck.js');
+  const problems = typeProblems(resolve(recipe));
+  for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
+  if (problems.length > 0) {
+    process.stderr.write(`guestsh: ${problems.length} type error${problems.length === 1 ? '' : 's'} in ${recipe}\n`);
+    return 2;
+  }
+  process.stdout.write(`${recipe}: no type errors\n`);
+  return 0;
+}
+
 async function initVerb(o: Options): Promise<number> {
   const [name, dir, ...more] = o.operands;
   if (!name || more.length) throw new UsageError('usage: guestsh init-recipe NAME [DIR]');
   const { initRecipe } = await import('../runtime/recipe/index.js');
   const made = await initRecipe(name, dir);
   process.stdout.write(`${made.recipe}\n${made.tsconfig}\n`);
+  if (made.typesUnresolved) {
+    process.stderr.write("guestsh: an editor or tsc in that directory finds guestsh's types once the package is installed there (npm install --save-dev guestsh); 'guestsh check' type-checks without it\n");
+  }
   return 0;
 }
 
@@ -125,6 +146,7 @@ const toTheEnd =
 
 const verbs: Partial<Record<Verb, (o: Options, stop: Stop) => Promise<number>>> = {
   run: runVerb,
+  check: toTheEnd(checkVerb),
   'init-recipe': toTheEnd(initVerb),
   recover: toTheEnd(recoverVerb),
   status: toTheEnd(statusVerb),

@@ -58,8 +58,9 @@ export function compileModule(path: string, source: string): CompiledModule {
   return { path, code: out.code, mappings: map ? decode(map.mappings) : null };
 }
 
-// swc's messages look like "  x Expected ';', got 'foo'\n   ,-[/path/x.gfs.ts:3:1]\n ...".
-function compileError(path: string, e: unknown): RecipeCompileError {
+// swc's messages look like "  x Expected ';', got 'foo'\n   ,-[/path/x.gfs.ts:3:1]\n ..."
+// followed by a Rust backtrace: one line with the place is what a person needs.
+export function compileError(path: string, e: unknown): RecipeCompileError {
   const text = e instanceof Error ? e.message : String(e);
   const plain = text.replace(/\x1b\[[0-9;]*m/g, '');
   const where = /\[([^\]\n]*?):(\d+):(\d+)\]/.exec(plain);
@@ -71,7 +72,7 @@ function compileError(path: string, e: unknown): RecipeCompileError {
   if (caretLine > 0 && line !== undefined) {
     const numbered = snippet[caretLine - 1]!;
     const m = /^\s*(\d+)\s*\|/.exec(numbered);
-    if (m && Number(m[1]) === line) column = snippet[caretLine]!.indexOf('^') - numbered.indexOf('|');
+    if (m && Number(m[1]) === line) column = snippet[caretLine]!.indexOf('^') - numbered.indexOf('|') - 1; // the source starts after '| '
   }
   const first = plain.split('\n').map((l) => l.trim()).find((l) => l.startsWith('x ') || l.startsWith('×'));
   const msg = (first ?? plain.split('\n')[0] ?? 'syntax error').replace(/^(x|×)\s*/, '');

@@ -1,27 +1,27 @@
-// `guestsh init-recipe NAME`: a starter recipe and a tsconfig that
-// type-checks it against guestsh's recipe types and standard library.
+// `guestsh init-recipe NAME`: a starter recipe that runs as its header says,
+// and a tsconfig that finds guestsh's types the way any package's are found:
+// through node_modules and the package's exports (the `guestsh-recipe`
+// condition selects the recipe-side types), so it holds no path of this
+// machine and keeps working when guestsh is upgraded.
 
 import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { createRequire } from 'node:module';
+import { join, resolve } from 'node:path';
 
-/** Module paths (without extension) for the tsconfig: 'guestsh' and 'guestsh/*'. */
-export function typePaths(): { guestsh: string; stdlib: string } {
-  const here = dirname(fileURLToPath(import.meta.url)); // …/runtime/recipe (src or dist/src)
-  return { guestsh: join(here, 'types'), stdlib: join(here, '..', '..', 'stdlib', '*') };
-}
-
-const starter = (name: string): string => `// ${name}: a guestsh recipe. Run it with
-//   guestsh run -a disk.img -i ${name}.gfs.ts [--param key=value]... [--dry-run]
+const starter = (name: string): string => `// ${name}: a guestsh recipe. Try it without changing the image, then for real:
+//   guestsh run -a disk.img -i ${name}.gfs.ts --dry-run
+//   guestsh run -a disk.img -i ${name}.gfs.ts [--param hostname=NAME]
+// guestsh run type-checks it first (guestsh check ${name}.gfs.ts does only that).
 // The image changes only if this function returns without throwing.
 import type { RecipeContext } from 'guestsh';
 import { sysprep } from 'guestsh/sysprep';
 import { hostname } from 'guestsh/customize';
 
 export default async ({ g, params, log }: RecipeContext) => {
-  const roots = await g.inspectOs();
-  log('operating systems:', roots);
-  if ((await g.mounts()).length === 0) throw new Error('mount the guest with -i or -m');
+  // -i has inspected the guest and mounted its filesystems.
+  const [root] = await g.inspectGetRoots();
+  if (root === undefined) throw new Error('no operating system found: run with -i (or mount with -m dev:/)');
+  log(\`found \${await g.inspectGetDistro(root)} \${await g.inspectGetMajorVersion(root)}\`);
 
   await hostname({ g, log }, params.hostname ?? 'localhost');
   const changes = await sysprep({ g, log }, { disable: ['logfiles'] });
@@ -32,12 +32,31 @@ export default async ({ g, params, log }: RecipeContext) => {
 // Recipes run without Node: buffers from guestfs calls are plain Uint8Array (the generated API says Buffer).
 const ENV_DTS = `// Written by guestsh init-recipe.\ntype Buffer = Uint8Array;\n`;
 
+const TSCONFIG = {
+  compilerOptions: {
+    target: 'ES2022',
+    module: 'ESNext',
+    moduleResolution: 'Bundler',
+    // 'guestsh' resolves to the recipe-side types (RecipeContext, the sandbox's g), not the Node library's.
+    customConditions: ['guestsh-recipe'],
+    lib: ['ES2022'],
+    types: [],
+    strict: true,
+    noEmit: true,
+    allowImportingTsExtensions: true,
+    skipLibCheck: true,
+  },
+  include: ['*.gfs.ts', '**/*.gfs.ts', 'guestsh-env.d.ts'],
+};
+
 export interface InitResult {
   recipe: string;
   tsconfig: string;
+  /** The guestsh package cannot be found from the recipe's directory, so an editor or tsc there will not find its types. */
+  typesUnresolved: boolean;
 }
 
-/** Writes NAME.gfs.ts and tsconfig.json into dir (default: the current directory); refuses to overwrite. */
+/** Writes NAME.gfs.ts, tsconfig.json and guestsh-env.d.ts into dir (default: the current directory); refuses to overwrite the recipe. */
 export async function initRecipe(name: string, dir = '.'): Promise<InitResult> {
   const base = name.replace(/\.gfs\.ts$/, '');
   if (!/^[A-Za-z0-9._-]+$/.test(base)) throw new Error(`init-recipe: '${name}' is not a plain file name`);
@@ -47,29 +66,18 @@ export async function initRecipe(name: string, dir = '.'): Promise<InitResult> {
   const tsconfig = join(d, 'tsconfig.json');
   if (await stat(recipe).then(() => true, () => false)) throw new Error(`init-recipe: ${recipe} already exists`);
   await writeFile(recipe, starter(base), { flag: 'wx' });
-  const paths = typePaths();
-  const rel = (p: string): string => {
-    const r = relative(d, p);
-    return r.startsWith('.') ? r : `./${r}`;
-  };
   if (!(await stat(tsconfig).then(() => true, () => false))) {
-    const cfg = {
-      compilerOptions: {
-        target: 'ES2022',
-        module: 'ESNext',
-        moduleResolution: 'Bundler',
-        lib: ['ES2022'],
-        types: [],
-        strict: true,
-        noEmit: true,
-        allowImportingTsExtensions: true,
-        skipLibCheck: true,
-        paths: { guestsh: [rel(paths.guestsh)], 'guestsh/*': [rel(paths.stdlib)] },
-      },
-      include: ['*.gfs.ts', '**/*.gfs.ts', 'guestsh-env.d.ts'],
-    };
-    await writeFile(tsconfig, `${JSON.stringify(cfg, null, 2)}\n`, { flag: 'wx' });
+    await writeFile(tsconfig, `${JSON.stringify(TSCONFIG, null, 2)}\n`, { flag: 'wx' });
     await writeFile(join(d, 'guestsh-env.d.ts'), ENV_DTS, { flag: 'w' });
   }
-  return { recipe, tsconfig };
+  return { recipe, tsconfig, typesUnresolved: !resolvesGuestsh(d) };
+}
+
+function resolvesGuestsh(dir: string): boolean {
+  try {
+    createRequire(join(dir, 'recipe.js')).resolve('guestsh/package.json');
+    return true;
+  } catch {
+    return false;
+  }
 }

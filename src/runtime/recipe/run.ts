@@ -14,6 +14,7 @@ import type { FileChange } from '../session/changes.js';
 import { type MountArg, openImages, type OpenOptions } from '../open/open.js';
 import { PathPolicy } from './policy.js';
 import { RECIPE_LIMITS } from './limits.js';
+import { typecheckRecipe } from './typecheck.js';
 import { type PreparedRecipe, prepareRecipe, type RecipeFailure, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
@@ -43,6 +44,8 @@ export interface RunOptions {
   timeoutMs?: number | undefined;
   /** --memory MB (default 128). */
   memoryMb?: number | undefined;
+  /** Type-check the recipe before anything launches (default true; a standard-library recipe is never checked again). */
+  typecheck?: boolean | undefined;
   /** --dry-run: run, report what changed, discard. */
   dryRun?: boolean | undefined;
   /** Where host-side writes (download, copy_out, …) may go; default a new temp directory. */
@@ -65,6 +68,8 @@ export interface RunOptions {
 }
 
 export interface RunTimings extends SandboxTimings {
+  /** 0 when the recipe's files passed before (or the check was skipped). */
+  typecheckMs: number;
   launchMs: number;
   commitMs: number;
   totalMs: number;
@@ -206,7 +211,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   const src = await resolveRecipe(opts);
   const { outputDir } = src;
 
-  const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
+  const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, typecheckMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
   const s = opts.session ?? new Session();
   attachLog(s, log, opts.verbose);
   const signal = opts.signal;
@@ -229,6 +234,16 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   try {
     prepared = await prepareRecipe({ ...sandboxOptions(src, opts, s, log), signal });
     if (!prepared.ok) throw new RecipeCompileFailed(prepared.result.failure!);
+    if (opts.typecheck !== false && src.std === null) {
+      const tt = performance.now();
+      try {
+        await typecheckRecipe(prepared.modules);
+      } catch (e) {
+        prepared.dispose();
+        throw e;
+      }
+      timings.typecheckMs = performance.now() - tt;
+    }
     try {
       const tl = performance.now();
       applyRunSettings(s, opts);

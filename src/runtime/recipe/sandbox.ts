@@ -538,6 +538,8 @@ export type PreparedRecipe =
       ok: true;
       /** Evaluates the modules and calls the default export, within the time limit; the isolate goes when it ends. */
       run: () => Promise<SandboxResult>;
+      /** The recipe's own module files, entry first (not the standard library's). */
+      modules: string[];
       /** Gives the isolate up without running (the appliance did not start). */
       dispose: () => void;
       /** Resolves once the host calls the run started have ended (a stopped run's may outlive it until the session closes). */
@@ -594,7 +596,7 @@ export async function prepareRecipe(opts: SandboxOptions): Promise<PreparedRecip
     return failed({ kind: 'compile', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), ...mapStack((e as Error)?.stack ?? '', modules.compiled) }, modules);
   }
   timings.instantiateMs = performance.now() - t;
-  return { ok: true, run: () => runLinked(opts, sandbox, modules, shim, stop, timings), dispose: () => sandbox.dispose(), settled: () => sandbox.settled() };
+  return { ok: true, modules: modules.ownModules(), run: () => runLinked(opts, sandbox, modules, shim, stop, timings), dispose: () => sandbox.dispose(), settled: () => sandbox.settled() };
 }
 
 /** Why a run was stopped from outside its code (time limit, a host-side limit, the caller's signal), once known. */
