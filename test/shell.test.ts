@@ -225,6 +225,24 @@ describe('the CLI before anything boots', () => {
     writeFileSync(join(tmp, 's.gfs'), script);
     expect(await guestsh(['-f', 's.gfs'])).toMatchObject({ code: 0, stdout: 'one\ntwo\nthree\n' });
   });
+  it("help is a short guide, help -l the whole list with whole summaries, help CMD says first what guestsh refuses, man is guestsh's own", async () => {
+    const guide = await guestsh([], 'help\n');
+    expect(guide.code).toBe(0);
+    expect(guide.stdout.split('\n').length).toBeLessThan(30);
+    expect(guide.stdout).toMatch(/help -l/);
+    const list = await guestsh([], 'help -l\n');
+    const rows = list.stdout.split('\n');
+    expect(rows.length).toBeGreaterThan(500);
+    expect(list.stdout).not.toContain('…');
+    expect(rows.find((r) => r.startsWith('add-domain '))).toMatch(/\(not in guestsh\)/);
+    const refused = await guestsh([], 'help add-domain\n');
+    expect(refused.stdout.split('\n')[0]).toMatch(/^add-domain: not supported in guestsh: .*libvirt/);
+    const man = await guestsh([], 'man\n');
+    expect(man.code).toBe(0);
+    expect(man.stdout).not.toMatch(/guestfish\(1\)/);
+    expect(man.stdout).toMatch(/usage: guestsh run /);
+    expect(man.stdout).toMatch(/usage: guestsh check /);
+  });
   it('stops a script at the first failure with exit 1 unless the command starts with -', async () => {
     const r = await guestsh([], 'echo a\n-nosuch\necho b\nnosuch2\necho c\n');
     expect(r.code).toBe(1);

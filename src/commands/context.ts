@@ -35,6 +35,8 @@ export interface CommandContext {
   readonly internal: GuestfsInternalApi;
   /** Runs another command (glob, time); false when it failed, after reporting why. */
   issue(name: string, args: string[]): Promise<boolean>;
+  /** guestsh's manual (`man`): the guide and the command line's options and verbs, which the shell's layer knows. */
+  manual(): string;
   /** Ends the shell after this command. */
   quit(): void;
   /**

@@ -45,6 +45,7 @@ export function manualSection(name: string): string | null {
   return `${body.join('\n')}\n`;
 }
 
+/** The first sentence of a section's prose, whole (a summary cut mid-way says less than none). */
 function firstSentence(section: string | null): string {
   if (!section) return '';
   const prose = section
@@ -54,17 +55,37 @@ function firstSentence(section: string | null): string {
     .replace(/\s+/g, ' ')
     .trim();
   const m = /^(.*?[.!?])(\s|$)/.exec(prose);
-  const s = (m ? m[1]! : prose).trim();
-  return s.length > 57 ? `${s.slice(0, 56)}…` : s;
+  return (m ? m[1]! : prose).trim();
 }
 
-/** `help` / `help --list`: every command with a one-line summary, meta-commands first. */
-export function commandList(meta: readonly MetaCommand[], actions: readonly ActionSpec[]): string {
+/** `help` with no command: how a session goes, in a screenful, and where the rest is. */
+export const HELP_GUIDE = `guestsh: a shell for disk images (guestfish's commands, and TypeScript).
+
+  add-drive disk.img        add an image (or start with: guestsh -a disk.img)
+  run                       launch the appliance (-i on the command line: inspect and mount)
+  list-filesystems          what is on the disks
+  inspect-os                find operating systems; mount what they use
+  mount /dev/sda1 /         mount a filesystem (mount-ro: read-only)
+  ls /etc  cat /etc/fstab   look around; write, upload, download, edit to change things
+  await g.ls('/')           a TypeScript line: g is the session, with top-level await
+  commit / discard          keep or drop the changes so far (quit asks when something changed)
+  quit                      leave (also exit, q, Ctrl-D)
+
+  help -l                   every command with a one-line summary
+  help CMD                  one command: its arguments, and what it does
+  man                       guestsh's manual: options, verbs and this guide
+`;
+
+/** \`help -l\`: every command with a one-line summary, meta-commands first; a command guestsh refuses says so. */
+export function commandList(meta: readonly MetaCommand[], actions: readonly ActionSpec[], refused: Readonly<Record<string, string>>): string {
   let out = '';
   const row = (n: string, d: string): void => void (out += `${n.padEnd(25)} ${d}\n`);
   for (const m of meta) row(m.name, m.summary);
-  for (const a of actions) row(kebab(a.name), firstSentence(manualSection(kebab(a.name))) || signature(a));
-  out += "    Use 'help <cmd>' to show help on a command, or 'man' for the full manual.\n";
+  for (const a of actions) {
+    const summary = firstSentence(manualSection(kebab(a.name))) || signature(a);
+    row(kebab(a.name), refused[a.name] !== undefined ? `(not in guestsh) ${summary}` : summary);
+  }
+  out += "    Use 'help <cmd>' to show help on a command, or 'man' for guestsh's manual.\n";
   return out;
 }
 
@@ -76,9 +97,10 @@ export function metaHelp(m: MetaCommand): string {
   return `${m.name}${aliasNote(m.aliases)} - ${m.summary}\n  ${m.synopsis}\n${doc ? `\n${doc}` : ''}`;
 }
 
-/** `help CMD` for an action: synopsis and argument kinds from the spec, prose from guestfish(1). */
-export function actionHelp(a: ActionSpec): string {
-  let out = `${kebab(a.name)}${aliasNote(a.fishAlias)}\n  ${signature(a)}\n`;
+/** `help CMD` for an action: synopsis and argument kinds from the spec, prose from guestfish(1); a refusal first. */
+export function actionHelp(a: ActionSpec, refusedBecause?: string): string {
+  let out = refusedBecause !== undefined ? `${kebab(a.name)}: not supported in guestsh: ${refusedBecause}\n\n` : '';
+  out += `${kebab(a.name)}${aliasNote(a.fishAlias)}\n  ${signature(a)}\n`;
   if (a.args.length || a.optargs.length) {
     out += '\n';
     for (const x of a.args) out += `  ${x.name.padEnd(16)} ${kindName(x)}\n`;

@@ -17,9 +17,9 @@ import { encodeArgs } from '../runtime/protocol/codec.js';
 import { createDisk } from '../runtime/qemu/img.js';
 import { CommandFailed, type CommandContext, type MetaCommand, type ParamKind } from './context.js';
 import { expandArguments } from './glob.js';
-import { actionHelp, commandList, metaHelp } from './help.js';
+import { actionHelp, commandList, HELP_GUIDE, metaHelp } from './help.js';
+import { notSupported } from '../runtime/session/action-policy.js';
 import { edit, editorFor, view } from './host-files.js';
-import { sh, waitExit } from './host.js';
 import { kebab, parseCommandArgs, parseInteger } from './parse.js';
 
 const ANY = Infinity;
@@ -70,8 +70,8 @@ const meta = (
 
 /** guestsh's own commands, in the order `help --list` shows them. */
 export const META_COMMANDS: readonly MetaCommand[] = [
-  meta('help', [], 'help [cmd] | help --list', 'list commands, or show help for one', ['command'], [0, 1], async (ctx, [name]) => {
-    await ctx.write(name === undefined || name === '--list' || name === '-l' ? listCommands() : helpFor(name));
+  meta('help', [], 'help [cmd] | help -l', 'a short guide; -l lists every command; help CMD shows one', ['command'], [0, 1], async (ctx, [name]) => {
+    await ctx.write(name === undefined ? HELP_GUIDE : name === '--list' || name === '-l' || name === '-h' ? listCommands() : helpFor(name));
   }),
   meta('quit', ['exit', 'q'], 'quit', 'quit the shell (also exit, q, Ctrl-D)', [], [0, 0], async (ctx) => ctx.quit()),
   meta('echo', [], 'echo [params ...]', 'print the parameters', ['none'], [0, ANY], (ctx, args) => ctx.write(`${args.join(' ')}\n`)),
@@ -124,9 +124,7 @@ export const META_COMMANDS: readonly MetaCommand[] = [
     (ctx, [file, size]) => newImage(ctx, file!, size!, false)),
   meta('sparse', [], 'sparse filename size', 'create a sparse raw image and add it', ['host', 'none'], [2, 2],
     (ctx, [file, size]) => newImage(ctx, file!, size!, true)),
-  meta('man', ['manual'], 'man', 'open the guestfish manual page (also manual)', [], [0, 0], async () => {
-    if ((await waitExit(sh('man 1 guestfish', 'inherit'))) !== 0) throw new CommandFailed('man: could not show the guestfish manual page');
-  }),
+  meta('man', ['manual'], 'man', "guestsh's manual: the guide, the options and the verbs (also manual)", [], [0, 0], async (ctx) => ctx.write(ctx.manual())),
 ];
 
 /** guestfish commands guestsh does not have. */
@@ -227,9 +225,9 @@ export function checkCommand(words: readonly string[]): void {
   if (paramKind(c.command, 0) === 'command-line') commandOrThrow(args[0]!);
 }
 
-/** `help` / `help --list`. */
+/** `help -l` / `help --list`. */
 export function listCommands(): string {
-  return commandList(META_COMMANDS, shellActions);
+  return commandList(META_COMMANDS, shellActions, notSupported);
 }
 
 /** `help CMD`; an error when CMD is not a command guestsh has. */
@@ -237,5 +235,5 @@ export function helpFor(name: string): string {
   const c = resolveCommand(name);
   if (!c) throw new UsageError(`${name}: command not known: use 'help --list' to list all commands`);
   if (c.kind === 'unavailable') throw new UsageError(c.why);
-  return c.kind === 'meta' ? metaHelp(c.command) : actionHelp(c.action);
+  return c.kind === 'meta' ? metaHelp(c.command) : actionHelp(c.action, notSupported[c.action.name]);
 }

@@ -14,6 +14,7 @@ import { UsageError } from '../runtime/errors.js';
 import { type MountArg, parseMount } from '../runtime/open/open.js';
 import { RECIPE_LIMITS } from '../runtime/recipe/limits.js';
 import { type PreparedDisk, preparedDisk } from './prepared.js';
+import { HELP_GUIDE } from '../commands/help.js';
 
 export type { MountArg };
 
@@ -281,4 +282,10 @@ export function usage(verb: Verb): string {
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The shell's `man`: the guide, then every verb's usage, from the same tables as --help. */
+export function manual(): string {
+  const verbs = (Object.keys(VERBS) as Verb[]).map((v) => usage(v));
+  return [`GUESTSH(1)\n\n${HELP_GUIDE}`, ...verbs].join('\n');
 }

@@ -19,6 +19,7 @@ import { formatJson, formatResult } from './format.js';
 import { type LineSource, StringLineSource } from './input.js';
 import { ParseError, parseLine } from './lexer.js';
 import { ProgressBar } from './progress.js';
+import { manual } from './options.js';
 
 export interface ShellOptions {
   json: boolean;
@@ -169,6 +170,7 @@ export class Shell {
       g: this.g,
       internal: this.internal,
       issue: (name, args) => this.issue(name, args, null, src),
+      manual,
       quit: () => void (this.quit = true),
       replaceSession: (how) => this.replaceSession(how),
     };
