@@ -154,8 +154,12 @@ async function finish(shell: Shell, opts: Options, ok: boolean, interactive: boo
     else for (const c of changes) process.stdout.write(`${c.change === 'added' ? '+' : c.change === 'removed' ? '-' : 'M'} ${c.filesystem}:${c.path}\n`);
     return;
   }
-  let keep = opts.changes === 'commit' || (opts.changes === null && ok);
-  if (changing && opts.changes === null && interactive && process.stdin.isTTY) keep = await askToKeep(s);
+  // Nothing written (only reads and mounts): nothing to keep, and the image stays byte-identical.
+  const wrote = s.writeCalls > 0;
+  let keep = opts.changes === 'commit' || (opts.changes === null && ok && wrote);
+  // Asked only after a command that may have written (not after cat or ls);
+  // Enter keeps the changes, as a guestfish user's writes persist.
+  if (changing && wrote && opts.changes === null && interactive && process.stdin.isTTY) keep = await askToKeep(s);
   if (keep) await s.shutdown({ signal: stop.signal });
 }
 
@@ -164,8 +168,8 @@ async function askToKeep(s: Session): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, output: process.stderr });
   try {
     const images = s.drives.filter((d) => d.tx).map((d) => d.path).join(', ');
-    const answer = await rl.question(`Keep the changes to ${images}? [y/N] `);
-    return /^y(es)?$/i.test(answer.trim());
+    const answer = await rl.question(`Keep the changes to ${images}? [Y/n] `);
+    return !/^n(o)?$/i.test(answer.trim());
   } finally {
     rl.close();
   }

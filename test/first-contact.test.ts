@@ -1,6 +1,8 @@
 // What a new user meets first: the starter recipe runs exactly as its header
-// comment says, and a recipe with a type error is refused before anything
-// launches (file:line:col, exit 2), with --no-typecheck to run it anyway.
+// comment says; a recipe with a type error is refused before anything
+// launches (file:line:col, exit 2), with --no-typecheck to run it anyway;
+// reading (a script; recipes in recipe.test.ts) leaves an image byte-identical although it was
+// mounted read-write, and `commit` says what it merged.
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -78,4 +80,19 @@ describe('a type error in a recipe', () => {
     expect(r.stderr).toMatch(/does not exist/);
     expect(r.code).toBe(4);
   });
+});
+
+describe('reading is not writing', () => {
+  it('a script that only reads leaves the image byte-identical; one that writes commits and commit says so', async () => {
+    const before = await sha256(img);
+    const read = await guestsh(['-a', img, '-i', 'cat', '/etc/hostname']);
+    expect(read.code, read.stderr).toBe(0);
+    expect(await sha256(img)).toBe(before);
+
+    const wrote = await guestsh(['-a', img, '-i', 'write', '/etc/first-contact', 'hello', ':', 'commit', ':', 'cat', '/etc/first-contact']);
+    expect(wrote.code, wrote.stderr).toBe(0);
+    expect(wrote.stdout).toMatch(/^committed the changes to .*guest\.img in \d+\.\d s$/m);
+    expect(wrote.stdout).toMatch(/^hello$/m);
+    expect(await sha256(img)).not.toBe(before);
+  }, scaled(300_000));
 });

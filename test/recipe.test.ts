@@ -134,11 +134,14 @@ describe('successful runs', () => {
     expect(await sha256(img)).toBe(baseSha);
   });
 
-  it('runs a standard-library recipe by name (guestsh/inspect) and returns its report', async () => {
-    const r = await runRecipe({ recipe: 'guestsh/inspect', images: [{ path: img, format: 'raw', readonly: true }], log: () => {} });
+  it('runs a standard-library recipe by name (guestsh/inspect) and returns its report; reading commits nothing, even read-write', async () => {
+    const before = await sha256(img);
+    const r = await runRecipe({ recipe: 'guestsh/inspect', images: [{ path: img, format: 'raw' }], log: () => {} });
     expect(r.failure).toBeUndefined();
     expect(r.value).toMatchObject({ distro: 'debian', hostname: 'guestsh-demo' });
-    expect(await sha256(img)).toBe(baseSha);
+    // Mounting read-write touched a superblock; no call wrote, so nothing was committed.
+    expect(r.committed).toBe(false);
+    expect(await sha256(img)).toBe(before);
   }, scaled(300_000));
 });
 

@@ -256,7 +256,17 @@ export class Shell {
     }
     const wasReady = old.state === 'ready';
     const mounts = wasReady ? await currentMounts(old.g) : [];
-    if (how === 'commit') await old.shutdown({ signal: this.opts.signal });
+    if (how === 'commit') {
+      const t0 = performance.now();
+      await old.shutdown({ signal: this.opts.signal });
+      const images = old.drives.filter((d) => d.tx).map((d) => d.path);
+      await writeTo(
+        this.out,
+        images.length === 0
+          ? 'nothing to commit: no image is open for writing\n'
+          : `committed the changes to ${images.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
+      );
+    }
     await old.close();
     this.session = this.makeSession(old);
     for (const d of old.drives) {

@@ -77,7 +77,7 @@ export interface RunTimings extends SandboxTimings {
 
 export interface RunResult {
   ok: boolean;
-  /** The images were changed (success and not --dry-run). */
+  /** The images were changed (success, not --dry-run, and the recipe made a call that writes). */
   committed: boolean;
   /** What the recipe returned, if it is JSON-serialisable. */
   value?: unknown;
@@ -264,6 +264,9 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     try {
       if (opts.dryRun) {
         changes = await s.changes();
+      } else if (s.writeCalls === 0) {
+        // The recipe only read (mounting read-write touched a superblock,
+        // nothing of the recipe's): nothing to commit, the images stay byte-identical.
       } else {
         const tc = performance.now();
         committing = true;

@@ -40,6 +40,7 @@ export function formatProblem(p: TypeProblem): string {
 }
 
 const here = dirname(fileURLToPath(import.meta.url));
+const packageSources = join(here, '..', '..') + sep;
 // The recipe-side 'guestsh' module: types.ts beside this file (types.d.ts when built).
 const recipeTypes = join(here, 'types');
 // The sandbox has no Node: buffers from guestfs calls are plain Uint8Array.
@@ -77,7 +78,8 @@ export function typeProblems(entry: string): TypeProblem[] {
   host.fileExists = (name) => name === ENV_FILE || fileExists.call(host, name);
   host.readFile = (name) => (name === ENV_FILE ? ENV_SOURCE : read.call(host, name));
   const program = ts.createProgram({ rootNames: [entry, ENV_FILE], options, host });
-  const ours = (file: string): boolean => file === ENV_FILE || file.startsWith(stdlibDir) || file.startsWith(here + sep);
+  // guestsh's own files (src/ from source, dist/src/ built) are checked by its build, under Node's types, not here.
+  const ours = (file: string): boolean => file === ENV_FILE || file.startsWith(packageSources);
   return ts
     .getPreEmitDiagnostics(program)
     .filter((d) => d.file === undefined || !ours(d.file.fileName))

@@ -4,6 +4,8 @@
 // confine. The dispatcher, the recipe policy, the README's tables and the
 // call-coverage test all read this table, so a fact is written once.
 
+import type { ActionSpec } from '../../spec/types.js';
+
 /** A host-path argument of an action: its index, and whether it is read or written. */
 export interface HostPathArg {
   index: number;
@@ -111,3 +113,35 @@ export const REFUSED_CONFIG_ONLY = LAUNCH;
 export const recipeRefusals = column('recipe');
 /** Host-path arguments beyond the spec's FileIn/FileOut. */
 export const extraHostPaths = column('hostPaths');
+
+// Which daemon calls count as writing to the disks (the shell asks at exit only
+// after one). By default the return kind tells: a call done for its effect
+// (RErr, no FileOut) writes, a call that answers reads. These differ: effects
+// on the appliance's own state only, and answers that also change the disks.
+// A call wrongly counted as a write costs a question; one wrongly counted as
+// a read could cost one, so the second list errs on the side of writing.
+const STATE_ONLY = new Set([
+  'aug_close', 'aug_init', 'aug_load', 'blockdev_flushbufs', 'blockdev_rereadpt', 'blockdev_setbsz', 'blockdev_setra', 'blockdev_setro', 'blockdev_setrw',
+  'cryptsetup_close', 'cryptsetup_open', 'drop_caches', 'hivex_close', 'hivex_open', 'inotify_close', 'inotify_init', 'inotify_rm_watch',
+  'internal_autosync', 'internal_exit', 'journal_close', 'journal_open', 'journal_set_data_threshold', 'ldmtool_create_all', 'ldmtool_remove_all',
+  'luks_close', 'luks_open', 'luks_open_ro', 'lvm_clear_filter', 'lvm_scan', 'lvm_set_filter', 'md_stop', 'mkmountpoint', 'rmmountpoint', 'modprobe',
+  'mount', 'mount_9p', 'mount_loop', 'mount_options', 'mount_ro', 'mount_vfs', 'ping_daemon', 'remount', 'setcon', 'sleep', 'swapoff_device',
+  'swapoff_file', 'swapoff_label', 'swapoff_uuid', 'sync', 'umount', 'umount_all', 'vg_activate', 'vg_activate_all', 'vgscan', 'yara_destroy', 'yara_load',
+]);
+const ANSWERS_AND_WRITES = new Set([
+  'command', 'command_lines', 'sh', 'sh_lines', 'debug', 'fsck', 'xfs_repair', 'mkdtemp', 'mktemp', 'pwrite', 'pwrite_device',
+  'aug_defnode', 'aug_rm', 'aug_setm', 'hivex_node_add_child',
+]);
+
+/** The exceptions to the return-kind rule, for the check that each names a daemon action. */
+export const WRITE_RULE_EXCEPTIONS: { readonly stateOnly: ReadonlySet<string>; readonly answersAndWrites: ReadonlySet<string> } = {
+  stateOnly: STATE_ONLY,
+  answersAndWrites: ANSWERS_AND_WRITES,
+};
+
+/** May a call of this daemon action (successful or not) have written to the disks? */
+export function writesDisks(a: ActionSpec): boolean {
+  if (STATE_ONLY.has(a.name)) return false;
+  if (ANSWERS_AND_WRITES.has(a.name)) return true;
+  return a.ret.kind === 'RErr' && !a.args.some((x) => x.kind === 'String' && x.sub === 'FileOut');
+}

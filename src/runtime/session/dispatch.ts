@@ -19,6 +19,7 @@ import type { Connection } from './connection.js';
 import type { SessionHost } from './host.js';
 import { checkOptionalGroup, libraryActions, notSupported } from './library/index.js';
 import type { Lifecycle } from './lifecycle.js';
+import { writesDisks } from './action-policy.js';
 import type { SessionSettings } from './settings.js';
 
 export interface DispatchHost {
@@ -39,6 +40,8 @@ function isFileArg(sub: string): boolean {
 export class Dispatcher implements ActionCaller {
   /** The daemon action in flight, named in progress events. */
   currentAction: string | null = null;
+  /** Calls of a ready session that may have written to the disks (action-policy.ts's writesDisks), failed ones included. */
+  writeCalls = 0;
 
   constructor(private readonly host: DispatchHost) {}
 
@@ -136,6 +139,8 @@ export class Dispatcher implements ActionCaller {
     if (fileOutIndex >= 0 && !transfer.fileOut) out = createWriteStream(args[fileOutIndex] as string);
     if (this.host.settings.trace) this.host.emitTrace(`${action.name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
     this.currentAction = action.name;
+    // Counted before the reply: a write that fails or is cancelled half-way may have written part.
+    if (state === 'ready' && writesDisks(action)) this.writeCalls++;
     try {
       const reply = await conn.rpc.call({
         action: action.name,

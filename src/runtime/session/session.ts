@@ -141,6 +141,17 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     diskCount: () => this.drives.length + this.attachments.count,
   });
 
+  /**
+   * How many calls since launch may have written to the disks (by
+   * action-policy.ts's writesDisks: mounts and reads do not count; a failed
+   * write does). With none, there is nothing of the user's to keep: the
+   * shell and `guestsh run` discard instead of committing, so mounting
+   * read-write (which touches a superblock) leaves an image byte-identical.
+   */
+  get writeCalls(): number {
+    return this.dispatcher.writeCalls;
+  }
+
   get state(): SessionState {
     return this.lifecycle.state;
   }
