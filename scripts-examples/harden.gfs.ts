@@ -3,9 +3,15 @@
 // its old and new value; running it twice reports nothing the second time.
 //
 //   guestsh run -a disk.qcow2 -i harden.gfs.ts [--param root=no] [--param authorized-key="ssh-ed25519 AAAA… me"]
-import type { RecipeContext } from 'guestsh';
+import type { RecipeContext, RecipeParamSpecs } from 'guestsh';
 import { sshHardening, sysctlHardening, permissionFixes } from 'guestsh/hardening';
 import { sshInject } from 'guestsh/customize';
+
+// Checked before anything launches; `guestsh run harden.gfs.ts --help` lists them.
+export const params = {
+  root: { description: 'whether root may log in over SSH with a key', values: ['yes', 'no'], default: 'yes' },
+  'authorized-key': { description: "an SSH public key for root, so someone can still get in once passwords are off" },
+} satisfies RecipeParamSpecs;
 
 export default async ({ g, params, log }: RecipeContext) => {
   const ctx = { g, log };

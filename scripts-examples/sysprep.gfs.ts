@@ -3,12 +3,16 @@
 //
 //   guestsh run -a disk.qcow2 -i sysprep.gfs.ts --param hostname=template
 //   guestsh run -a disk.qcow2 -i sysprep.gfs.ts --dry-run     # see what would change
-//
-// Params: hostname=NAME, keep=op1,op2 (operations to skip), users=yes
-// (also delete login accounts, which the default set leaves alone).
-import type { RecipeContext } from 'guestsh';
+//   guestsh run sysprep.gfs.ts --help                         # its params
+import type { RecipeContext, RecipeParamSpecs } from 'guestsh';
 import { sysprep } from 'guestsh/sysprep';
 import { hostname } from 'guestsh/customize';
+
+export const params = {
+  hostname: { description: 'the new hostname (default: leave it)' },
+  keep: { description: 'operations of the default set to skip, comma-separated', type: 'list' },
+  users: { description: "also delete login accounts, which the default set leaves alone", values: ['yes', 'no'], default: 'no' },
+} satisfies RecipeParamSpecs;
 
 export default async ({ g, params, log }: RecipeContext) => {
   const ctx = { g, log };

@@ -29,6 +29,7 @@ function fixtures(dir: string): void {
   writeFileSync(join(dir, 'syntax.gfs.ts'), 'export default async function (s) {\n  let = ;\n}\n');
   writeFileSync(join(dir, 'import.gfs.ts'), "import { nothing } from './not-there.js';\nexport default async function () { nothing(); }\n");
   writeFileSync(join(dir, 'ok.gfs.ts'), 'export default async function () {}\n');
+  writeFileSync(join(dir, 'typo.gfs.ts'), "export default async ({ g }) => { await g.mkdri('/x'); };\n");
   mkdirSync(join(dir, 'recipe-dir.gfs.ts'));
   // A journal planted beside an image, naming a victim.
   copyFileSync(join(dir, 'good.img'), join(dir, 'planted.img'));
@@ -110,6 +111,14 @@ const CASES: Case[] = [
   { name: 'run of a FIFO image', args: ['run', 'ok.gfs.ts', '-a', 'fifo'], says: /fifo/ },
   { name: 'run with a shell-only option', args: ['run', 'ok.gfs.ts', '-a', 'good.img', '-x'], says: /-x/ },
   { name: 'run with a malformed -m', args: ['run', 'ok.gfs.ts', '-a', 'good.img', '-m', ':'], says: /no device given/ },
+  { name: 'a libvirt domain (-d)', args: ['-d', 'myvm'], says: /libvirt domains and connections are not supported .*-a/ },
+  { name: 'run with a libvirt domain', args: ['run', 'ok.gfs.ts', '--domain=myvm'], says: /libvirt domains and connections are not supported/ },
+  { name: 'run of a ready recipe with a mistyped param', args: ['run', 'guestsh/customize', '-a', 'good.img', '--param', 'hostnme=x'], says: /guestsh\/customize has no param 'hostnme': did you mean hostname\?/ },
+  { name: 'run of a ready recipe with a param out of its values', args: ['run', 'guestsh/hardening', '-a', 'good.img', '--param', 'permit-root-login=yes'], says: /--param permit-root-login=yes: not one of no, prohibit-password/ },
+  { name: 'check without a recipe', args: ['check'], says: /usage: guestsh check RECIPE/ },
+  { name: 'check of a missing recipe', args: ['check', 'missing.gfs.ts'], says: /missing\.gfs\.ts: no such file/ },
+  { name: 'check of a recipe with a type error', args: ['check', 'typo.gfs.ts'], says: /typo\.gfs\.ts:1:\d+: TS2551/ },
+  { name: 'run of a recipe with a type error', args: ['run', 'typo.gfs.ts', '-a', 'good.img'], says: /typo\.gfs\.ts:1:\d+: TS2551: .*nothing was launched/ },
   { name: 'init-recipe without a name', args: ['init-recipe'], says: /usage: guestsh init-recipe NAME/ },
   { name: 'init-recipe with too many words', args: ['init-recipe', 'a', 'b', 'c'], says: /usage: guestsh init-recipe NAME/ },
   // Past the launch: the appliance answers

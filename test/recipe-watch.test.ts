@@ -28,8 +28,10 @@ interface WatchRun {
   run: number;
   trigger: string | null;
   ok: boolean;
-  failure?: { kind: string; message: string; location: { file: string; line: number } | null };
+  failure?: { kind: string; name: string; message: string; location: { file: string; line: number; column: number } | null };
   changes: Change[];
+  ran: boolean;
+  sincePrevious: { added: Change[]; dropped: Change[] } | null;
   exitCode: number;
   ms: number;
 }
@@ -148,6 +150,10 @@ describe('guestsh run --watch', () => {
     const fourth = await cli!.runAfter(() => writeFileSync(data, 'data 2\n'));
     expect(fourth).toMatchObject({ trigger: 'data.txt', ok: true });
     expect(paths(fourth)).toEqual(['added /dev/sda2:/etc/watch-data', 'added /dev/sda2:/etc/watch-lib-b']);
+    // Each run is compared with the previous one: the fourth changed what the third did.
+    expect(fourth.sincePrevious).toEqual({ added: [], dropped: [] });
+    expect(third.sincePrevious!.added.map((c) => c.path)).toEqual(['/etc/watch-lib-b']);
+    expect(third.sincePrevious!.dropped.map((c) => c.path)).toEqual(['/etc/watch-b']);
   }, scaled(600_000));
 
   it('a broken save reports its error with the line, changes nothing, and the loop goes on', async () => {
@@ -157,6 +163,16 @@ describe('guestsh run --watch', () => {
     expect(broken.failure!.location).toMatchObject({ file: expect.stringMatching(/watch\.gfs\.ts$/), line: 2 });
     expect(broken.exitCode).toBe(2);
     expect(broken.changes).toEqual([]);
+    // Found by compiling, before the session was touched (no comparison, no rollback).
+    expect(broken.ran).toBe(false);
+    console.log(`watch: a broken save reported in ${broken.ms.toFixed(0)} ms`);
+
+    // A type error too, with its line, and the same way.
+    const mistyped = await cli!.runAfter(() => writeFileSync(entry, "import type { RecipeContext } from 'guestsh';\nexport default async ({ g }: RecipeContext) => {\n  await g.mkdri('/x');\n};\n"));
+    expect(mistyped).toMatchObject({ ok: false, ran: false, exitCode: 2, changes: [] });
+    expect(mistyped.failure).toMatchObject({ kind: 'compile', name: 'RecipeTypeErrors', location: { line: 3, column: 11 } });
+    expect(mistyped.failure!.message).toMatch(/^TS2551: Property 'mkdri' does not exist/);
+    console.log(`watch: a save with a type error reported in ${mistyped.ms.toFixed(0)} ms`);
 
     // A run that fails half-way lists what it did before failing; that is rolled back too.
     const failing = await cli!.runAfter(() =>
@@ -176,6 +192,10 @@ describe('guestsh run --watch', () => {
     // The save starts a run that writes, says so, then spins; Ctrl-C comes while it spins.
     writeFileSync(entry, "export default async ({ g, log }: any) => {\n  await g.write('/etc/spin', 'x');\n  log('spinning now');\n  for (;;) {}\n};\n");
     await cli!.until('the spinning run', () => cli!.stderr.includes('spinning now'));
+    // The run's header comes before its log lines.
+    const header = cli!.stderr.lastIndexOf('[watch] run ');
+    expect(header).toBeGreaterThanOrEqual(0);
+    expect(header).toBeLessThan(cli!.stderr.lastIndexOf('spinning now'));
     const t0 = Date.now();
     cli!.proc.kill('SIGINT');
     const code = await Promise.race([cli!.exited, new Promise((r) => setTimeout(() => r('still running after the wait'), scaled(60_000)))]);

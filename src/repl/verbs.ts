@@ -62,13 +62,24 @@ async function tidyOutputDir(dir: string): Promise<void> {
 
 /** `run --watch`: a run per save until Ctrl-C (or SIGTERM); the image is never written. */
 async function watchVerb(run: RunOptions, json: boolean, signal: AbortSignal): Promise<number> {
-  const { watchRecipe, formatWatchRun } = await import('../runtime/recipe/index.js');
+  const { watchRecipe, formatWatchRun, formatWatchStart } = await import('../runtime/recipe/index.js');
   return watchRecipe({
     ...run,
     signal,
+    // On stderr, with the run's log lines it heads; the results go to stdout.
+    onStart: (n, trigger) => process.stderr.write(`${formatWatchStart(n, trigger)}\n`),
     onRun: (r) => process.stdout.write(`${json ? JSON.stringify(r) : formatWatchRun(r)}\n`),
     onWatching: (dir) => process.stderr.write(`guestsh: watching ${dir} for changes; each run is rolled back, the image is never written (Ctrl-C to stop)\n`),
   });
+}
+
+async function recipeHelp(recipe: string): Promise<number> {
+  const { declaredParams, describeParams } = await import('../runtime/recipe/params.js');
+  const { stdRecipeName } = await import('../runtime/recipe/index.js');
+  const std = stdRecipeName(recipe);
+  if (!std && !existsSync(recipe)) throw new UsageError(`run: recipe '${recipe}' does not exist`);
+  process.stdout.write(`\n${describeParams(await declaredParams({ entry: resolve(recipe), std }), recipe)}`);
+  return 0;
 }
 
 /** `check`: every type problem of a recipe, one per line; exit 2 if there is any. */
@@ -164,6 +175,8 @@ export function runVerbIfAny(argv: readonly string[], stop: Stop): Promise<numbe
   const o = parseArgs(verb, argv.slice(1));
   if (o.help) {
     process.stdout.write(usage(verb));
+    // `guestsh run RECIPE --help`: and what that recipe takes.
+    if (verb === 'run' && o.operands[0]) return recipeHelp(o.operands[0]);
     return Promise.resolve(0);
   }
   return f(o, stop);

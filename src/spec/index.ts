@@ -41,15 +41,18 @@ export function structByName(name: string): StructSpec {
 
 /** Commands visible in the shell (kebab-case) within edit distance 2 of `name`, closest first. */
 export function suggestActions(name: string, max = 5): string[] {
-  const typed = name.replace(/_/g, '-');
+  const names = spec.actions
+    .filter((a) => a.visibility === 'VPublic' || a.visibility === 'VDebug')
+    .flatMap((a) => [a.name, ...a.fishAlias].map((n) => n.replace(/_/g, '-')));
+  return closestNames(name.replace(/_/g, '-'), names, max);
+}
+
+/** The candidates within edit distance 2 of `typed`, closest first (for "did you mean"). */
+export function closestNames(typed: string, candidates: Iterable<string>, max = 5): string[] {
   const scored: { cand: string; d: number }[] = [];
-  for (const a of spec.actions) {
-    if (a.visibility !== 'VPublic' && a.visibility !== 'VDebug') continue;
-    for (const n of [a.name, ...a.fishAlias]) {
-      const cand = n.replace(/_/g, '-');
-      const d = editDistance(typed, cand, 2);
-      if (d <= 2) scored.push({ cand, d });
-    }
+  for (const cand of candidates) {
+    const d = editDistance(typed, cand, 2);
+    if (d <= 2) scored.push({ cand, d });
   }
   scored.sort((x, y) => x.d - y.d || (x.cand < y.cand ? -1 : 1));
   return [...new Set(scored.map((s) => s.cand))].slice(0, max);

@@ -29,3 +29,23 @@ export interface CallTransfer {
    */
   countBuffered?: ((bytes: number) => void) | undefined;
 }
+
+/**
+ * One parameter a recipe declares (`export const params = { level: { … } }`),
+ * so `--param` values are checked before anything launches and
+ * `guestsh run RECIPE --help` can list them. Values reach the recipe as
+ * strings, defaults filled in.
+ */
+export interface RecipeParamSpec {
+  description: string;
+  /** Its value when not given; without one the param is absent unless given. */
+  default?: string | number | boolean;
+  /** Refused when missing. */
+  required?: boolean;
+  /** What the value must be: any text (the default), a number, a flag (true/false, yes/no, on/off, 1/0), or a comma-separated list. */
+  type?: 'string' | 'number' | 'boolean' | 'list';
+  /** The only values it accepts. */
+  values?: readonly string[];
+}
+
+export type RecipeParamSpecs = Readonly<Record<string, RecipeParamSpec>>;

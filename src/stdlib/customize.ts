@@ -4,6 +4,7 @@
 
 import * as firstboot from './firstboot.js';
 import { firstbootInstall, install, uninstall, update } from './packages.js';
+import type { RecipeParamSpecs } from '../spec/values.js';
 import { type Change, type Ctx, ensureMounted, note, passwd, type RecipeCtx, readText, shq, tmpName, truncateFile, writeText } from './util.js';
 
 export type { Change, Ctx } from './util.js';
@@ -472,13 +473,41 @@ const splitOnce = (v: string, what: string): [string, string] => {
 
 const flag = (v: string): boolean => !/^(0|false|no|off)$/i.test(v);
 
-/** Params the customize recipe understands (sysprep's customize step takes the same). */
-export const CUSTOMIZE_PARAMS: readonly string[] = [
-  'hostname', 'timezone', 'root-password', 'password', 'password-crypto', 'ssh-inject', 'write', 'append-line',
-  'mkdir', 'chmod', 'copy', 'move', 'link', 'delete', 'scrub', 'truncate', 'truncate-recursive', 'touch',
-  'upload', 'copy-in', 'run', 'run-command', 'install', 'update', 'uninstall', 'firstboot', 'firstboot-command',
-  'firstboot-install', 'selinux-relabel',
-];
+/** The customize recipe's params: virt-customize's options (sysprep's customize step takes the same). */
+export const params = {
+  hostname: { description: 'set the hostname' },
+  timezone: { description: 'set the timezone (an Area/City name)' },
+  'root-password': { description: "root's password: password:PW, file:FILE, random, disabled, locked or locked:SELECTOR" },
+  password: { description: "USER:SELECTOR, a user's password (selectors as for root-password)" },
+  'password-crypto': { description: 'how passwords are hashed', values: ['md5', 'sha256', 'sha512', 'yescrypt'] },
+  'ssh-inject': { description: 'USER:KEY, USER:file:FILE or USER:string:KEY, an authorized key' },
+  write: { description: 'FILE:CONTENT, write a file' },
+  'append-line': { description: 'FILE:LINE, append a line to a file' },
+  mkdir: { description: 'create a directory (and its parents)' },
+  chmod: { description: 'MODE:FILE, change permissions (octal mode)' },
+  copy: { description: 'SOURCE:DEST, copy within the guest' },
+  move: { description: 'SOURCE:DEST, move within the guest' },
+  link: { description: 'TARGET:LINK[:LINK…], create symbolic links' },
+  delete: { description: 'delete a file or directory, recursively' },
+  scrub: { description: 'scrub a file' },
+  truncate: { description: 'truncate a file to zero length' },
+  'truncate-recursive': { description: 'truncate every file under a directory' },
+  touch: { description: 'create a file or update its times' },
+  upload: { description: 'FILE:DEST, upload a host file (beside the recipe)' },
+  'copy-in': { description: 'LOCALPATH:REMOTEDIR, copy a host tree in' },
+  run: { description: 'run a host script (beside the recipe) in the guest' },
+  'run-command': { description: 'run a command in the guest' },
+  install: { description: 'PKG,PKG…, install packages with the guest\'s package manager (needs --network)' },
+  update: { description: 'update every package (needs --network)', type: 'boolean' },
+  uninstall: { description: 'PKG,PKG…, remove packages' },
+  firstboot: { description: 'a host script to run at the first boot' },
+  'firstboot-command': { description: 'a command to run at the first boot' },
+  'firstboot-install': { description: 'PKG,PKG…, packages to install at the first boot' },
+  'selinux-relabel': { description: 'relabel the filesystem at the next boot', type: 'boolean' },
+} as const satisfies RecipeParamSpecs;
+
+/** The customize recipe's param names. */
+export const CUSTOMIZE_PARAMS: readonly string[] = Object.keys(params);
 
 /**
  * Applies virt-customize-style params in the order they were given (one of

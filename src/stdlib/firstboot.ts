@@ -5,6 +5,7 @@
 // runs (run-once, even when it reboots or powers the guest off), and
 // everything they print goes to /var/log/guestsh-firstboot.log in the guest.
 
+import type { RecipeParamSpecs } from '../spec/values.js';
 import { type Change, type Ctx, ensureMounted, note, type RecipeCtx, shq } from './util.js';
 
 export type { Change, Ctx } from './util.js';
@@ -188,6 +189,13 @@ export async function status(ctx: Ctx): Promise<{ pending: string[]; done: strin
 export function markerCommand(path: string, text = 'guestsh firstboot ran'): string {
   return `echo ${shq(text)} > ${shq(path)}`;
 }
+
+/** The firstboot recipe's params (command or script). */
+export const params: RecipeParamSpecs = {
+  command: { description: 'a command to run at the first boot' },
+  script: { description: 'a host script (beside the recipe) to run at the first boot' },
+  order: { description: 'where it runs among the first-boot scripts (lower first)', type: 'number' },
+};
 
 /** As a ready recipe: params command=… (one command) or script=HOSTFILE, optional order=N. */
 export default async function recipe(ctx: RecipeCtx): Promise<Change[]> {

@@ -2,6 +2,7 @@
 // with the value before and after, and changes nothing that already
 // complies (so a second run reports no changes).
 
+import type { RecipeParamSpecs } from '../spec/values.js';
 import { type Change, type Ctx, ensureMounted, entries, glob, listParam, note, type RecipeCtx, readText, writeText } from './util.js';
 
 export type { Change, Ctx } from './util.js';
@@ -238,6 +239,12 @@ export async function harden(ctx: Ctx, opts: HardenOptions = {}): Promise<Change
   if (opts.permissions !== false) changes.push(...(await permissionFixes(ctx, opts.permissions ?? PERMISSION_RULES)));
   return changes;
 }
+
+/** The hardening recipe's params. */
+export const params: RecipeParamSpecs = {
+  steps: { description: 'which steps to run: ssh, sysctl, permissions (comma-separated)', type: 'list', default: 'ssh,sysctl,permissions' },
+  'permit-root-login': { description: "sshd's PermitRootLogin", values: ['no', 'prohibit-password'], default: 'prohibit-password' },
+};
 
 /** As a ready recipe: params steps=ssh,sysctl,permissions (default all), permit-root-login=no. */
 export default async function recipe(ctx: RecipeCtx): Promise<Change[]> {

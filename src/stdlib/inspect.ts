@@ -1,6 +1,7 @@
 // A read-only inspection report of the guest (what virt-inspector prints,
 // in short), for recipes that check an image before or after changing it.
 
+import type { RecipeParamSpecs } from '../spec/values.js';
 import type { GuestfsApi } from '../spec/api.generated.js';
 import { type Ctx, passwd, readText } from './util.js';
 
@@ -67,6 +68,9 @@ export async function inspectReport(ctx: Ctx): Promise<InspectionReport> {
     machineId: ((await readText(g, '/etc/machine-id')) ?? '').trim() || null,
   };
 }
+
+/** The inspect recipe takes no params. */
+export const params: RecipeParamSpecs = {};
 
 /** As a ready recipe: logs the report and returns it (printed by `guestsh run --json`). */
 export default async function recipe(ctx: Ctx): Promise<InspectionReport> {

@@ -21,7 +21,8 @@ import {
   writeText,
 } from './util.js';
 
-import { CUSTOMIZE_PARAMS, customizeFromParams } from './customize.js';
+import { CUSTOMIZE_PARAMS, customizeFromParams, params as customizeParams } from './customize.js';
+import type { RecipeParamSpecs } from '../spec/values.js';
 
 export type { Change, Ctx } from './util.js';
 
@@ -474,6 +475,15 @@ export { userAccount_ as userAccount };
 export const utmp = op('utmp');
 export const yumUuid = op('yum-uuid');
 
+/** The sysprep recipe's params: its own, and every customize param (virt-sysprep's customize options). */
+export const params: RecipeParamSpecs = {
+  operations: { description: 'the operations to run instead of the default set (comma-separated)', type: 'list' },
+  enable: { description: 'operations to run besides the default set', type: 'list' },
+  disable: { description: 'operations of the default set to skip', type: 'list' },
+  'keep-user-accounts': { description: 'user accounts the user-account operation keeps', type: 'list' },
+  'remove-user-accounts': { description: 'the only user accounts the user-account operation removes', type: 'list' },
+  ...customizeParams,
+};
 const SYSPREP_PARAMS = ['operations', 'enable', 'disable', 'keep-user-accounts', 'remove-user-accounts'];
 
 /**

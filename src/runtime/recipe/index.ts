@@ -1,7 +1,7 @@
 // Recipes: `.gfs.ts` modules run in an isolated-vm sandbox against a live session.
 export { runRecipe, stdRecipeName, RecipeCompileFailed, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
 export type { RunOptions, RunResult, RunImage, RunMount, RunTimings } from './run.js';
-export { watchRecipe, formatWatchRun } from './watch.js';
+export { watchRecipe, formatWatchRun, formatWatchStart } from './watch.js';
 export type { WatchOptions, WatchRun } from './watch.js';
 export { initRecipe } from './init.js';
 export type { InitResult } from './init.js';

@@ -15,6 +15,7 @@ import { type MountArg, openImages, type OpenOptions } from '../open/open.js';
 import { PathPolicy } from './policy.js';
 import { RECIPE_LIMITS } from './limits.js';
 import { typecheckRecipe } from './typecheck.js';
+import { checkParams, declaredParams } from './params.js';
 import { type PreparedRecipe, prepareRecipe, type RecipeFailure, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
@@ -232,7 +233,13 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   };
   let prepared: PreparedRecipe | null = null;
   try {
-    prepared = await prepareRecipe({ ...sandboxOptions(src, opts, s, log), signal });
+    // Params first: a mistyped one is refused before anything is compiled or launched.
+    const declared = await declaredParams(src);
+    const params = declared ? checkParams(declared, opts.params ?? {}, opts.recipe) : (opts.params ?? {});
+    if (!declared && Object.keys(params).length > 0) {
+      log(`guestsh: ${opts.recipe} declares no params, so ${Object.keys(params).map((p) => `--param ${p}`).join(', ')} cannot be checked (declare them: export const params = { … })`);
+    }
+    prepared = await prepareRecipe({ ...sandboxOptions(src, { ...opts, params }, s, log), signal });
     if (!prepared.ok) throw new RecipeCompileFailed(prepared.result.failure!);
     if (opts.typecheck !== false && src.std === null) {
       const tt = performance.now();

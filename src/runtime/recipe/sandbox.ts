@@ -699,7 +699,7 @@ function within(path: string, root: string): boolean {
   return rel === '' || (!rel.startsWith('..') && !isAbsolute(rel));
 }
 
-async function stdlibFile(name: string): Promise<string> {
+export async function stdlibFile(name: string): Promise<string> {
   for (const ext of ['.ts', '.js']) {
     const p = resolve(stdlibDir, name + ext);
     if (await stat(p).then((s) => s.isFile(), () => false)) return p;

@@ -4,6 +4,8 @@
 
 import type { GuestfsApi } from '../../spec/api.generated.js';
 
+export type { RecipeParamSpec, RecipeParamSpecs } from '../../spec/values.js';
+
 export type * from '../../spec/api.generated.js';
 
 /** The session a recipe gets: every public libguestfs call (async), plus savepoints. */
