@@ -133,7 +133,8 @@ describe('output formats', () => {
     expect(formatJson(A('filesize'), 2n ** 60n)).toBe('"1152921504606846976"\n');
     expect(formatJson(A('list_filesystems'), { '/dev/sda1': 'ext4' })).toBe('{"/dev/sda1":"ext4"}\n');
     expect(formatJson(A('read_file'), Buffer.from([0xff]))).toBe('{"base64":"/w=="}\n');
-    expect(formatJson(A('mkdir'), undefined)).toBe('');
+    // One line per command: a call that returns nothing prints null.
+    expect(formatJson(A('mkdir'), undefined)).toBe('null\n');
   });
 });
 
@@ -242,6 +243,10 @@ describe('the CLI before anything boots', () => {
     expect(man.stdout).not.toMatch(/guestfish\(1\)/);
     expect(man.stdout).toMatch(/usage: guestsh run /);
     expect(man.stdout).toMatch(/usage: guestsh check /);
+  });
+  it('--json prints one line per command, a failure as {"error", "command"}', async () => {
+    const r = await guestsh(['--json'], 'echo one\n-nosuch-command\n');
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['one', JSON.stringify({ error: "unknown command 'nosuch-command'", command: 'nosuch-command' })]);
   });
   it('stops a script at the first failure with exit 1 unless the command starts with -', async () => {
     const r = await guestsh([], 'echo a\n-nosuch\necho b\nnosuch2\necho c\n');

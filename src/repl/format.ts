@@ -113,7 +113,8 @@ function hashPairs(v: RetValue): [string, string][] {
  * {"base64": "..."}. RErr prints nothing. FOptPercent is null when unset.
  */
 export function formatJson(action: ActionSpec, v: RetValue): string {
-  if (action.ret.kind === 'RErr') return '';
+  // One line per command, so a reader can pair output lines with commands.
+  if (action.ret.kind === 'RErr') return 'null\n';
   const conv = (x: unknown): unknown => {
     if (typeof x === 'bigint') return x >= -(2n ** 53n - 1n) && x <= 2n ** 53n - 1n ? Number(x) : x.toString();
     if (Buffer.isBuffer(x)) {

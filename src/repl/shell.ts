@@ -140,6 +140,8 @@ export class Shell {
       // Whatever fails inside one command (a host file, a broken appliance)
       // is that command's failure, not the shell's.
       this.report(src, e.message);
+      // --json: the failure is that command's one line too.
+      if (this.opts.json) await writeTo(this.out, `${JSON.stringify({ error: e.message, command: name })}\n`).catch(() => {});
       if (!EXPECTED.some((c) => e instanceof c) && this.session.settings.verbose && e.stack) process.stderr.write(`${e.stack}\n`);
     } finally {
       if (child) {
