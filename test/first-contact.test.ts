@@ -4,7 +4,7 @@
 // reading (a script; recipes in recipe.test.ts) leaves an image byte-identical although it was
 // mounted read-write, and `commit` says what it merged.
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureImage } from '../testdata/index.js';
@@ -94,5 +94,16 @@ describe('reading is not writing', () => {
     expect(wrote.stdout).toMatch(/^committed the changes to .*guest\.img in \d+\.\d s$/m);
     expect(wrote.stdout).toMatch(/^hello$/m);
     expect(await sha256(img)).not.toBe(before);
+  }, scaled(300_000));
+
+  it('a recipe that declares readOnly runs on read-only images: its write fails, nothing is committed, no lock or overlay is made', async () => {
+    const file = join(tmp.dir, 'reader.gfs.ts');
+    writeFileSync(file, "export const readOnly = true;\nexport default async ({ g }) => {\n  await g.write('/etc/should-not-be', 'x');\n};\n");
+    const before = await sha256(img);
+    const r = await guestsh(['run', '-a', img, '-i', file]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/reader\.gfs\.ts:3:\d+: .*Read-only file system.*\(the image was not changed\)/);
+    expect(await sha256(img)).toBe(before);
+    expect(readdirSync(tmp.dir).filter((f) => /\.guestsh-(lock|overlay|journal)$/.test(f))).toEqual([]);
   }, scaled(300_000));
 });

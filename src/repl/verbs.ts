@@ -74,11 +74,12 @@ async function watchVerb(run: RunOptions, json: boolean, signal: AbortSignal): P
 }
 
 async function recipeHelp(recipe: string): Promise<number> {
-  const { declaredParams, describeParams } = await import('../runtime/recipe/params.js');
+  const { declarations, describeParams } = await import('../runtime/recipe/declarations.js');
   const { stdRecipeName } = await import('../runtime/recipe/index.js');
   const std = stdRecipeName(recipe);
   if (!std && !existsSync(recipe)) throw new UsageError(`run: recipe '${recipe}' does not exist`);
-  process.stdout.write(`\n${describeParams(await declaredParams({ entry: resolve(recipe), std }), recipe)}`);
+  const declared = await declarations({ entry: resolve(recipe), std });
+  process.stdout.write(`\n${describeParams(declared.params, recipe)}${declared.readOnly ? `${recipe} only reads: its images are opened read-only\n` : ''}`);
   return 0;
 }
 

@@ -69,8 +69,9 @@ export async function inspectReport(ctx: Ctx): Promise<InspectionReport> {
   };
 }
 
-/** The inspect recipe takes no params. */
+/** The inspect recipe takes no params, and only reads. */
 export const params: RecipeParamSpecs = {};
+export const readOnly = true;
 
 /** As a ready recipe: logs the report and returns it (printed by `guestsh run --json`). */
 export default async function recipe(ctx: Ctx): Promise<InspectionReport> {

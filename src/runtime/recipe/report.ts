@@ -18,7 +18,7 @@ export function formatRunResult(r: RunResult, opts: { json?: boolean; verbose?: 
     lines.push(
       r.committed
         ? `recipe succeeded: ${r.calls} call(s); changes committed`
-        : `recipe succeeded (${r.changes ? 'dry run' : 'read-only images'}): ${r.calls} call(s); nothing was written`,
+        : `recipe succeeded (${r.changes ? 'dry run' : 'it wrote nothing, or its images were read-only'}): ${r.calls} call(s); nothing was committed`,
     );
     for (const c of r.changes ?? []) lines.push(`  ${c.change.padEnd(8)} ${c.filesystem}:${c.path}`);
   } else {

@@ -15,7 +15,7 @@ import { type MountArg, openImages, type OpenOptions } from '../open/open.js';
 import { PathPolicy } from './policy.js';
 import { RECIPE_LIMITS } from './limits.js';
 import { typecheckRecipe } from './typecheck.js';
-import { checkParams, declaredParams } from './params.js';
+import { checkParams, declarations } from './declarations.js';
 import { type PreparedRecipe, prepareRecipe, type RecipeFailure, type SandboxOptions, type SandboxTimings, STDLIB_RECIPES } from './sandbox.js';
 
 export interface RunImage {
@@ -233,10 +233,12 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   };
   let prepared: PreparedRecipe | null = null;
   try {
-    // Params first: a mistyped one is refused before anything is compiled or launched.
-    const declared = await declaredParams(src);
-    const params = declared ? checkParams(declared, opts.params ?? {}, opts.recipe) : (opts.params ?? {});
-    if (!declared && Object.keys(params).length > 0) {
+    // Declarations first: a mistyped param is refused before anything is compiled or launched.
+    const declared = await declarations(src);
+    const params = declared.params ? checkParams(declared.params, opts.params ?? {}, opts.recipe) : (opts.params ?? {});
+    // A recipe that only reads gets its images read-only: it cannot write, and nothing is committed.
+    if (declared.readOnly) opts = { ...opts, images: opts.images.map((i) => ({ ...i, readonly: true })) };
+    if (!declared.params && Object.keys(params).length > 0) {
       log(`guestsh: ${opts.recipe} declares no params, so ${Object.keys(params).map((p) => `--param ${p}`).join(', ')} cannot be checked (declare them: export const params = { … })`);
     }
     prepared = await prepareRecipe({ ...sandboxOptions(src, { ...opts, params }, s, log), signal });

@@ -1,7 +1,10 @@
 // A recipe's declared params: read from its source without running it, and
 // every --param checked against them before anything launches.
 import { describe, expect, it } from 'vitest';
-import { checkParams, declaredParams, describeParams, paramsInSource } from '../../src/runtime/recipe/params.js';
+import { checkParams, declarations, declarationsInSource, describeParams } from '../../src/runtime/recipe/declarations.js';
+
+const paramsInSource = (file: string, source: string) => declarationsInSource(file, source).params;
+const declaredParams = async (r: { entry: string; std: string | null }) => (await declarations(r)).params;
 
 const source = `export const params = {
   level: { description: 'how strict', values: ['basic', 'strict'], default: 'basic' },
@@ -19,6 +22,14 @@ describe('declared params', () => {
       name: { description: 'who', required: true },
     });
     expect(paramsInSource('r.gfs.ts', 'export default async () => {};\n')).toBeNull();
+  });
+
+  it('say whether the recipe only reads, as a literal', async () => {
+    expect(declarationsInSource('r.gfs.ts', 'export const readOnly = true;\nexport default async () => {};\n').readOnly).toBe(true);
+    expect(declarationsInSource('r.gfs.ts', source).readOnly).toBe(false);
+    expect(() => declarationsInSource('r.gfs.ts', "export const readOnly = 'yes';\n")).toThrow(/^r\.gfs\.ts:1:14: 'readOnly' is not true or false/);
+    expect((await declarations({ entry: '', std: 'inspect' })).readOnly).toBe(true);
+    expect((await declarations({ entry: '', std: 'sysprep' })).readOnly).toBe(false);
   });
 
   it('must be written out literally, and the error points at what is not', () => {

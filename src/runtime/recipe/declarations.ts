@@ -1,8 +1,10 @@
-// A recipe's declared params: read before anything launches, so a mistyped
-// `--param` fails in a second with a suggestion instead of after a boot and
-// an inspection, and `guestsh run RECIPE --help` can list them. A recipe's
-// declaration is read from its source without running any of it (it must be
-// written out literally); the standard library's come from its own modules.
+// What a recipe declares about itself, read before anything launches: its
+// params (so a mistyped `--param` fails in a second with a suggestion, not
+// after a boot and an inspection, and `guestsh run RECIPE --help` can list
+// them) and whether it only reads (then its images are opened read-only and
+// nothing can be committed). A recipe's declarations are read from its
+// source without running any of it, so they must be written out literally;
+// the standard library's come from its own modules.
 
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -16,17 +18,24 @@ import { stdlibFile } from './sandbox.js';
 let tsModule: typeof TS | undefined;
 const typescript = (): typeof TS => (tsModule ??= createRequire(import.meta.url)('typescript') as typeof TS);
 
-/** What a recipe declares: from `export const params = {…}` in its entry, or a ready recipe's module. Null: it declares none. */
-export async function declaredParams(recipe: { entry: string; std: string | null }): Promise<RecipeParamSpecs | null> {
-  if (recipe.std !== null) {
-    const mod = (await import(pathToFileURL(await stdlibFile(recipe.std)).href)) as { params?: RecipeParamSpecs };
-    return mod.params ?? null;
-  }
-  return paramsInSource(recipe.entry, await readFile(recipe.entry, 'utf8'));
+export interface RecipeDeclarations {
+  /** `export const params = {…}`; null when the recipe declares none. */
+  params: RecipeParamSpecs | null;
+  /** `export const readOnly = true`: the recipe only reads. */
+  readOnly: boolean;
 }
 
-/** The literal `export const params = {…}` of a recipe's source, or null when there is none. */
-export function paramsInSource(file: string, source: string): RecipeParamSpecs | null {
+/** What a recipe declares: from its entry's source, or a ready recipe's module. */
+export async function declarations(recipe: { entry: string; std: string | null }): Promise<RecipeDeclarations> {
+  if (recipe.std !== null) {
+    const mod = (await import(pathToFileURL(await stdlibFile(recipe.std)).href)) as { params?: RecipeParamSpecs; readOnly?: boolean };
+    return { params: mod.params ?? null, readOnly: mod.readOnly === true };
+  }
+  return declarationsInSource(recipe.entry, await readFile(recipe.entry, 'utf8'));
+}
+
+/** The literal `export const params = {…}` and `export const readOnly = …` of a recipe's source. */
+export function declarationsInSource(file: string, source: string): RecipeDeclarations {
   const ts = typescript();
   const sf = ts.createSourceFile(file, source, ts.ScriptTarget.ES2022, true);
   const where = (n: TS.Node): string => {
@@ -34,7 +43,7 @@ export function paramsInSource(file: string, source: string): RecipeParamSpecs |
     return `${file}:${line + 1}:${character + 1}`;
   };
   const notLiteral = (n: TS.Node, what: string): UsageError =>
-    new UsageError(`${where(n)}: ${what}: a recipe's params are read without running it, so write them out literally ({ name: { description: '…', default: '…' } })`);
+    new UsageError(`${where(n)}: ${what}: a recipe's declarations are read without running it, so write them out literally ({ name: { description: '…', default: '…' } })`);
   const unwrap = (e: TS.Expression): TS.Expression =>
     ts.isAsExpression(e) || ts.isSatisfiesExpression(e) || ts.isParenthesizedExpression(e) ? unwrap(e.expression) : e;
   const literal = (e: TS.Expression): string | number | boolean | readonly string[] => {
@@ -56,10 +65,18 @@ export function paramsInSource(file: string, source: string): RecipeParamSpecs |
     if (!ts.isPropertyAssignment(p) || !(ts.isIdentifier(p.name) || ts.isStringLiteral(p.name))) throw notLiteral(p, 'not a plain property');
     return p.name.text;
   };
+  const found: RecipeDeclarations = { params: null, readOnly: false };
   for (const st of sf.statements) {
     if (!ts.isVariableStatement(st) || !st.modifiers?.some((m) => m.kind === ts.SyntaxKind.ExportKeyword)) continue;
     for (const d of st.declarationList.declarations) {
-      if (!ts.isIdentifier(d.name) || d.name.text !== 'params') continue;
+      if (!ts.isIdentifier(d.name)) continue;
+      if (d.name.text === 'readOnly') {
+        const v = d.initializer && literal(d.initializer);
+        if (typeof v !== 'boolean') throw notLiteral(d, "'readOnly' is not true or false");
+        found.readOnly = v;
+        continue;
+      }
+      if (d.name.text !== 'params') continue;
       const init = d.initializer && unwrap(d.initializer);
       if (!init || !ts.isObjectLiteralExpression(init)) throw notLiteral(d, "'params' is not an object literal");
       const specs: Record<string, RecipeParamSpec> = {};
@@ -71,10 +88,10 @@ export function paramsInSource(file: string, source: string): RecipeParamSpecs |
         for (const f of body.properties) spec[propName(f)] = literal((f as TS.PropertyAssignment).initializer);
         specs[name] = checkedSpec(`${where(p)}: param '${name}'`, spec);
       }
-      return specs;
+      found.params = specs;
     }
   }
-  return null;
+  return found;
 }
 
 const TYPES = ['string', 'number', 'boolean', 'list'] as const;
