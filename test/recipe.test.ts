@@ -134,9 +134,9 @@ describe('successful runs', () => {
     expect(await sha256(img)).toBe(baseSha);
   });
 
-  it('runs a standard-library recipe by name (guestsh/inspect) and returns its report; reading commits nothing, even read-write', async () => {
+  it('runs a standard-library recipe (guestsh/inspect, here re-exported without its readOnly) and returns its report; reading commits nothing, even read-write', async () => {
     const before = await sha256(img);
-    const r = await runRecipe({ recipe: 'guestsh/inspect', images: [{ path: img, format: 'raw' }], log: () => {} });
+    const r = await runRecipe({ recipe: R('inspect-rw.gfs.ts'), images: [{ path: img, format: 'raw' }], log: () => {} });
     expect(r.failure).toBeUndefined();
     expect(r.value).toMatchObject({ distro: 'debian', hostname: 'guestsh-demo' });
     // Mounting read-write touched a superblock; no call wrote, so nothing was committed.

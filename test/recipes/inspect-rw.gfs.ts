@@ -1,0 +1,3 @@
+// guestsh/inspect without its readOnly declaration: the images open
+// read-write, and only the write rule keeps a reading run from committing.
+export { default } from 'guestsh/inspect';
