@@ -90,9 +90,11 @@ async function checkVerb(o: Options): Promise<number> {
   if (!existsSync(recipe)) throw new UsageError(`check: ${recipe}: no such file`);
   const { typeProblems, formatProblem } = await import('../runtime/recipe/typecheck.js');
   const problems = typeProblems(resolve(recipe));
-  for (const p of problems) process.stderr.write(`${formatProblem(p)}\n`);
   if (problems.length > 0) {
-    process.stderr.write(`guestsh: ${problems.length} type error${problems.length === 1 ? '' : 's'} in ${recipe}\n`);
+    // Every problem on stdout, as tsc lists them; the one error line on stderr.
+    for (const p of problems) process.stdout.write(`${formatProblem(p)}\n`);
+    const more = problems.length > 1 ? ` (and ${problems.length - 1} more, listed on stdout)` : '';
+    process.stderr.write(`guestsh: error: ${formatProblem(problems[0]!)}${more}\n`);
     return 2;
   }
   process.stdout.write(`${recipe}: no type errors\n`);
