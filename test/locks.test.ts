@@ -96,7 +96,8 @@ describe('the writer lock belongs to the file, not the name', () => {
 
   it(`never has two owners when writers start in the same instant (${RACE_ROUNDS} rounds), and loses no commit`, async () => {
     const img = image();
-    const period = 200;
+    // Long enough for a round's commit on this machine, as measured for the suite.
+    const period = scaled(200);
     const start = Date.now() + 1500;
     const contenders = [0x41, 0x42].map(
       (tag) =>
@@ -110,18 +111,22 @@ describe('the writer lock belongs to the file, not the name', () => {
     type Own = { tag: number; got: number; last: number };
     const owners = new Map<number, Own[]>();
     let refused = 0;
+    const late = new Set<number>();
     outputs.forEach((out, i) => {
       for (const line of out.trim().split('\n')) {
         const [r, what, got, last] = line.split(' ');
         if (what === 'refused') refused++;
+        else if (what === 'late') late.add(Number(r));
         else owners.set(Number(r), [...(owners.get(Number(r)) ?? []), { tag: [0x41, 0x42][i]!, got: Number(got), last: Number(last) }]);
       }
     });
     let single = 0;
     for (let r = 0; r < RACE_ROUNDS; r++) {
       const own = owners.get(r) ?? [];
-      // Someone always gets it: a refusal means another held it.
-      expect(own.length, `round ${r}`).toBeGreaterThan(0);
+      // Someone always gets it: a refusal means another held it. A round a
+      // contender was late for may have none: the late one still held the last.
+      if (!late.has(r)) expect(own.length, `round ${r}`).toBeGreaterThan(0);
+      if (own.length === 0) continue;
       if (own.length === 1) single++;
       if (own.length === 2) {
         const [a, b] = own.sort((x, y) => x.got - y.got) as [Own, Own];
@@ -131,7 +136,9 @@ describe('the writer lock belongs to the file, not the name', () => {
       const lastOwner = own.sort((x, y) => x.last - y.last).at(-1)!;
       expect(byteAt(img, r * 4096), `round ${r}`).toBe(lastOwner.tag);
     }
-    console.log(`lock race: ${RACE_ROUNDS} rounds, ${single} with one owner and one refusal, ${RACE_ROUNDS - single} taken in turn, 0 with two owners at once (${refused} refusals)`);
+    console.log(`lock race: ${RACE_ROUNDS} rounds, ${single} with one owner and one refusal, ${RACE_ROUNDS - single - late.size} taken in turn, ${late.size} with a contender late, 0 with two owners at once (${refused} refusals)`);
+    // The race was run, not skipped: rounds were contested and refused.
+    expect(single, 'rounds with one owner and one refusal').toBeGreaterThan(0);
     expect(nothingBeside(img)).toBe(true);
   });
 
