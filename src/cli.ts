@@ -1,8 +1,10 @@
 // guestsh's entry point: a verb (run, status, recover, init-recipe), or the
 // shell: parse options, open the images, run the commands (command line, -f
 // script, stdin script or the interactive shell), and map the outcome to an
-// exit code: 0 ok, 1 a command failed, 2 usage error, 128 + N stopped by
-// signal N (SIGINT, SIGTERM, SIGHUP: see repl/stop.ts).
+// exit code: 0 ok, 1 a command failed, 2 usage error, 4 the images could not
+// be opened (launched, mounted), 128 + N stopped by signal N (SIGINT,
+// SIGTERM, SIGHUP: see repl/stop.ts); the README's table is the same for
+// every verb.
 
 import { Session } from './runtime/session/session.js';
 import { openImages } from './runtime/open/open.js';
@@ -106,7 +108,8 @@ async function main(argv: string[]): Promise<number> {
     try {
       ({ root } = await openImages(session, openOptions(opts, new KeyReader(opts))));
     } catch (e) {
-      return fail(oneLine(e));
+      // The images could not be opened, launched or mounted: 4, as for `guestsh run`.
+      return fail(oneLine(e), 4);
     }
     let ok: boolean;
     if (opts.commands.length) {

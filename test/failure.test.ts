@@ -150,9 +150,9 @@ describe('bad images', () => {
     await s.close();
   });
 
-  it('the CLI answers a missing image with one line on stderr and exit 1, before booting anything', async () => {
+  it('the CLI answers a missing image with one line on stderr and exit 4 (as guestsh run does), before booting anything', async () => {
     const r = await guestsh(['-a', join(tmp.dir, 'absent.img'), 'run', ':', 'list-devices']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(4);
     expect(r.stderr.trim().split('\n')).toEqual([`guestsh: error: disk image '${join(tmp.dir, 'absent.img')}' does not exist`]);
     expect(r.stdout).toBe('');
   });

@@ -57,7 +57,7 @@ describe('backing files on the command line', () => {
 
   it('a qcow2 backed by a host file is refused by the shell and by run before anything boots; --allow-backing follows it', async () => {
     const shell = await guestsh(['--ro', '-a', evil, 'run', ':', 'pread-device', '/dev/sda', String(SECRET.length), '0']);
-    expect(shell.code).toBe(1);
+    expect(shell.code).toBe(4);
     expect(shell.stderr).toBe(
       `guestsh: error: disk image '${evil}' has a backing file outside its directory ('${secret}'), which the guest would read: refused (give --allow-backing to follow it)\n`,
     );
@@ -101,7 +101,7 @@ describe('backing files on the command line', () => {
     qemuImg('create', '-q', '-f', 'qcow2', '-u', '-b', 'a.qcow2', '-F', 'qcow2', b, '1M');
     qemuImg('rebase', '-q', '-u', '-f', 'qcow2', '-b', 'b.qcow2', '-F', 'qcow2', a);
     const loop = await guestsh(['-a', a, 'run', ':', 'list-devices']);
-    expect(loop.code).toBe(1);
+    expect(loop.code).toBe(4);
     expect(loop.stderr).toBe(`guestsh: error: disk image '${a}' has a backing chain that loops: '${a}' → '${b}' → '${a}'\n`);
     expect(nothingBeside(a)).toBe(true);
 
@@ -109,7 +109,7 @@ describe('backing files on the command line', () => {
     qemuImg('create', '-q', '-f', 'qcow2', '-o', `data_file=${join(imgs, 'scratch.raw')},data_file_raw=on`, data, '1M');
     qemuImg('amend', '-q', '-f', 'qcow2', '-o', `data_file=${secret}`, data);
     const external = await guestsh(['-a', data, 'run', ':', 'list-devices']);
-    expect(external.code).toBe(1);
+    expect(external.code).toBe(4);
     expect(external.stderr).toContain(`keeps its data in an external file outside its directory ('${secret}'), which a commit would write`);
     expect(nothingBeside(data)).toBe(true);
 
