@@ -132,6 +132,15 @@ describe('file transfer', () => {
     expect(await s.call('filesize', ['/big.bin'])).toBe(BigInt(SIZE));
   });
 
+  it('a download to a full device (/dev/full) or into a missing directory is a one-line error, and the session stays usable', async () => {
+    const full = await s.call('download', ['/big.bin', '/dev/full']).catch((e: unknown) => e);
+    expect((full as Error).message).toBe("download: cannot write host file '/dev/full': ENOSPC (no space left on device)");
+    const nowhere = join(tmp.dir, 'no-such-dir', 'out.bin');
+    const missing = await s.call('download', ['/big.bin', nowhere]).catch((e: unknown) => e);
+    expect((missing as Error).message).toBe(`download: cannot write host file '${nowhere}': ENOENT (no such file or directory)`);
+    expect(await s.call('filesize', ['/big.bin'])).toBe(BigInt(SIZE));
+  });
+
   it('gets an upload refused by guestfsd as an error, in sync', async () => {
     await expect(s.call('upload', [source, '/no/such/dir/file'])).rejects.toThrow(/upload/);
     expect(await s.call('exists', ['/big.bin'])).toBe(true);

@@ -136,7 +136,16 @@ export class Dispatcher implements ActionCaller {
       fileIn = createReadStream(hostPath, { highWaterMark: 64 * 1024 });
     }
     let out: ReturnType<typeof createWriteStream> | undefined;
-    if (fileOutIndex >= 0 && !transfer.fileOut) out = createWriteStream(args[fileOutIndex] as string);
+    // A host file that cannot be written (a full disk, a missing directory)
+    // fails this call with one line; the stream's error never goes unheard.
+    let outError: UsageError | null = null;
+    if (fileOutIndex >= 0 && !transfer.fileOut) {
+      const hostPath = args[fileOutIndex] as string;
+      out = createWriteStream(hostPath);
+      out.on('error', (e: NodeJS.ErrnoException) => {
+        outError ??= new UsageError(`${action.name}: cannot write host file '${hostPath}': ${e.code ?? 'error'} (${describeErrno(e)})`);
+      });
+    }
     if (this.host.settings.trace) this.host.emitTrace(`${action.name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
     this.currentAction = action.name;
     // Counted before the reply: a write that fails or is cancelled half-way may have written part.
@@ -153,23 +162,44 @@ export class Dispatcher implements ActionCaller {
         fileOut: transfer.fileOut ?? (out
           ? (chunk) =>
               new Promise<void>((resolve, reject) => {
-                out!.write(chunk, (e) => (e ? reject(e) : resolve()));
+                if (outError) return reject(outError);
+                out!.write(chunk, (e) => (e ? reject(outError ?? e) : resolve()));
               })
           : undefined),
       });
       const value = decodeRet(action.ret, reply);
+      // Written and closed before the call counts as done: a late open or close error is this call's.
+      if (out) {
+        const closing = out;
+        out = undefined;
+        await endStream(closing);
+      }
+      if (outError) throw outError;
       if (this.host.settings.trace) this.host.emitTrace(`${action.name} = ${traceValue(value)}`);
       return value;
     } catch (e) {
+      // The host side failed first: that is the news (the daemon's reply to a cancelled transfer is not).
+      if (outError) throw outError;
       if (!(e instanceof ChannelClosedError)) throw e;
       // While launching, launch gives the VM up itself (and may boot another).
       if (state === 'launching') throw new ApplianceError(`${action.name}: the appliance died: ${conn.vm.describeExit()}`);
       throw await this.host.applianceDied(action.name, conn.vm);
     } finally {
       this.currentAction = null;
-      if (out) await new Promise<void>((resolve) => out!.end(resolve));
+      if (out) await endStream(out);
     }
   }
+}
+
+function endStream(out: ReturnType<typeof createWriteStream>): Promise<void> {
+  if (out.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => out.end(() => resolve()));
+}
+
+/** An errno's text as the user reads it: "no space left on device". */
+function describeErrno(e: NodeJS.ErrnoException): string {
+  const m = /^[A-Z0-9]+: ([^,]+)/.exec(e.message);
+  return (m ? m[1]! : e.message).toLowerCase();
 }
 
 function traceValue(v: RetValue): string {
