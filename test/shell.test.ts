@@ -152,6 +152,9 @@ describe('options', () => {
     expect(parseOptions(['-N', 'disk']).drives).toEqual([{ kind: 'prepared', path: 'test1.img', type: 'disk', params: [] }]);
     expect(parseOptions(['-ix']).trace).toBe(true);
     expect(() => parseOptions(['--bogus'])).toThrow(/unknown option/);
+    // guestfish's URI form of -a: file:// is a path (percent-decoded); a network drive says why not.
+    expect(parseOptions(['-a', 'file:///srv/my%20disk.img']).drives).toEqual([{ kind: 'add', path: '/srv/my disk.img', format: undefined }]);
+    expect(() => parseOptions(['-a', 'nbd://example.com/disk'])).toThrow(/network drives \(nbd:\/\/\) are not supported/);
   });
 });
 

@@ -10,6 +10,7 @@
 // the verbs' options and operands may come in any order. `--` ends the
 // options everywhere.
 
+import { fileURLToPath } from 'node:url';
 import { UsageError } from '../runtime/errors.js';
 import { type MountArg, parseMount } from '../runtime/open/open.js';
 import { RECIPE_LIMITS } from '../runtime/recipe/limits.js';
@@ -103,7 +104,7 @@ function positiveNumber(flag: string, v: string): number {
 
 const OPTIONS: readonly OptionSpec[] = [
   { names: ['-a', '--add', '--image'], value: 'IMAGE', help: 'add a disk image (repeatable; --format applies to the -a after it)', verbs: IMAGES,
-    apply: (o, v, st) => void o.drives.push({ kind: 'add', path: v!, format: st.format }) },
+    apply: (o, v, st) => void o.drives.push({ kind: 'add', path: imagePath(v!), format: st.format }) },
   { names: ['--format'], value: 'raw|qcow2|..', optional: true, help: 'force the format of the following -a images (--format alone: detect)', verbs: IMAGES,
     apply: (_o, v, st) => void (st.format = v || undefined) },
   { names: ['-N', '--new'], value: '[FILE=]TYPE', help: 'create a prepared disk (disk, part, fs, lv, lvfs, bootroot, bootrootlv; -N list shows them), default file name testN.img', verbs: SHELL,
@@ -177,6 +178,20 @@ export const VERBS: Record<Verb, { synopsis: string; summary: string }> = {
   recover: { synopsis: 'guestsh recover IMAGE [--json]', summary: "finish an interrupted commit, or remove an abandoned run's changes" },
   status: { synopsis: 'guestsh status IMAGE [--json]', summary: 'show the writer, pending changes and interrupted commits of IMAGE' },
 };
+
+/** -a's value: a path, or guestfish's URI form; only file:// names a file guestsh can open. */
+function imagePath(v: string): string {
+  const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(v)?.[1];
+  if (scheme === undefined) return v;
+  if (scheme.toLowerCase() !== 'file') {
+    throw new UsageError(`-a ${v}: network drives (${scheme}://) are not supported: guestsh opens local image files; copy the image here, or export it and use its path`);
+  }
+  try {
+    return fileURLToPath(v);
+  } catch (e) {
+    throw new UsageError(`-a ${v}: not a file URI guestsh can read (${(e as Error).message})`);
+  }
+}
 
 const byName = new Map<string, OptionSpec>();
 for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
