@@ -40,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
     if (verb) return await verb;
     opts = parseOptions(argv);
   } catch (e) {
-    return stop.exitCode(fail(oneLine(e), e instanceof UsageError ? 2 : 1));
+    return stop.exitCode(fail(oneLine(e), e instanceof UsageError ? e.exitCode : 1));
   }
   if (opts.help) {
     if (opts.helpCommand === null) {

@@ -68,6 +68,13 @@ export interface Options {
   outputDir: string | undefined;
   /** run --watch */
   watch: boolean;
+  /** run --packer [--manifest PATH]: the images of the Packer build guestsh runs in */
+  packer: boolean;
+  manifest: string | undefined;
+  /** run --result FILE: the result document goes there instead of stdout */
+  resultFile: string | undefined;
+  /** run --deadline, in milliseconds: the whole run, up to its commit */
+  deadlineMs: number | undefined;
   /** recover --abandon */
   abandon: boolean;
   /** The verbs' other words: run's recipe, status's and recover's image, init-recipe's NAME [DIR]. */
@@ -138,10 +145,16 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--output'], value: 'DIR', help: 'where the recipe may write host files (default: a new temporary directory)', verbs: RUN,
     apply: (o, v) => void (o.outputDir = v!) },
   { names: ['--no-typecheck'], help: 'run the recipe without type-checking it first', verbs: RUN, apply: (o) => void (o.typecheck = false) },
+  { names: ['--deadline'], value: 'SECONDS', help: 'stop the whole run (launch, mount, recipe) if its commit has not begun after this long; nothing is written', verbs: RUN,
+    apply: (o, v) => void (o.deadlineMs = positiveNumber('--deadline', v!) * 1000) },
+  { names: ['--packer'], help: "run on the images of the Packer build guestsh is a post-processor of (from its manifest; instead of -a)", verbs: RUN,
+    apply: (o) => void (o.packer = true) },
+  { names: ['--manifest'], value: 'PATH', help: "--packer's manifest (default packer-manifest.json)", verbs: RUN, apply: (o, v) => void (o.manifest = v!) },
+  { names: ['--result'], value: 'FILE', help: 'write the JSON result document to FILE instead of stdout', verbs: RUN, apply: (o, v) => void (o.resultFile = v!) },
   { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },
   { names: ['--abandon'], help: 'drop an interrupted commit instead of completing it (the image may hold part of it: check its filesystems)', verbs: ['recover'],
     apply: (o) => void (o.abandon = true) },
-  { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each)', verbs: ['shell', 'run', 'status', 'recover'],
+  { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each; run: the log and progress as JSON lines on stderr)', verbs: ['shell', 'run', 'status', 'recover'],
     apply: (o) => void (o.json = true) },
   { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
   { names: ['--network'], help: 'enable the appliance network', verbs: IMAGES, apply: (o) => void (o.network = true) },
@@ -201,7 +214,7 @@ function emptyOptions(): Options {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
     version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, allowBacking: false,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false, typecheck: true,
-    operands: [],
+    packer: false, manifest: undefined, resultFile: undefined, deadlineMs: undefined, operands: [],
   };
 }
 

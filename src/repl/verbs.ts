@@ -19,9 +19,10 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
   const [recipe, ...more] = o.operands;
   if (!recipe) throw new UsageError('run: name a recipe (FILE.gfs.ts or guestsh/sysprep, …)');
   if (more.length) throw new UsageError(`run: one recipe at a time (got '${recipe}' and '${more[0]}')`);
+  const { checkPipelineOptions, runOnce } = await import('./pipeline.js');
+  checkPipelineOptions(o);
   const images = o.drives.flatMap((d) => (d.kind === 'add' ? [{ path: d.path, format: d.format, readonly: o.readonly }] : []));
-  if (images.length === 0) throw new UsageError('run: add an image with -a IMAGE');
-  const { runRecipe, formatRunResult } = await import('../runtime/recipe/index.js');
+  if (images.length === 0 && !o.packer) throw new UsageError('run: add an image with -a IMAGE (or --packer in a Packer post-processor)');
   const keys = new KeyReader(o);
   const run: RunOptions = {
     recipe,
@@ -43,21 +44,19 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
   try {
     // Watch mode ends with a signal as its normal end (status 0).
     if (o.watch) return await watchVerb(run, o.json, stop.signal);
-    const result = await runRecipe({ ...run, signal: stop.signal });
-    const printed = formatRunResult(result, { json: o.json, verbose: o.verbose });
-    if (printed.out) process.stdout.write(`${printed.out}\n`);
-    if (printed.err) process.stderr.write(`${printed.err}\n`);
-    if (stop.received && result.committed) process.stderr.write(`guestsh: stopped by ${stop.received} after the commit had begun; it was completed\n`);
-    return stop.exitCode(result.exitCode);
+    return await runOnce(o, run, stop);
   } finally {
-    if (!o.outputDir) await tidyOutputDir(run.outputDir!);
+    if (!o.outputDir) await tidyOutputDir(run.outputDir!, o.json);
   }
 }
 
 /** The default output directory is a new temp dir: gone if the recipe wrote nothing there, named if it did (it is the user's to keep). */
-async function tidyOutputDir(dir: string): Promise<void> {
+async function tidyOutputDir(dir: string, json: boolean): Promise<void> {
   if ((await readdir(dir)).length === 0) await rm(dir, { recursive: true, force: true });
-  else process.stderr.write(`guestsh: the recipe's output files are in ${dir}\n`);
+  else {
+    const message = `the recipe's output files are in ${dir}`;
+    process.stderr.write(json ? `${JSON.stringify({ event: 'notice', message })}\n` : `guestsh: ${message}\n`);
+  }
 }
 
 /** `run --watch`: a run per save until Ctrl-C (or SIGTERM); the image is never written. */

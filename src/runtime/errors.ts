@@ -29,4 +29,6 @@ export class ApplianceError extends Error {
 /** Bad input from the user: a missing image, a wrong argument, a call in the wrong state. */
 export class UsageError extends Error {
   override name = 'UsageError';
+  /** The CLI's exit status for it (2, usage; a subclass may name its own). */
+  readonly exitCode: number = 2;
 }

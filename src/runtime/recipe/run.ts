@@ -64,9 +64,16 @@ export interface RunOptions {
   signal?: AbortSignal | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
   log?: ((line: string) => void) | undefined;
+  /** Receives the session's notices (the TCG fallback, a recovered commit, …). Default: `log`. */
+  notice?: ((line: string) => void) | undefined;
+  /** Told as the run enters each stage, for a pipeline's progress events. */
+  onStage?: ((stage: RunStage) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
   session?: Session | undefined;
 }
+
+/** The stages of a run, in order: compile and link the recipe, open the images, run it, commit. */
+export type RunStage = 'compile' | 'open' | 'recipe' | 'commit';
 
 export interface RunTimings extends SandboxTimings {
   /** 0 when the recipe's files passed before (or the check was skipped). */
@@ -174,15 +181,15 @@ export function stoppedFailure(signal: AbortSignal): RecipeFailure {
   return { kind: 'error', name: 'RunStopped', message: `${why} before the commit began`, location: null, recipeLocation: null, stack: '' };
 }
 
-/** Wires -v and notices to `log`. */
-export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined): void {
+/** Wires -v to `log` and notices to `notice`. */
+export function attachLog(s: Session, log: (line: string) => void, verbose: boolean | undefined, notice: (line: string) => void = log): void {
   if (verbose) {
     s.settings.verbose = true;
     s.settings.trace = true;
     s.on('trace', (l) => log(`trace: ${l}`));
     s.on('console', (l) => log(`console: ${l}`));
   }
-  s.on('notice', (l) => log(l));
+  s.on('notice', (l) => notice(l));
 }
 
 /** What the run opens: its images, -i (with the keys for encrypted devices) and -m; the appliance always starts. */
@@ -214,7 +221,8 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
 
   const timings: RunTimings = { compileMs: 0, isolateMs: 0, instantiateMs: 0, runMs: 0, typecheckMs: 0, launchMs: 0, commitMs: 0, totalMs: 0 };
   const s = opts.session ?? new Session();
-  attachLog(s, log, opts.verbose);
+  attachLog(s, log, opts.verbose, opts.notice);
+  const stage = opts.onStage ?? (() => {});
   const signal = opts.signal;
   // Until the commit begins, a stop closes the session at once, so a launch
   // or a call under way ends with it; from then on shutdown() decides.
@@ -241,6 +249,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     if (!declared.params && Object.keys(params).length > 0) {
       log(`guestsh: ${opts.recipe} declares no params, so ${Object.keys(params).map((p) => `--param ${p}`).join(', ')} cannot be checked (declare them: export const params = { … })`);
     }
+    stage('compile');
     prepared = await prepareRecipe({ ...sandboxOptions(src, { ...opts, params }, s, log), signal });
     if (!prepared.ok) throw new RecipeCompileFailed(prepared.result.failure!);
     if (opts.typecheck !== false && src.std === null) {
@@ -254,6 +263,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       timings.typecheckMs = performance.now() - tt;
     }
     try {
+      stage('open');
       const tl = performance.now();
       applyRunSettings(s, opts);
       await openImages(s, { ...openOptionsOf(opts), warn: log });
@@ -263,6 +273,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       return end({ ok: false, committed: false, failure: setupFailure(e), exitCode: 4 });
     }
 
+    stage('recipe');
     const r = await prepared.run();
     Object.assign(timings, r.timings);
     calls = r.calls;
@@ -277,6 +288,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
         // The recipe only read (mounting read-write touched a superblock,
         // nothing of the recipe's): nothing to commit, the images stay byte-identical.
       } else {
+        stage('commit');
         const tc = performance.now();
         committing = true;
         await s.shutdown({ signal });
