@@ -100,9 +100,13 @@ describe('reading is not writing', () => {
     const file = join(tmp.dir, 'reader.gfs.ts');
     writeFileSync(file, "export const readOnly = true;\nexport default async ({ g }) => {\n  await g.write('/etc/should-not-be', 'x');\n};\n");
     const before = await sha256(img);
-    const r = await guestsh(['run', '-a', img, '-i', file]);
+    const r = await guestsh(['run', '-a', img, '-i', '--json', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/reader\.gfs\.ts:3:\d+: .*Read-only file system.*\(the image was not changed\)/);
+    const doc = JSON.parse(r.stdout) as { ok: boolean; committed: boolean; outputDir?: string; error: { message: string; line: number } };
+    expect(doc).toMatchObject({ ok: false, committed: false, error: { line: 3 } });
+    expect(doc.error.message).toMatch(/Read-only file system/);
+    // The default output directory was removed (the recipe left nothing there), so the document names none.
+    expect(doc.outputDir).toBeUndefined();
     expect(await sha256(img)).toBe(before);
     expect(readdirSync(tmp.dir).filter((f) => /\.guestsh-(lock|overlay|journal)$/.test(f))).toEqual([]);
   }, scaled(300_000));

@@ -4,7 +4,7 @@
 // stderr with --json, and a bound on the whole run (--deadline). Without
 // these options a run prints what it always has.
 
-import { writeFile } from 'node:fs/promises';
+import { readdir, writeFile } from 'node:fs/promises';
 import { UsageError } from '../runtime/errors.js';
 import type { PackerImages, RecipeFailure, RunOptions, RunResult, RunStage } from '../runtime/recipe/index.js';
 import type { Options } from './options.js';
@@ -163,6 +163,8 @@ export async function runOnce(o: Options, base: RunOptions, stop: Stop): Promise
     if (printed.out && !o.json) process.stdout.write(`${printed.out}\n`);
     if (printed.err) out.error(printed.err, doc.error!);
     if (stop.received && result.committed) out.say(`stopped by ${stop.received} after the commit had begun; it was completed`);
+    // The default output directory goes when the recipe left nothing there: the document names none then.
+    if (!o.outputDir && doc.outputDir && (await readdir(doc.outputDir).catch(() => [])).length === 0) doc.outputDir = undefined;
     await deliver(o, doc);
     return stop.exitCode(result.exitCode);
   } catch (e) {
