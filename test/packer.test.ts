@@ -59,11 +59,20 @@ interface Run {
   ms: number;
 }
 
-/** `packer build` in `dir`, bounded (scaled); stdout and stderr together, as a CI log shows them. */
+/** Seconds between the first output line matching `from` and the next one after it matching `to` (-timestamp-ui's stamps). */
+function span(output: string, from: RegExp, to: RegExp): number {
+  const lines = output.split('\n');
+  const i = lines.findIndex((l) => from.test(l));
+  const j = lines.findIndex((l, k) => k > i && to.test(l));
+  const at = (l: string | undefined): number => Date.parse(/^(\S+Z): /.exec(l ?? '')?.[1] ?? '');
+  return (at(lines[j]) - at(lines[i])) / 1000;
+}
+
+/** `packer build` in `dir`, bounded (scaled); stdout and stderr together, as a CI log shows them (each line time-stamped). */
 function packer(dir: string, args: string[]): Promise<Run> {
   const t0 = Date.now();
   return new Promise((done) => {
-    execFile('packer', ['build', '-color=false', ...args], { cwd: dir, env: packerEnv(dir), timeout: scaled(480_000), maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+    execFile('packer', ['build', '-color=false', '-timestamp-ui', ...args], { cwd: dir, env: packerEnv(dir), timeout: scaled(480_000), maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       done({ code: typeof code === 'number' ? code : -1, output: `${stdout}${stderr}`, ms: Date.now() - t0 });
     });
@@ -193,8 +202,10 @@ describe('template 2: qemu builder under TCG, then guestsh sysprep and a customi
       '-var', `base_image=${base}`, '-var', `kernel=${bootable.kernel}`, '-var', `initrd=${bootable.initrd}`, '-var', `root=${root}`,
       '-var', `guestsh=${GUESTSH}`, '-var', 'hostname=built-by-packer', join(TEMPLATES, 'build-and-sysprep.pkr.hcl'),
     ]);
-    console.log(`template 2 (qemu, TCG): packer start to exit ${(run.ms / 1000).toFixed(1)} s`);
     expect(run.code, run.output).toBe(0);
+    const build = span(run.output, /Retrieving ISO/, /Running post-processor: +\(type manifest\)/);
+    const guestshRuns = span(run.output, /Running post-processor: +\(type shell-local\)/, /Running post-processor: +\(type manifest\)/);
+    console.log(`template 2 (qemu, TCG): packer start to exit ${(run.ms / 1000).toFixed(1)} s; the build ~${build} s, the two guestsh runs ~${guestshRuns} s`);
     expect(run.output).toMatch(/Waiting for shutdown/);
     expect(run.output.match(/recipe succeeded: \d+ call\(s\); changes committed/g)).toHaveLength(2);
     // The base image was copied, not changed.

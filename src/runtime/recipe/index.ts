@@ -1,7 +1,7 @@
 // Recipes: `.gfs.ts` modules run in an isolated-vm sandbox against a live session.
 export { runRecipe, stdRecipeName, RecipeCompileFailed, DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT_MS } from './run.js';
 export type { RunOptions, RunResult, RunImage, RunMount, RunStage, RunTimings } from './run.js';
-export { findPackerImages, diskImageFormat, PackerImageNotFound, PACKER_EXIT } from './packer.js';
+export { findPackerImages } from './packer.js';
 export type { PackerImages, PackerFile } from './packer.js';
 export { watchRecipe, formatWatchRun, formatWatchStart } from './watch.js';
 export type { WatchOptions, WatchRun } from './watch.js';
