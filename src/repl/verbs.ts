@@ -1,4 +1,5 @@
-// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `init-recipe`,
+// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `batch` and
+// `worker` (many images: ./batch.ts), `init-recipe`,
 // `recover` and `status` (an image's transaction state). Each parses its
 // options from the one option table and returns an exit code. A stop signal
 // ends `run` early (see stop.ts); the others are quick and run to their end
@@ -125,6 +126,8 @@ const toTheEnd =
 
 const verbs: Partial<Record<Verb, (o: Options, stop: Stop) => Promise<number>>> = {
   run: runVerb,
+  batch: async (o, stop) => (await import('./batch.js')).batchVerb(o, stop),
+  worker: async (o, stop) => (await import('./batch.js')).workerVerb(o, stop),
   'init-recipe': toTheEnd(initVerb),
   recover: toTheEnd(recoverVerb),
   status: toTheEnd(statusVerb),

@@ -1,0 +1,128 @@
+// What an image's run depends on, as one hash: the image's content, the
+// code the recipe runs (its own modules and the standard library's, as
+// compiled), the params, the format and how it is mounted. Recorded beside
+// the results after a committed run (of the image as it was left), so that
+// re-running the job recognises the images it has already done: same
+// fingerprint, nothing to do. The queue uses the fingerprint of the image as
+// it is now as the job's id, so a resubmission adds nothing.
+//
+// Hashing a large image is a full read; the record also keeps the file's
+// stamp (device, inode, size, mtime, ctime), and while the stamp is the same
+// the content is too (ctime cannot be set back), so a re-run of a finished
+// job reads no image at all.
+
+import { createHash } from 'node:crypto';
+import { createReadStream, closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import type { BatchImage, BatchMount } from './job.js';
+
+/** The stamp of a file: equal stamps mean equal contents. */
+export async function stampOf(path: string): Promise<string> {
+  const st = await stat(path, { bigint: true });
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/** sha256 of the image's bytes. */
+export async function contentHash(path: string, signal?: AbortSignal): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path, { highWaterMark: 1 << 20, signal })) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+/** The digest of the code a recipe runs, from its linked modules (order and paths do not matter, only what runs). */
+export function recipeDigest(linkedCode: readonly string[]): string {
+  const each = linkedCode.map((c) => createHash('sha256').update(c).digest('hex')).sort();
+  return createHash('sha256').update(each.join('\n')).digest('hex');
+}
+
+/** Everything of an image's run but the image's content. */
+export function runDigest(recipe: string, image: Pick<BatchImage, 'format' | 'params'>, mount: BatchMount): string {
+  const params = Object.entries(image.params).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return createHash('sha256')
+    .update(JSON.stringify({ v: 1, recipe, format: image.format ?? null, params, mount }))
+    .digest('hex');
+}
+
+export function fingerprint(run: string, content: string): string {
+  return createHash('sha256').update(`${run}\n${content}`).digest('hex').slice(0, 40);
+}
+
+export interface DoneRecord {
+  image: string;
+  /** The fingerprint of the image as the run left it. */
+  fingerprint: string;
+  /** The content hash and stamp it was computed from. */
+  content: string;
+  stamp: string;
+  at: string;
+}
+
+/**
+ * The fingerprints of a job's finished images, one JSON line each, appended
+ * (and synced) as each image finishes, so that a batch killed half-way, or
+ * a power loss, still knows every image it finished. A line cut short by a
+ * crash is ignored; the last line for an image wins.
+ */
+export class DoneFile {
+  private constructor(
+    readonly path: string,
+    private readonly records: Map<string, DoneRecord>,
+  ) {}
+
+  static async open(path: string): Promise<DoneFile> {
+    const text = await readFile(path, 'utf8').catch((e: NodeJS.ErrnoException) => {
+      if (e.code === 'ENOENT') return '';
+      throw e;
+    });
+    const records = new Map<string, DoneRecord>();
+    for (const line of text.split('\n')) {
+      try {
+        const r = JSON.parse(line) as DoneRecord;
+        if (typeof r.image === 'string' && typeof r.fingerprint === 'string' && typeof r.content === 'string' && typeof r.stamp === 'string') records.set(r.image, r);
+      } catch {
+        // a line a crash cut short, or an empty one
+      }
+    }
+    return new DoneFile(path, records);
+  }
+
+  get(image: string): DoneRecord | undefined {
+    return this.records.get(image);
+  }
+
+  /** Records a finished image durably before the batch reports it done. */
+  add(r: Omit<DoneRecord, 'at'>): void {
+    const rec = { ...r, at: new Date().toISOString() };
+    this.records.set(r.image, rec);
+    const fd = openSync(this.path, 'a', 0o644);
+    try {
+      writeSync(fd, `${JSON.stringify(rec)}\n`);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Forgets an image (it failed or changed since): the next run does it again. */
+  drop(image: string): void {
+    this.records.delete(image);
+  }
+}
+
+/** Where a results file's fingerprints live. */
+export function doneFileOf(results: string): string {
+  return `${results}.fingerprints`;
+}
+
+/**
+ * Whether `image` is as the recorded run left it, for a run described by
+ * `run`: its fingerprint now, and the record it matches (if any). The image
+ * is read only when its stamp has moved since the record.
+ */
+export async function currentFingerprint(image: string, run: string, done: DoneFile | null, signal?: AbortSignal): Promise<{ fingerprint: string; content: string; stamp: string; matches: boolean }> {
+  const stamp = await stampOf(image);
+  const rec = done?.get(image);
+  const content = rec && rec.stamp === stamp ? rec.content : await contentHash(image, signal);
+  const fp = fingerprint(run, content);
+  return { fingerprint: fp, content, stamp, matches: rec?.fingerprint === fp };
+}
