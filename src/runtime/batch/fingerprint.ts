@@ -48,6 +48,7 @@ export function fingerprint(run: string, content: string): string {
 }
 
 export interface DoneRecord {
+  kind: 'done';
   image: string;
   /** The fingerprint of the image as the run left it. */
   fingerprint: string;
@@ -58,15 +59,33 @@ export interface DoneRecord {
 }
 
 /**
- * The fingerprints of a job's finished images, one JSON line each, appended
- * (and synced) as each image finishes, so that a batch killed half-way, or
- * a power loss, still knows every image it finished. A line cut short by a
- * crash is ignored; the last line for an image wins.
+ * Written just before an image's commit begins: from here the image may be
+ * changed. If the batch dies before the image's done record, the next run
+ * tells a commit that landed (the stamp moved) from one that never began.
+ */
+export interface CommittingRecord {
+  kind: 'committing';
+  image: string;
+  /** runDigest of the run that was committing. */
+  run: string;
+  /** The image's stamp before the merge. */
+  stamp: string;
+  at: string;
+}
+
+export type ImageRecord = DoneRecord | CommittingRecord;
+
+/**
+ * What a job knows of its images' runs, one JSON line each, appended (and
+ * synced) as each image reaches its commit and as it finishes, so that a
+ * batch killed half-way, or a power loss, still knows every image it
+ * finished. A line cut short by a crash is ignored; the last line for an
+ * image wins.
  */
 export class DoneFile {
   private constructor(
     readonly path: string,
-    private readonly records: Map<string, DoneRecord>,
+    private readonly records: Map<string, ImageRecord>,
   ) {}
 
   static async open(path: string): Promise<DoneFile> {
@@ -74,11 +93,14 @@ export class DoneFile {
       if (e.code === 'ENOENT') return '';
       throw e;
     });
-    const records = new Map<string, DoneRecord>();
+    const records = new Map<string, ImageRecord>();
     for (const line of text.split('\n')) {
       try {
-        const r = JSON.parse(line) as DoneRecord;
-        if (typeof r.image === 'string' && typeof r.fingerprint === 'string' && typeof r.content === 'string' && typeof r.stamp === 'string') records.set(r.image, r);
+        const r = JSON.parse(line) as ImageRecord;
+        const good =
+          typeof r.image === 'string' && typeof r.stamp === 'string' &&
+          ((r.kind === 'done' && typeof r.fingerprint === 'string' && typeof r.content === 'string') || (r.kind === 'committing' && typeof r.run === 'string'));
+        if (good) records.set(r.image, r);
       } catch {
         // a line a crash cut short, or an empty one
       }
@@ -86,13 +108,13 @@ export class DoneFile {
     return new DoneFile(path, records);
   }
 
-  get(image: string): DoneRecord | undefined {
+  get(image: string): ImageRecord | undefined {
     return this.records.get(image);
   }
 
-  /** Records a finished image durably before the batch reports it done. */
-  add(r: Omit<DoneRecord, 'at'>): void {
-    const rec = { ...r, at: new Date().toISOString() };
+  /** Records a step of an image durably before the batch goes on. */
+  add(r: Omit<DoneRecord, 'at'> | Omit<CommittingRecord, 'at'>): void {
+    const rec = { ...r, at: new Date().toISOString() } as ImageRecord;
     this.records.set(r.image, rec);
     const fd = openSync(this.path, 'a', 0o644);
     try {
@@ -101,11 +123,6 @@ export class DoneFile {
     } finally {
       closeSync(fd);
     }
-  }
-
-  /** Forgets an image (it failed or changed since): the next run does it again. */
-  drop(image: string): void {
-    this.records.delete(image);
   }
 }
 
@@ -116,13 +133,14 @@ export function doneFileOf(results: string): string {
 
 /**
  * Whether `image` is as the recorded run left it, for a run described by
- * `run`: its fingerprint now, and the record it matches (if any). The image
+ * `run`: its fingerprint now, and whether it matches the record. The image
  * is read only when its stamp has moved since the record.
  */
 export async function currentFingerprint(image: string, run: string, done: DoneFile | null, signal?: AbortSignal): Promise<{ fingerprint: string; content: string; stamp: string; matches: boolean }> {
   const stamp = await stampOf(image);
   const rec = done?.get(image);
-  const content = rec && rec.stamp === stamp ? rec.content : await contentHash(image, signal);
+  const known = rec?.kind === 'done' ? rec : undefined;
+  const content = known && known.stamp === stamp ? known.content : await contentHash(image, signal);
   const fp = fingerprint(run, content);
-  return { fingerprint: fp, content, stamp, matches: rec?.fingerprint === fp };
+  return { fingerprint: fp, content, stamp, matches: known?.fingerprint === fp };
 }

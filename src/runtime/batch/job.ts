@@ -23,6 +23,7 @@ export interface BatchImage {
   params: Record<string, string>;
 }
 
+/** inspect (-i); a list of -m mounts; or none: the recipe mounts what it needs. */
 export type BatchMount = { inspect: true } | { inspect: false; mounts: MountArg[] };
 
 export interface BatchJob {
@@ -157,6 +158,7 @@ function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
   const mountNode = top.get('mount')?.value;
   if (mountNode !== undefined) {
     if (isScalar(mountNode) && mountNode.value === 'inspect') mount = { inspect: true };
+    else if (isScalar(mountNode) && mountNode.value === 'none') mount = { inspect: false, mounts: [] };
     else if (isSeq(mountNode) && mountNode.items.length > 0) {
       mount = {
         inspect: false,
@@ -168,7 +170,7 @@ function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
           }
         }),
       };
-    } else throw new At(mountNode as Node, "mount must be 'inspect' or a list of DEVICE[:MOUNTPOINT[:OPTIONS[:FSTYPE]]] mounts");
+    } else throw new At(mountNode as Node, "mount must be 'inspect', 'none' (the recipe mounts) or a list of DEVICE[:MOUNTPOINT[:OPTIONS[:FSTYPE]]] mounts");
   }
 
   let concurrency: number | null = null;
@@ -276,7 +278,10 @@ function expand(pattern: string, dir: string, excludes: string[], node: Node): {
   let found: string[];
   if (isDynamicPattern(pattern)) {
     found = globSync(pattern, { cwd: dir, absolute: true, onlyFiles: true, expandDirectories: false, ignore: excludes, followSymbolicLinks: true }).sort();
-    if (found.length === 0) throw new At(node, `'${pattern}' matches no file${excludes.length ? ' (after the excludes)' : ''}`);
+    if (found.length === 0) {
+      const excluded = excludes.length > 0 && globSync(pattern, { cwd: dir, onlyFiles: true, expandDirectories: false }).length > 0;
+      throw new At(node, `'${pattern}' matches no file${excluded ? ' (all it matches are excluded)' : ''}`);
+    }
   } else {
     const path = isAbsolute(pattern) ? pattern : resolve(dir, pattern);
     if (!statOrNull(path)) throw new At(node, `image '${pattern}' does not exist`);

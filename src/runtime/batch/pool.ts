@@ -6,13 +6,15 @@
 // recorded beside it first, so a re-run (after a crash too) skips exactly
 // the images that finished.
 
+import { createHash } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, writeSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { mkdir, readdir, rmdir } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
 import { Session } from '../session/session.js';
 import { prepareRecipe } from '../recipe/sandbox.js';
 import { releaseOutputDir, resolveRecipe, RecipeCompileFailed, runRecipe, sandboxOptions, type RunResult } from '../recipe/run.js';
 import { UsageError } from '../errors.js';
+import { recover } from '../session/transaction.js';
 import { contentHash, currentFingerprint, DoneFile, doneFileOf, fingerprint, recipeDigest, runDigest, stampOf } from './fingerprint.js';
 import type { BatchImage, BatchJob } from './job.js';
 
@@ -111,17 +113,46 @@ export interface ImageRun {
   timeoutMs: number | undefined;
   memoryMb: number | undefined;
   network: boolean;
+  /**
+   * Where the recipe may write host files for this image: beside the
+   * results, one directory per image, removed again when left empty (a
+   * temp directory would outlive a killed batch).
+   */
+  outputDir: string;
 }
 
 export function imageRunsOf(job: BatchJob): ImageRun[] {
-  return job.images.map((image) => ({ image, recipe: job.recipe, mount: job.mount, timeoutMs: job.timeoutMs, memoryMb: job.memoryMb, network: job.network }));
+  const outputs = `${job.results}.output`;
+  return job.images.map((image) => ({
+    image,
+    recipe: job.recipe,
+    mount: job.mount,
+    timeoutMs: job.timeoutMs,
+    memoryMb: job.memoryMb,
+    network: job.network,
+    outputDir: join(outputs, `${basename(image.path)}-${createHash('sha256').update(image.path).digest('hex').slice(0, 8)}`),
+  }));
+}
+
+/** Removes an image's output directory, and the job's, if nothing was written there. */
+async function tidyOutput(dir: string): Promise<void> {
+  for (const d of [dir, dirname(dir)]) {
+    if ((await readdir(d).catch(() => null))?.length !== 0) return;
+    await rmdir(d).catch(() => undefined);
+  }
 }
 
 /** A trace line that reports a call's result (`name = value`), not the call. */
 const RESULT_LINE = /^\S+ = /;
 
 /** Runs one image once; the session counts its calls for the observer. */
-export async function runImageOnce(run: ImageRun, signal: AbortSignal | undefined, onCalls: (n: number) => void, log: (line: string) => void): Promise<RunResult> {
+export async function runImageOnce(
+  run: ImageRun,
+  signal: AbortSignal | undefined,
+  onCalls: (n: number) => void,
+  log: (line: string) => void,
+  beforeCommit?: () => Promise<void>,
+): Promise<RunResult> {
   const s = new Session();
   // The trace is how a session reports each call; nothing prints it here.
   s.settings.trace = true;
@@ -129,19 +160,36 @@ export async function runImageOnce(run: ImageRun, signal: AbortSignal | undefine
   s.on('trace', (line) => {
     if (!RESULT_LINE.test(line)) onCalls(++calls);
   });
-  return runRecipe({
-    recipe: run.recipe,
-    images: [{ path: run.image.path, format: run.image.format }],
-    inspect: run.mount.inspect,
-    mounts: run.mount.inspect ? undefined : run.mount.mounts,
-    params: run.image.params,
-    timeoutMs: run.timeoutMs,
-    memoryMb: run.memoryMb,
-    network: run.network,
-    signal,
-    log,
-    session: s,
-  });
+  try {
+    return await runRecipe({
+      outputDir: run.outputDir,
+      recipe: run.recipe,
+      images: [{ path: run.image.path, format: run.image.format }],
+      inspect: run.mount.inspect,
+      mounts: run.mount.inspect ? undefined : run.mount.mounts,
+      params: run.image.params,
+      timeoutMs: run.timeoutMs,
+      memoryMb: run.memoryMb,
+      network: run.network,
+      signal,
+      log,
+      session: s,
+      beforeCommit,
+    });
+  } finally {
+    await tidyOutput(run.outputDir);
+  }
+}
+
+/**
+ * Whether the commit a stopped batch had begun on `image` landed: an
+ * interrupted merge is completed first (transaction recovery), then a moved
+ * stamp means the image was written. Nothing else writes an image a batch
+ * holds, so a moved stamp is that commit.
+ */
+async function commitLanded(image: string, stampBefore: string): Promise<boolean> {
+  await recover(image);
+  return (await stampOf(image)) !== stampBefore;
 }
 
 /** A failed run's one-line reason. */
@@ -194,20 +242,38 @@ export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSu
     const t = performance.now();
     const seconds = (): number => Math.round((performance.now() - t) / 100) / 10;
     const digest = runDigest(opts.recipeDigest, run.image, run.mount);
-    if (done?.get(image)) {
+    const rec = done?.get(image);
+    if (rec?.kind === 'committing' && rec.run === digest) {
+      let landed: boolean;
+      try {
+        landed = await commitLanded(image, rec.stamp);
+      } catch (e) {
+        report({ image, ok: false, committed: false, skipped: false, changes: null, seconds: seconds(), error: (e as Error).message, attempts: 0 });
+        return;
+      }
+      if (landed) {
+        const content = await contentHash(image, signal);
+        const fp = fingerprint(digest, content);
+        done!.add({ kind: 'done', image, fingerprint: fp, content, stamp: await stampOf(image) });
+        opts.observer.log(image, 'its commit had landed when the last batch stopped: done then');
+        report({ image, ok: true, committed: false, skipped: true, changes: null, seconds: seconds(), error: null, attempts: 0, fingerprint: fp });
+        return;
+      }
+    } else if (rec?.kind === 'done') {
       const now = await currentFingerprint(image, digest, done, signal).catch(() => null);
       if (now?.matches) {
         report({ image, ok: true, committed: false, skipped: true, changes: 0, seconds: seconds(), error: null, attempts: 0, fingerprint: now.fingerprint });
         return;
       }
     }
+    const beforeCommit = done ? async (): Promise<void> => done.add({ kind: 'committing', image, run: digest, stamp: await stampOf(image) }) : undefined;
     let last: ImageResult | null = null;
     for (let attempt = 1; attempt <= job.retries + 1 && !halted; attempt++) {
       opts.observer.started(image, attempt);
       let r: RunResult | null = null;
       let error: string | null = null;
       try {
-        r = await runImageOnce(run, signal, (n) => opts.observer.calls(image, n), (line) => opts.observer.log(image, line));
+        r = await runImageOnce(run, signal, (n) => opts.observer.calls(image, n), (line) => opts.observer.log(image, line), beforeCommit);
         if (!r.ok) error = runError(r);
       } catch (e) {
         error = e instanceof Error ? e.message : String(e);
@@ -224,7 +290,7 @@ export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSu
       const stamp = await stampOf(image);
       const content = await contentHash(image);
       last.fingerprint = fingerprint(digest, content);
-      done.add({ image, fingerprint: last.fingerprint, content, stamp });
+      done.add({ kind: 'done', image, fingerprint: last.fingerprint, content, stamp });
     }
     if (!last.ok && job.onFailure === 'stop') halted ??= `not run: on_failure is stop and '${image}' failed`;
     report(last);

@@ -136,7 +136,7 @@ export async function submitBatch(job: BatchJob, opts: SubmitOptions): Promise<B
             if (r.committed && r.fingerprint && done) {
               const content = await contentHash(image);
               // The worker's hash is of the image it committed; this host records it with its own stamp.
-              if (fingerprint(digest, content) === r.fingerprint) done.add({ image, fingerprint: r.fingerprint, content, stamp: await stampOf(image) });
+              if (fingerprint(digest, content) === r.fingerprint) done.add({ kind: 'done', image, fingerprint: r.fingerprint, content, stamp: await stampOf(image) });
             }
             report(r);
           },

@@ -62,6 +62,12 @@ export interface RunOptions {
   log?: ((line: string) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
   session?: Session | undefined;
+  /**
+   * Called once the recipe has succeeded, before the commit begins: a batch
+   * notes there that the image may be written from now on, so that a crash
+   * during or after the merge is told apart from one before it.
+   */
+  beforeCommit?: (() => Promise<void>) | undefined;
 }
 
 export interface RunTimings extends SandboxTimings {
@@ -250,6 +256,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       if (opts.dryRun) {
         changes = await s.changes();
       } else {
+        await opts.beforeCommit?.();
         const tc = performance.now();
         committing = true;
         await s.shutdown({ signal });
