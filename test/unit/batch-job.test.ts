@@ -110,7 +110,7 @@ describe('batch job files', () => {
     expect(problem('recipe: fix.gfs.ts\nimages: [imgs/a.img]\nconcurrency: 0\n')).toMatch(new RegExp(`^${file}:3:14: concurrency`));
     expect(problem('recipe: fix.gfs.ts\nimages: [imgs/a.img]\non_failure: retry\n')).toBe(`${file}:3:13: on_failure must be continue or stop`);
     expect(problem('recipe: fix.gfs.ts\nimages:\n  - path: imgs/a.img\n    format: ext4\n')).toMatch(new RegExp(`^${file}:4:13: format 'ext4' is not one of`));
-    expect(problem('recipe: fix.gfs.ts\nimages: [imgs/a.img]\nmount: auto\n')).toMatch(new RegExp(`^${file}:3:8: mount must be 'inspect', 'none' \(the recipe mounts\) or a list`));
+    expect(problem('recipe: fix.gfs.ts\nimages: [imgs/a.img]\nmount: auto\n')).toMatch(new RegExp(`^${file}:3:8: mount must be 'inspect', 'none' \\(the recipe mounts\\) or a list`));
     expect(problem('recipe: fix.gfs.ts\nimages: []\n')).toMatch(new RegExp(`^${file}:2:9: images must be a list`));
   });
 
