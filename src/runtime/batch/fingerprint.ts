@@ -16,10 +16,15 @@ import { createReadStream, closeSync, fsyncSync, openSync, writeSync } from 'nod
 import { readFile, stat } from 'node:fs/promises';
 import type { BatchImage, BatchMount } from './job.js';
 
-/** The stamp of a file: equal stamps mean equal contents. */
-export async function stampOf(path: string): Promise<string> {
+/**
+ * The stamp of a file: equal stamps mean equal contents. 'host' is for one
+ * host's records; 'shared' leaves out the device and inode numbers, which
+ * differ between hosts mounting the same shared storage.
+ */
+export async function stampOf(path: string, scope: 'host' | 'shared' = 'host'): Promise<string> {
   const st = await stat(path, { bigint: true });
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  const times = `${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+  return scope === 'host' ? `${st.dev}:${st.ino}:${times}` : times;
 }
 
 /** sha256 of the image's bytes. */

@@ -187,9 +187,9 @@ export async function runImageOnce(
  * stamp means the image was written. Nothing else writes an image a batch
  * holds, so a moved stamp is that commit.
  */
-async function commitLanded(image: string, stampBefore: string): Promise<boolean> {
+export async function commitLanded(image: string, stampBefore: string, scope: 'host' | 'shared' = 'host'): Promise<boolean> {
   await recover(image);
-  return (await stampOf(image)) !== stampBefore;
+  return (await stampOf(image, scope)) !== stampBefore;
 }
 
 /** A failed run's one-line reason. */

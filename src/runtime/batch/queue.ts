@@ -22,11 +22,13 @@ import { type ConnectionOptions, type Job, Queue, QueueEvents, UnrecoverableErro
 import { UsageError } from '../errors.js';
 import { contentHash, currentFingerprint, DoneFile, doneFileOf, fingerprint, runDigest, stampOf } from './fingerprint.js';
 import type { BatchJob } from './job.js';
-import { type BatchObserver, type BatchSummary, changesOf, type ImageResult, type ImageRun, imageRunsOf, recipeCodeDigest, ResultsFile, runError, runImageOnce, summarize } from './pool.js';
+import { type BatchObserver, type BatchSummary, changesOf, commitLanded, type ImageResult, type ImageRun, imageRunsOf, recipeCodeDigest, ResultsFile, runError, runImageOnce, summarize } from './pool.js';
 
 const QUEUE = 'guestsh-batch';
 /** Fingerprints of images as a finished run left them (hash: fingerprint → the job's id). */
 const OUTPUTS = 'guestsh-batch:outputs';
+/** Jobs whose commit has begun (hash: job id → the image's shared stamp before it), so a retry after a dead worker does not commit twice. */
+const COMMITTING = 'guestsh-batch:committing';
 const CONNECT_TIMEOUT_MS = 10_000;
 
 /** What a queued job carries: the image's run, and what its fingerprint was made from. */
@@ -189,7 +191,24 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
       throw new UnrecoverableError(`the recipe '${run.recipe}' on ${host} is not the one submitted from ${job.data.from} (its code differs); give every worker the same recipe`);
     }
     const t = performance.now();
-    opts.log(`${image}: started (job ${job.id})`);
+    const client = await worker!.getBackend().client;
+    const jobId = String(job.id);
+    const seconds = (): number => Math.round((performance.now() - t) / 100) / 10;
+    const finish = async (result: ImageResult): Promise<ImageResult> => {
+      if (result.committed) {
+        result.fingerprint = fingerprint(runDigest(wanted, run.image, run.mount), await contentHash(image));
+        await client.hset(OUTPUTS, { [result.fingerprint]: jobId });
+      }
+      opts.log(`${image}: ok (${result.seconds} s)`);
+      return result;
+    };
+    // An earlier attempt that died after its commit had begun: it landed if the image was written since.
+    const before = await client.hget(COMMITTING, jobId);
+    if (before !== null && (await commitLanded(image, before, 'shared'))) {
+      opts.log(`${image}: the attempt that died had committed; not run again`);
+      return finish({ image, ok: true, committed: true, skipped: false, changes: null, seconds: seconds(), error: null, attempts: 0 });
+    }
+    opts.log(`${image}: started (job ${jobId})`);
     let lastError = 'failed';
     for (let attempt = 1; attempt <= retries + 1; attempt++) {
       let sent = 0;
@@ -199,20 +218,12 @@ export async function runWorker(opts: WorkerOptions): Promise<void> {
         sent = Date.now();
         void job.updateProgress({ host, pid: process.pid, attempt, calls } satisfies QueueProgress).catch(() => undefined);
       };
-      const r = await runImageOnce(run, opts.signal, progress, (line) => opts.log(`${image}: ${line}`));
+      const beforeCommit = async (): Promise<void> => void (await client.hset(COMMITTING, { [jobId]: await stampOf(image, 'shared') }));
+      const r = await runImageOnce(run, opts.signal, progress, (line) => opts.log(`${image}: ${line}`), beforeCommit);
       // Stopped: the run committed nothing, and the job is neither failed nor
       // done; its lock lapses and the stalled check gives it to another worker.
       if (opts.signal.aborted) return new Promise<never>(() => undefined);
-      if (r.ok) {
-        const result: ImageResult = { image, ok: true, committed: r.committed, skipped: false, changes: changesOf(r.value), seconds: Math.round((performance.now() - t) / 100) / 10, error: null, attempts: attempt };
-        if (r.committed) {
-          result.fingerprint = fingerprint(runDigest(wanted, run.image, run.mount), await contentHash(image));
-          const client = await worker!.getBackend().client;
-          await client.hset(OUTPUTS, { [result.fingerprint]: String(job.id) });
-        }
-        opts.log(`${image}: ok (${result.seconds} s)`);
-        return result;
-      }
+      if (r.ok) return finish({ image, ok: true, committed: r.committed, skipped: false, changes: changesOf(r.value), seconds: seconds(), error: null, attempts: attempt });
       lastError = runError(r);
       opts.log(`${image}: attempt ${attempt} failed: ${lastError}`);
     }
