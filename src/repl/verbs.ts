@@ -105,13 +105,19 @@ async function statusVerb(o: Options): Promise<number> {
     return 0;
   }
   const lines = [
-    st.writerPid !== null ? `open for writing by guestsh pid ${st.writerPid}` : 'no writer',
+    st.writerPid !== null
+      ? `open for writing by guestsh pid ${st.writerPid}`
+      : st.otherHostWriter
+        ? `the lock note names guestsh pid ${st.otherHostWriter.pid} on ${st.otherHostWriter.host}, another host (this one cannot see whether it still runs; while it does, it holds the image)`
+        : 'no writer',
     st.interruptedMerge
       ? "interrupted commit: the next open completes it (or run 'guestsh recover')"
       : st.pendingOverlay
         ? st.writerPid !== null
           ? 'uncommitted changes of the running session'
-          : "abandoned changes of an interrupted run: the next open removes them (or run 'guestsh recover')"
+          : st.otherHostWriter
+            ? "uncommitted changes of that host's session (if it died there, the next open that gets the lock removes them)"
+            : "abandoned changes of an interrupted run: the next open removes them (or run 'guestsh recover')"
         : 'no pending changes',
   ];
   process.stdout.write(`${image}: ${lines.join('; ')}\n`);
