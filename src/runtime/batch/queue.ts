@@ -116,7 +116,26 @@ export async function submitBatch(job: BatchJob, opts: SubmitOptions): Promise<B
       const p = data as Partial<QueueProgress>;
       if (image && typeof p.calls === 'number') opts.observer.calls(image, p.calls);
     });
-    const waits: Promise<void>[] = [];
+    /** This submission's jobs not yet reported, by id. */
+    const pending = new Map<string, { image: string; job: Job<QueueJobData, ImageResult> }>();
+    let allQueued = false;
+    let drained!: () => void;
+    const allReported = new Promise<void>((resolve) => (drained = resolve));
+    const settle = (id: string, r: ImageResult): void => {
+      if (!pending.delete(id)) return;
+      report(r);
+      if (allQueued && pending.size === 0) drained();
+    };
+    const notRun = (image: string, why: string): ImageResult => ({ image, ok: false, committed: false, skipped: false, changes: null, seconds: 0, error: why, attempts: 0 });
+    // on_failure: stop takes this submission's jobs no worker has started off the queue.
+    const withdrawWaiting = async (failed: string): Promise<void> => {
+      for (const [id, p] of pending) {
+        const state = await p.job.getState();
+        if (state !== 'waiting' && state !== 'prioritized' && state !== 'delayed') continue;
+        await p.job.remove().catch(() => undefined);
+        settle(id, notRun(p.image, `not run: on_failure is stop and '${failed}' failed`));
+      }
+    };
     for (const run of imageRunsOf(job)) {
       opts.signal?.throwIfAborted();
       const image = run.image.path;
@@ -126,31 +145,38 @@ export async function submitBatch(job: BatchJob, opts: SubmitOptions): Promise<B
         report({ image, ok: true, committed: false, skipped: true, changes: 0, seconds: 0, error: null, attempts: 0, fingerprint: now.fingerprint });
         continue;
       }
-      imageOf.set(now.fingerprint, image);
+      const id = now.fingerprint;
+      imageOf.set(id, image);
       const data: QueueJobData = { run, recipeDigest: opts.recipeDigest, retries: job.retries, from: hostname() };
       // The same id while a job is queued, running or kept: BullMQ adds nothing.
-      const queued = await queue.add('image', data, { jobId: now.fingerprint, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } });
+      const queued = await queue.add('image', data, { jobId: id, removeOnComplete: { age: 7 * 24 * 3600 }, removeOnFail: { age: 7 * 24 * 3600 } });
       // A failed job of the same image, recipe and params is tried again when the job is resubmitted.
       if ((await queued.getState()) === 'failed') await queued.retry();
-      waits.push(
-        queued.waitUntilFinished(events).then(
-          async (r: ImageResult) => {
-            if (r.committed && r.fingerprint && done) {
-              const content = await contentHash(image);
-              // The worker's hash is of the image it committed; this host records it with its own stamp.
-              if (fingerprint(digest, content) === r.fingerprint) done.add({ kind: 'done', image, fingerprint: r.fingerprint, content, stamp: await stampOf(image) });
-            }
-            report(r);
-          },
-          (e: Error) => report({ image, ok: false, committed: false, skipped: false, changes: null, seconds: 0, error: e.message, attempts: 1 }),
-        ),
+      pending.set(id, { image, job: queued });
+      queued.waitUntilFinished(events).then(
+        async (r: ImageResult) => {
+          if (r.committed && r.fingerprint && done) {
+            const content = await contentHash(image);
+            // The worker's hash is of the image it committed; this host records it with its own stamp.
+            if (fingerprint(digest, content) === r.fingerprint) done.add({ kind: 'done', image, fingerprint: r.fingerprint, content, stamp: await stampOf(image) });
+          }
+          settle(id, r);
+        },
+        (e: Error) => {
+          settle(id, { ...notRun(image, e.message), attempts: 1 });
+          if (job.onFailure === 'stop') void withdrawWaiting(image);
+        },
       );
     }
+    allQueued = true;
+    if (pending.size === 0) drained();
     const stopped = new Promise<void>((resolve) => {
       if (opts.signal?.aborted) resolve();
       opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
-    await Promise.race([Promise.all(waits), stopped]);
+    await Promise.race([allReported, stopped]);
+    // Stopped: what is still queued stays queued for the workers; this submitter no longer waits for it.
+    for (const [id, p] of pending) settle(id, notRun(p.image, 'not waited for: the submitter was stopped (the job stays on the queue)'));
   } finally {
     results.close();
     await events.close().catch(() => undefined);
