@@ -104,7 +104,9 @@ class BatchDisplay implements BatchObserver {
       ? 'skipped: unchanged since its last run (fingerprint matches)'
       : r.ok
         ? `ok, ${r.committed ? 'committed' : 'nothing to commit'}${r.changes !== null ? `, ${r.changes} changes` : ''} (${r.seconds} s)`
-        : `FAILED: ${r.error}`;
+        : r.attempts === 0
+          ? `${r.error}`
+          : `FAILED: ${r.error}`;
     this.above(`guestsh: batch: ${r.image}: ${what}`);
   }
 

@@ -54,7 +54,7 @@ const TOP_KEYS = ['recipe', 'params', 'images', 'exclude', 'mount', 'concurrency
 const IMAGE_KEYS = ['path', 'exclude', 'format', 'params'] as const;
 
 /** A mistake in the job file, at a place in it. */
-class At extends Error {
+class JobMistake extends Error {
   constructor(
     readonly node: Node | null | undefined,
     message: string,
@@ -87,25 +87,25 @@ export function parseJob(text: string, file: string): BatchJob {
   try {
     return readJob(doc.contents, file, (n) => lines.linePos(n.range?.[0] ?? 0).line);
   } catch (e) {
-    if (e instanceof At) throw new UsageError(`${where(e.node?.range?.[0] ?? 0)}: ${e.message}`);
+    if (e instanceof JobMistake) throw new UsageError(`${where(e.node?.range?.[0] ?? 0)}: ${e.message}`);
     throw e;
   }
 }
 
 function scalarString(node: unknown, what: string): string {
-  if (!isScalar(node) || node.value === null || typeof node.value === 'object') throw new At(node as Node, `${what} must be a single value`);
+  if (!isScalar(node) || node.value === null || typeof node.value === 'object') throw new JobMistake(node as Node, `${what} must be a single value`);
   return String(node.value);
 }
 
 function positiveInteger(node: unknown, what: string, min: number): number {
   const v = isScalar(node) ? node.value : undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new At(node as Node, `${what} must be a whole number${min > 0 ? ` of at least ${min}` : ' (0 or more)'}`);
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new JobMistake(node as Node, `${what} must be a whole number${min > 0 ? ` of at least ${min}` : ' (0 or more)'}`);
   return v;
 }
 
 function boolean(node: unknown, what: string): boolean {
   const v = isScalar(node) ? node.value : undefined;
-  if (typeof v !== 'boolean') throw new At(node as Node, `${what} must be true or false`);
+  if (typeof v !== 'boolean') throw new JobMistake(node as Node, `${what} must be true or false`);
   return v;
 }
 
@@ -115,14 +115,14 @@ function pairsOf(map: YAMLMap, known: readonly string[], what: string): Map<stri
   for (const pair of map.items) {
     const key = pair.key as Node;
     const name = isScalar(key) ? String(key.value) : '';
-    if (!known.includes(name)) throw new At(key, `unknown key '${name}' in ${what} (known: ${known.join(', ')})`);
+    if (!known.includes(name)) throw new JobMistake(key, `unknown key '${name}' in ${what} (known: ${known.join(', ')})`);
     out.set(name, { key, value: pair.value });
   }
   return out;
 }
 
 function paramsOf(node: unknown, what: string): Record<string, string> {
-  if (!isMap(node)) throw new At(node as Node, `${what} must be a map of name: value`);
+  if (!isMap(node)) throw new JobMistake(node as Node, `${what} must be a map of name: value`);
   const out: Record<string, string> = {};
   for (const pair of node.items) {
     const key = scalarString(pair.key, 'a parameter name');
@@ -139,18 +139,18 @@ function stringList(node: unknown, what: string): { text: string; node: Node }[]
 type LineOf = (node: Node) => number;
 
 function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
-  if (!isMap(root)) throw new At(root as Node, 'a job file is a map of keys (recipe:, images:, …)');
+  if (!isMap(root)) throw new JobMistake(root as Node, 'a job file is a map of keys (recipe:, images:, …)');
   const top = pairsOf(root, TOP_KEYS, 'the job');
   const dir = dirname(resolve(file));
   const at = (p: string): string => resolve(dir, p);
 
   const recipeNode = top.get('recipe');
-  if (!recipeNode) throw new At(root, "the job names no recipe: add 'recipe: FILE.gfs.ts' (or a ready one such as guestsh/sysprep)");
+  if (!recipeNode) throw new JobMistake(root, "the job names no recipe: add 'recipe: FILE.gfs.ts' (or a ready one such as guestsh/sysprep)");
   const recipe = readRecipe(recipeNode.value, at);
 
   const params = top.has('params') ? paramsOf(top.get('params')!.value, 'params') : {};
   const imagesNode = top.get('images');
-  if (!imagesNode) throw new At(root, "the job names no images: add 'images:' with a list of paths or globs");
+  if (!imagesNode) throw new JobMistake(root, "the job names no images: add 'images:' with a list of paths or globs");
   const sharedExcludes = top.has('exclude') ? stringList(top.get('exclude')!.value, 'an exclude pattern').map((x) => x.text) : [];
   const images = readImages(imagesNode.value, dir, params, sharedExcludes, lineOf);
 
@@ -166,11 +166,11 @@ function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
           try {
             return parseMount(text);
           } catch (e) {
-            throw new At(node, (e as Error).message);
+            throw new JobMistake(node, (e as Error).message);
           }
         }),
       };
-    } else throw new At(mountNode as Node, "mount must be 'inspect', 'none' (the recipe mounts) or a list of DEVICE[:MOUNTPOINT[:OPTIONS[:FSTYPE]]] mounts");
+    } else throw new JobMistake(mountNode as Node, "mount must be 'inspect', 'none' (the recipe mounts) or a list of DEVICE[:MOUNTPOINT[:OPTIONS[:FSTYPE]]] mounts");
   }
 
   let concurrency: number | null = null;
@@ -181,7 +181,7 @@ function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
     const n = top.get(name)?.value;
     if (n === undefined) return undefined;
     const v = isScalar(n) ? n.value : undefined;
-    if (typeof v !== 'number' || !(v > 0)) throw new At(n as Node, `${name} must be a positive number (seconds)`);
+    if (typeof v !== 'number' || !(v > 0)) throw new JobMistake(n as Node, `${name} must be a positive number (seconds)`);
     return v * 1000;
   };
   const memory = top.get('memory')?.value;
@@ -189,7 +189,7 @@ function readJob(root: unknown, file: string, lineOf: LineOf): BatchJob {
   let onFailureValue: 'continue' | 'stop' = 'continue';
   if (onFailure !== undefined) {
     const v = isScalar(onFailure) ? onFailure.value : undefined;
-    if (v !== 'continue' && v !== 'stop') throw new At(onFailure as Node, 'on_failure must be continue or stop');
+    if (v !== 'continue' && v !== 'stop') throw new JobMistake(onFailure as Node, 'on_failure must be continue or stop');
     onFailureValue = v;
   }
   const resultsNode = top.get('results')?.value;
@@ -220,11 +220,11 @@ function readRecipe(node: unknown, at: (p: string) => string): string {
   try {
     if (stdRecipeName(name)) return name;
   } catch (e) {
-    throw new At(node as Node, (e as Error).message);
+    throw new JobMistake(node as Node, (e as Error).message);
   }
   const path = at(name);
   const st = statOrNull(path);
-  if (!st?.isFile()) throw new At(node as Node, `recipe '${name}' does not exist (a .gfs.ts file, relative to the job file, or guestsh/NAME)`);
+  if (!st?.isFile()) throw new JobMistake(node as Node, `recipe '${name}' does not exist (a .gfs.ts file, relative to the job file, or guestsh/NAME)`);
   return path;
 }
 
@@ -237,7 +237,7 @@ function statOrNull(path: string): Stats | null {
 }
 
 function readImages(node: unknown, dir: string, params: Record<string, string>, sharedExcludes: string[], lineOf: LineOf): BatchImage[] {
-  if (!isSeq(node) || node.items.length === 0) throw new At(node as Node, 'images must be a list of paths or globs (or of maps with path:)');
+  if (!isSeq(node) || node.items.length === 0) throw new JobMistake(node as Node, 'images must be a list of paths or globs (or of maps with path:)');
   const images: BatchImage[] = [];
   /** dev:ino → where that file was first named. */
   const seen = new Map<string, { path: string; line: Node }>();
@@ -248,12 +248,12 @@ function readImages(node: unknown, dir: string, params: Record<string, string>, 
     let excludes = sharedExcludes;
     if (isMap(item)) {
       const keys = pairsOf(item, IMAGE_KEYS, 'an image');
-      if (!keys.has('path')) throw new At(item, 'an image entry needs path: (a file or a glob)');
+      if (!keys.has('path')) throw new JobMistake(item, 'an image entry needs path: (a file or a glob)');
       pathNode = keys.get('path')!.value;
       if (keys.has('format')) {
         const f = keys.get('format')!;
         format = scalarString(f.value, 'format');
-        if (!FORMATS.includes(format)) throw new At(f.value as Node, `format '${format}' is not one of ${FORMATS.join(', ')}`);
+        if (!FORMATS.includes(format)) throw new JobMistake(f.value as Node, `format '${format}' is not one of ${FORMATS.join(', ')}`);
       }
       if (keys.has('params')) own = paramsOf(keys.get('params')!.value, "an image's params");
       if (keys.has('exclude')) excludes = [...sharedExcludes, ...stringList(keys.get('exclude')!.value, 'an exclude pattern').map((x) => x.text)];
@@ -262,10 +262,10 @@ function readImages(node: unknown, dir: string, params: Record<string, string>, 
     const matches = expand(pattern, dir, excludes, pathNode as Node);
     for (const m of matches) {
       const st = statSync(m.real);
-      if (!st.isFile() && !st.isBlockDevice()) throw new At(pathNode as Node, `'${m.shown}' is not a disk image (not a regular file or a block device)`);
+      if (!st.isFile() && !st.isBlockDevice()) throw new JobMistake(pathNode as Node, `'${m.shown}' is not a disk image (not a regular file or a block device)`);
       const key = `${st.dev}:${st.ino}`;
       const before = seen.get(key);
-      if (before) throw new At(pathNode as Node, `'${m.shown}' is the same file as '${before.path}' (line ${lineOf(before.line)}): an image may appear once in a job`);
+      if (before) throw new JobMistake(pathNode as Node, `'${m.shown}' is the same file as '${before.path}' (line ${lineOf(before.line)}): an image may appear once in a job`);
       seen.set(key, { path: m.shown, line: pathNode as Node });
       images.push({ path: m.real, format, params: { ...params, ...own } });
     }
@@ -280,13 +280,13 @@ function expand(pattern: string, dir: string, excludes: string[], node: Node): {
     found = globSync(pattern, { cwd: dir, absolute: true, onlyFiles: true, expandDirectories: false, ignore: excludes, followSymbolicLinks: true }).sort();
     if (found.length === 0) {
       const excluded = excludes.length > 0 && globSync(pattern, { cwd: dir, onlyFiles: true, expandDirectories: false }).length > 0;
-      throw new At(node, `'${pattern}' matches no file${excluded ? ' (all it matches are excluded)' : ''}`);
+      throw new JobMistake(node, `'${pattern}' matches no file${excluded ? ' (all it matches are excluded)' : ''}`);
     }
   } else {
     const path = isAbsolute(pattern) ? pattern : resolve(dir, pattern);
-    if (!statOrNull(path)) throw new At(node, `image '${pattern}' does not exist`);
+    if (!statOrNull(path)) throw new JobMistake(node, `image '${pattern}' does not exist`);
     const excluded = excludes.length > 0 && globSync(excludes, { cwd: dir, absolute: true, expandDirectories: false }).includes(path);
-    if (excluded) throw new At(node, `image '${pattern}' is excluded by the job's own exclude patterns`);
+    if (excluded) throw new JobMistake(node, `image '${pattern}' is excluded by the job's own exclude patterns`);
     found = [path];
   }
   return found.map((p) => ({ real: realpathOf(p), shown: relative(dir, p) || p }));
