@@ -308,6 +308,8 @@ export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSu
   } finally {
     signal?.removeEventListener('abort', onStop);
     results.close();
+    // Also the empty directories a killed batch left for images this run did not need to run.
+    for (const run of runs) await tidyOutput(run.outputDir);
   }
   return summarize(all, (performance.now() - t0) / 1000);
 }
