@@ -15,6 +15,7 @@ const layers = [
   ['open', '^src/runtime/open/'],
   ['recipe', '^src/runtime/recipe/'],
   ['stdlib', '^src/stdlib/'],
+  ['batch', '^src/runtime/batch/'],
   ['commands', '^src/commands/'],
   ['repl', '^src/repl/'],
   ['entry', '^src/(cli|index)\\.ts$'],

@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 // TypeScript runs in isolated-vm (recipes, and lines typed at the interactive
 // prompt), which needs V8's startup snapshot off; re-run node with the flag
-// when it is missing rather than asking every caller for it. Only `run` and a
-// terminal on stdin (a possible prompt) need it. The parent stays only to
+// when it is missing rather than asking every caller for it. Only the verbs
+// that run recipes (`run`, `batch`, `worker`) and a terminal on stdin (a
+// possible prompt) need it. The parent stays only to
 // pass signals on (Ctrl-C ends a --watch loop cleanly) and to hand back the
 // child's exit status.
 //
@@ -25,7 +26,7 @@ const hangUp = () => {
   process.kill(process.pid, 'SIGHUP');
 };
 
-const needsIsolates = process.argv[2] === 'run' || isatty(0);
+const needsIsolates = ['run', 'batch', 'worker'].includes(process.argv[2]) || isatty(0);
 if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],

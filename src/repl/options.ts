@@ -20,7 +20,7 @@ import { HELP_GUIDE } from '../commands/help.js';
 export type { MountArg };
 
 /** The shell, and the verbs beside it. */
-export type Verb = 'shell' | 'run' | 'check' | 'status' | 'recover' | 'init-recipe';
+export type Verb = 'shell' | 'run' | 'check' | 'status' | 'recover' | 'init-recipe' | 'batch' | 'worker';
 
 export type DriveArg = { kind: 'add'; path: string; format: string | undefined } | PreparedDisk;
 
@@ -77,6 +77,10 @@ export interface Options {
   deadlineMs: number | undefined;
   /** recover --abandon */
   abandon: boolean;
+  /** batch, worker: --queue redis://HOST:PORT */
+  queue: string | undefined;
+  /** batch, worker: --concurrency N */
+  concurrency: number | undefined;
   /** The verbs' other words: run's recipe, status's and recover's image, init-recipe's NAME [DIR]. */
   operands: string[];
 }
@@ -101,7 +105,8 @@ interface OptionSpec {
 const SHELL: Verb[] = ['shell'];
 const IMAGES: Verb[] = ['shell', 'run'];
 const RUN: Verb[] = ['run'];
-const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe'];
+const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe', 'batch', 'worker'];
+const BATCH: Verb[] = ['batch', 'worker'];
 
 function positiveNumber(flag: string, v: string): number {
   const n = Number(v);
@@ -154,6 +159,17 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--watch'], help: 're-run the recipe on every save, print what each run changed, roll it back', verbs: RUN, apply: (o) => void (o.watch = true) },
   { names: ['--abandon'], help: 'drop an interrupted commit instead of completing it (the image may hold part of it: check its filesystems)', verbs: ['recover'],
     apply: (o) => void (o.abandon = true) },
+  { names: ['--queue'], value: 'redis://HOST:PORT', help: "batch: hand the images to workers through this Redis queue; worker: take them from it", verbs: BATCH,
+    apply: (o, v) => {
+      if (!/^rediss?:\/\/[^/]+/.test(v!)) throw new UsageError(`--queue: '${v}' is not a redis://HOST:PORT address`);
+      o.queue = v!;
+    } },
+  { names: ['--concurrency'], value: 'N', help: "images at once (batch: overrides the job's concurrency; worker: default 1)", verbs: BATCH,
+    apply: (o, v) => {
+      const n = positiveNumber('--concurrency', v!);
+      if (!Number.isInteger(n)) throw new UsageError(`--concurrency: '${v}' is not a whole number`);
+      o.concurrency = n;
+    } },
   { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each; run: the log and progress as JSON lines on stderr)', verbs: ['shell', 'run', 'status', 'recover'],
     apply: (o) => void (o.json = true) },
   { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
@@ -190,6 +206,8 @@ export const VERBS: Record<Verb, { synopsis: string; summary: string }> = {
   'init-recipe': { synopsis: 'guestsh init-recipe NAME [DIR]', summary: 'write a starter recipe with a tsconfig that type-checks it' },
   recover: { synopsis: 'guestsh recover IMAGE [--json]', summary: "finish an interrupted commit, or remove an abandoned run's changes" },
   status: { synopsis: 'guestsh status IMAGE [--json]', summary: 'show the writer, pending changes and interrupted commits of IMAGE' },
+  batch: { synopsis: 'guestsh batch JOB.yaml [--queue redis://HOST:PORT]', summary: "run a job's recipe over many images: a local pool, or workers through a queue" },
+  worker: { synopsis: 'guestsh worker --queue redis://HOST:PORT [--concurrency N]', summary: "run the images a batch put on the queue" },
 };
 
 /** -a's value: a path, or guestfish's URI form; only file:// names a file guestsh can open. */
@@ -212,7 +230,7 @@ for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
 function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
-    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, allowBacking: false,
+    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, queue: undefined, concurrency: undefined, allowBacking: false,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false, typecheck: true,
     packer: false, manifest: undefined, resultFile: undefined, deadlineMs: undefined, operands: [],
   };

@@ -1,4 +1,5 @@
-// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `init-recipe`,
+// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `batch` and
+// `worker` (many images: ./batch.ts), `init-recipe`,
 // `recover` and `status` (an image's transaction state). Each parses its
 // options from the one option table and returns an exit code. A stop signal
 // ends `run` early (see stop.ts); the others are quick and run to their end
@@ -138,13 +139,19 @@ async function statusVerb(o: Options): Promise<number> {
     return 0;
   }
   const lines = [
-    st.writerPid !== null ? `open for writing by guestsh pid ${st.writerPid}` : 'no writer',
+    st.writerPid !== null
+      ? `open for writing by guestsh pid ${st.writerPid}`
+      : st.otherHostWriter
+        ? `the lock note names guestsh pid ${st.otherHostWriter.pid} on ${st.otherHostWriter.host}, another host (this one cannot see whether it still runs; while it does, it holds the image)`
+        : 'no writer',
     st.interruptedMerge
       ? "interrupted commit: the next open completes it (or run 'guestsh recover')"
       : st.pendingOverlay
         ? st.writerPid !== null
           ? 'uncommitted changes of the running session'
-          : "abandoned changes of an interrupted run: the next open removes them (or run 'guestsh recover')"
+          : st.otherHostWriter
+            ? "uncommitted changes of that host's session (if it died there, the next open that gets the lock removes them)"
+            : "abandoned changes of an interrupted run: the next open removes them (or run 'guestsh recover')"
         : 'no pending changes',
   ];
   process.stdout.write(`${image}: ${lines.join('; ')}\n`);
@@ -160,6 +167,8 @@ const toTheEnd =
 const verbs: Partial<Record<Verb, (o: Options, stop: Stop) => Promise<number>>> = {
   run: runVerb,
   check: toTheEnd(checkVerb),
+  batch: async (o, stop) => (await import('./batch.js')).batchVerb(o, stop),
+  worker: async (o, stop) => (await import('./batch.js')).workerVerb(o, stop),
   'init-recipe': toTheEnd(initVerb),
   recover: toTheEnd(recoverVerb),
   status: toTheEnd(statusVerb),

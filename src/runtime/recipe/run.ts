@@ -70,6 +70,12 @@ export interface RunOptions {
   onStage?: ((stage: RunStage) => void) | undefined;
   /** Use this session (config state, nothing added) instead of a new one; for tests and watch mode. */
   session?: Session | undefined;
+  /**
+   * Called once the recipe has succeeded, before the commit begins: a batch
+   * notes there that the image may be written from now on, so that a crash
+   * during or after the merge is told apart from one before it.
+   */
+  beforeCommit?: (() => Promise<void>) | undefined;
 }
 
 /** The stages of a run, in order: compile and link the recipe, open the images, run it, commit. */
@@ -288,6 +294,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
         // The recipe only read (mounting read-write touched a superblock,
         // nothing of the recipe's): nothing to commit, the images stay byte-identical.
       } else {
+        await opts.beforeCommit?.();
         stage('commit');
         const tc = performance.now();
         committing = true;

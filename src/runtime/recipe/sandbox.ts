@@ -544,6 +544,8 @@ export type PreparedRecipe =
       dispose: () => void;
       /** Resolves once the host calls the run started have ended (a stopped run's may outlive it until the session closes). */
       settled: () => Promise<void>;
+      /** The compiled code of every module linked, the recipe's own and the standard library's: what the run will execute. */
+      linkedCode: string[];
     };
 
 /**
@@ -596,7 +598,14 @@ export async function prepareRecipe(opts: SandboxOptions): Promise<PreparedRecip
     return failed({ kind: 'compile', name: (e as Error)?.name ?? 'Error', message: e instanceof Error ? e.message : String(e), ...mapStack((e as Error)?.stack ?? '', modules.compiled) }, modules);
   }
   timings.instantiateMs = performance.now() - t;
-  return { ok: true, modules: modules.ownModules(), run: () => runLinked(opts, sandbox, modules, shim, stop, timings), dispose: () => sandbox.dispose(), settled: () => sandbox.settled() };
+  return {
+    ok: true,
+    modules: modules.ownModules(),
+    run: () => runLinked(opts, sandbox, modules, shim, stop, timings),
+    dispose: () => sandbox.dispose(),
+    settled: () => sandbox.settled(),
+    linkedCode: [...modules.compiled.values()].map((m) => m.code),
+  };
 }
 
 /** Why a run was stopped from outside its code (time limit, a host-side limit, the caller's signal), once known. */

@@ -31,6 +31,7 @@
 
 import { constants, fsyncSync, openSync, closeSync, realpathSync, rmSync, type Stats } from 'node:fs';
 import { access, chmod, lstat, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa } from 'execa';
@@ -336,15 +337,29 @@ export async function recover(image: string, mode: RecoverMode = 'recover'): Pro
 
 export interface TxStatus {
   writerPid: number | null;
+  /**
+   * The lock note names a guestsh on another host (images on shared
+   * storage): its lock is not in this host's /proc/locks and its pid means
+   * nothing here, so it is never taken for dead. Absent otherwise.
+   */
+  otherHostWriter?: { host: string; pid: number } | undefined;
   pendingOverlay: boolean;
   interruptedMerge: boolean;
+}
+
+/** The writer another host's lock note names, if the note is another host's. */
+async function otherHostWriter(f: TxFiles): Promise<{ host: string; pid: number } | undefined> {
+  const info = await readLockInfo(f.lock);
+  return info && info.host !== hostname() ? { host: info.host, pid: info.pid } : undefined;
 }
 
 export async function txStatus(image: string): Promise<TxStatus> {
   const f = txFiles(image);
   const st = await imageStat(image);
+  const writerPid = await writerOf(st);
   return {
-    writerPid: await writerOf(st),
+    writerPid,
+    otherHostWriter: writerPid === null ? await otherHostWriter(f) : undefined,
     pendingOverlay: await exists(f.overlay),
     interruptedMerge: await exists(f.journal),
   };
@@ -358,11 +373,16 @@ export async function checkReadable(image: string): Promise<void> {
   const f = txFiles(image);
   if (!(await exists(f.journal))) return;
   const st = await imageStat(image);
+  // A merge from another host (shared storage) shows only in its lock note: waited for like a live one, never judged dead.
+  const remote = await otherHostWriter(f);
   for (let waited = 0; await exists(f.journal); waited += 100) {
-    if ((await writerOf(st)) === null) {
+    if (remote === undefined && (await writerOf(st)) === null) {
       throw new UsageError(`'${image}' has an interrupted commit: it reads half-merged until 'guestsh recover ${image}' completes it; run that, then open it again`);
     }
-    if (waited >= READER_WAIT_MS) throw new UsageError(`'${image}' is being committed into by another guestsh; try again when it has finished`);
+    if (waited >= READER_WAIT_MS) {
+      const who = remote ? `guestsh pid ${remote.pid} on ${remote.host} (if that one died, 'guestsh recover ${image}' completes its commit)` : 'another guestsh';
+      throw new UsageError(`'${image}' is being committed into by ${who}; try again when it has finished`);
+    }
     await sleep(100);
   }
 }
