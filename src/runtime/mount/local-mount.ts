@@ -13,7 +13,7 @@ import { BusyError, FS_TYPE, FuseDevice, mountAt, sourceFor, unmount } from './d
 import { GuestFs } from './fs.js';
 import { parseRequest, reply } from './wire.js';
 
-export { BusyError, FS_TYPE, mountAt, sourceFor } from './device.js';
+export { BusyError, FS_TYPE, mountAt, sourceFor, unmount } from './device.js';
 
 export interface LocalMountOptions {
   readonly?: boolean | undefined;
@@ -84,9 +84,10 @@ export class LocalMount {
 
   /**
    * Unmounts and waits until the server has stopped. Busy: a BusyError,
-   * after `retries` more attempts a second apart.
+   * after `retries` more attempts a second apart (`onBusy` hears of the
+   * first busy one).
    */
-  async unmount(retries = 0): Promise<void> {
+  async unmount(retries = 0, onBusy?: (e: BusyError) => void): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       try {
         // Unmounted from outside already (umount, fusermount3 -u): only the server's end is left to wait for.
@@ -95,6 +96,7 @@ export class LocalMount {
         break;
       } catch (e) {
         if (!(e instanceof BusyError) || attempt >= retries) throw e;
+        if (attempt === 0) onBusy?.(e);
         await new Promise((r) => setTimeout(r, 1000));
       }
     }
