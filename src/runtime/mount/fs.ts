@@ -56,6 +56,8 @@ export interface GuestFsOptions {
   cacheTimeoutMs: number;
   /** libguestfs's debugcalls: one line per request and its answer. */
   trace?: ((line: string) => void) | undefined;
+  /** False once the appliance's session has ended (an error then means the mount cannot go on). */
+  alive?: (() => boolean) | undefined;
   /** The appliance went away: the mount cannot go on. */
   onFatal?: ((e: Error) => void) | undefined;
 }
@@ -108,6 +110,8 @@ export class GuestFs {
   private readonly xattrs = new Map<string, Cached<Map<string, Buffer>>>();
   private readonly openDirs = new Map<bigint, DirEntry[]>();
   private nextHandle = 1n;
+  /** Each guest filesystem's st_dev, numbered in the order met (the host sees one device). */
+  private readonly devices = new Map<bigint, bigint>();
   /** Daemon calls made, by action (for the benchmark and -v). */
   readonly calls = new Map<string, number>();
 
@@ -125,7 +129,7 @@ export class GuestFs {
       this.o.trace?.(`fuse op ${req.opcode} node ${req.nodeid} = ok`);
       return { error: 0, payload };
     } catch (e) {
-      if (e instanceof ApplianceError) this.o.onFatal?.(e);
+      if (e instanceof ApplianceError || this.o.alive?.() === false) this.o.onFatal?.(e as Error);
       const errno = errnoOf(e);
       this.o.trace?.(`fuse op ${req.opcode} node ${req.nodeid} = errno ${errno}${e instanceof Errno ? '' : ` (${(e as Error).message})`}`);
       return { error: errno };
@@ -411,7 +415,7 @@ export class GuestFs {
 
   /** A new entry at `path`: its attributes fetched, its parent's listing extended, the kernel's reply. */
   private async created(path: string): Promise<Buffer> {
-    const st = await this.call('lstatns', this.g.lstatns(path));
+    const st = this.local(await this.call('lstatns', this.g.lstatns(path)));
     this.keep(this.stats, path, st);
     this.enlist(path, st);
     return this.entry(path, st);
@@ -433,6 +437,19 @@ export class GuestFs {
     c.value = c.value.filter((e) => e.name !== name);
   }
 
+  /**
+   * The host sees one device, so inode numbers of the guest's second and
+   * further filesystems (a /boot beside /) get the filesystem's number in
+   * their top byte: two filesystems' roots (both inode 2) must not look
+   * like one directory to find or du. The first filesystem's numbers stay
+   * as they are, so hard links keep sharing theirs.
+   */
+  private local(st: StatNS): StatNS {
+    let k = this.devices.get(st.st_dev);
+    if (k === undefined) this.devices.set(st.st_dev, (k = BigInt(this.devices.size)));
+    return k === 0n ? st : { ...st, st_ino: (k << 56n) ^ st.st_ino };
+  }
+
   private async stat(path: string): Promise<StatNS> {
     const cached = this.fresh(this.stats, path);
     if (cached) return cached;
@@ -445,7 +462,7 @@ export class GuestFs {
       const prefetched = this.fresh(this.stats, path);
       if (prefetched) return prefetched;
     }
-    const st = await this.call('lstatns', this.g.lstatns(path));
+    const st = this.local(await this.call('lstatns', this.g.lstatns(path)));
     this.keep(this.stats, path, st);
     return st;
   }
@@ -469,8 +486,11 @@ export class GuestFs {
     if (names.length) {
       const stats = await this.call('lstatnslist', this.g.lstatnslist(dir, names));
       const linkNames: string[] = [];
-      stats.forEach((st, i) => {
-        if (unstatted(st)) return;
+      const byName = new Map(entries.map((e) => [e.name, e]));
+      stats.forEach((raw, i) => {
+        if (unstatted(raw)) return;
+        const st = this.local(raw);
+        byName.get(names[i]!)!.ino = st.st_ino;
         this.keep(this.stats, join(dir, names[i]!), st);
         if ((st.st_mode & S_IFMT) === S_IFLNK) linkNames.push(names[i]!);
       });

@@ -22,6 +22,8 @@ export interface LocalMountOptions {
   /** Default 60 s, as libguestfs's mount_local. */
   cacheTimeoutMs?: number | undefined;
   trace?: ((line: string) => void) | undefined;
+  /** False once the session behind `g` has ended: the mount is then detached at the next request. */
+  alive?: (() => boolean) | undefined;
 }
 
 export class LocalMount {
@@ -69,6 +71,7 @@ export class LocalMount {
       readonly: Boolean(o.readonly),
       cacheTimeoutMs: o.cacheTimeoutMs ?? 60_000,
       trace: o.trace,
+      alive: o.alive,
       onFatal: (e) => mount.fail(e),
     });
     mount = new LocalMount(path, device, fs, release);
@@ -80,6 +83,13 @@ export class LocalMount {
     if (this.fatal) return;
     this.fatal = e;
     this.unmounting ??= unmount(this.mountpoint, true).catch(() => undefined);
+  }
+
+  /** Detaches the mount at once (lazily: users of it keep what they have open) and waits until the server has stopped. */
+  async detach(): Promise<void> {
+    this.unmounting ??= unmount(this.mountpoint, true).catch(() => undefined);
+    await this.unmounting;
+    await this.ended.catch(() => undefined);
   }
 
   /**
