@@ -20,7 +20,11 @@ let base = '';
 beforeAll(async () => {
   base = await ensureImage('debian');
 }, scaled(600_000));
-afterAll(() => {
+/** Every mount a test started: a failing test's are ended before the leak checks. */
+const started: Mounted[] = [];
+afterAll(async () => {
+  for (const m of started) if (m.proc.exitCode === null && m.proc.signalCode === null) m.proc.kill('SIGKILL');
+  await Promise.all(started.map((m) => m.exit));
   const stillMounted = mountLines().filter((l) => l.includes(tmp.dir));
   for (const l of stillMounted) execFileSync('umount', ['-l', l.split(' ')[1]!]);
   const left = tmp.leftovers();
@@ -62,6 +66,7 @@ async function startMount(args: string[], mnt: string): Promise<Mounted> {
   let err = '';
   proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const exit = new Promise<number | string>((resolve) => proc.on('exit', (code, sig) => resolve(code ?? sig!)));
+  started.push({ proc, stderr: () => err, exit });
   let exited = false;
   void exit.then(() => (exited = true));
   await until('the mount', () => isMounted(mnt) || exited, scaled(240_000));
@@ -173,4 +178,139 @@ describe('guestsh mount', () => {
       sums.split('\n').filter((l) => l && !/ \.\/(etc\/(motd|issue\.net|issue\.net\.moved|hostname)|srv\/copied\/.*)$/.test(l));
     expect(unchanged(after.sums)).toEqual(unchanged(before.sums));
   }, scaled(900_000));
+
+  it('--discard leaves the image byte-identical, --ro refuses writes with EROFS, a busy mountpoint says what to do, Ctrl-C unmounts and commits', async () => {
+    const img = ext4Image(join(tmp.dir, 'small.img'), 32, { 'f.txt': 'x\n' });
+    const h0 = await sha256(img);
+    const mnt = join(tmp.dir, 'mnt-small');
+
+    let m = await startMount(['--format=raw', '-a', img, '-m', '/dev/sda', '--discard'], mnt);
+    expect(await sh(`echo new > ${mnt}/new.txt && rm ${mnt}/f.txt && mkdir ${mnt}/d && touch ${mnt}/d/x`)).toMatchObject({ code: 0, stderr: '' });
+    // guestfsd's errno, through to the host's tools.
+    expect((await sh(`rmdir ${mnt}/d`)).stderr).toMatch(/Directory not empty/);
+    expect((await sh(`cat ${mnt}/nothing-here`)).stderr).toMatch(/No such file or directory/);
+    expect((await sh(`getfattr -n user.nothing ${mnt}/new.txt`)).stderr).toMatch(/No such attribute/);
+    expect(await sh(`setfattr -n user.k -v v1 ${mnt}/new.txt && getfattr --only-values -n user.k ${mnt}/new.txt`)).toMatchObject({ code: 0, stdout: 'v1' });
+    expect((await guestsh(['umount', mnt])).code).toBe(0);
+    expect(await m.exit).toBe(0);
+    expect(await sha256(img)).toBe(h0);
+
+    m = await startMount(['--format=raw', '-a', img, '-m', '/dev/sda', '--ro'], mnt);
+    for (const write of [`touch ${mnt}/new.txt`, `echo y >> ${mnt}/f.txt`, `rm ${mnt}/f.txt`, `mkdir ${mnt}/d`, `chmod 0 ${mnt}/f.txt`]) {
+      const r = await sh(write);
+      expect(r.code, write).not.toBe(0);
+      expect(r.stderr, write).toMatch(/Read-only file system/);
+    }
+    expect(readFileSync(join(mnt, 'f.txt'), 'utf8')).toBe('x\n');
+    // Busy: a process sits in the mount; the unmount refuses, naming what to do, and works once it has gone.
+    const holder = spawn('sleep', ['600'], { cwd: mnt, stdio: 'ignore' });
+    const busy = await guestsh(['umount', mnt]);
+    expect(busy.code).toBe(2);
+    expect(busy.stderr).toMatch(/^guestsh: error: .* is busy: .*fuser -vm .*; end it, then unmount again\n$/);
+    expect(isMounted(mnt)).toBe(true);
+    holder.kill('SIGKILL');
+    await new Promise((r) => holder.on('exit', r));
+    expect((await guestsh(['umount', mnt])).code).toBe(0);
+    expect(await m.exit).toBe(0);
+    expect(await sha256(img)).toBe(h0);
+
+    // Ctrl-C: the mount ends as an unmount does, and the write is committed.
+    m = await startMount(['--format=raw', '-a', img, '-m', '/dev/sda'], mnt);
+    writeFileSync(join(mnt, 'kept.txt'), 'kept\n');
+    process.kill(serverOf(mnt), 'SIGINT');
+    expect(await m.exit).toBe(130);
+    expect(isMounted(mnt)).toBe(false);
+    const check = await guestsh(['--format=raw', '--ro', '-a', img, '-m', '/dev/sda', 'ls', '/']);
+    expect(check.stdout).toBe('f.txt\nkept.txt\nlost+found\n');
+  }, scaled(600_000));
+
+  it('kill -9 while mounted: the image is unchanged, the watchdog detaches the mount, no qemu is left', async () => {
+    const img = ext4Image(join(tmp.dir, 'kill.img'), 32, { 'f.txt': 'x\n' });
+    const h0 = await sha256(img);
+    const mnt = join(tmp.dir, 'mnt-kill');
+    const m = await startMount(['--format=raw', '-a', img, '-m', '/dev/sda'], mnt);
+    expect(await sh(`echo lost > ${mnt}/new.txt && rm ${mnt}/f.txt`)).toMatchObject({ code: 0 });
+    const server = serverOf(mnt);
+    expect(qemuUnder(tmp.dir).length).toBeGreaterThan(0);
+    process.kill(server, 'SIGKILL');
+    if (m.proc.pid !== server && isAlive(m.proc.pid!)) m.proc.kill('SIGKILL');
+    await m.exit;
+    await until('the watchdog to detach the mount', () => !isMounted(mnt));
+    await until('qemu to be reaped', () => qemuUnder(tmp.dir).length === 0);
+    expect(await sha256(img)).toBe(h0);
+    // The next open removes the abandoned overlay and sees the image as it was.
+    const check = await guestsh(['--format=raw', '--ro', '-a', img, '-m', '/dev/sda', 'ls', '/']);
+    expect(check.stdout).toBe('f.txt\nlost+found\n');
+    expect((await guestsh(['recover', img])).code).toBe(0);
+  }, scaled(600_000));
+
+  it('a corrupted ext4, read-only: errors come back as errno, nothing hangs, only the fuse entry is mounted on the host', async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 40; i++) files[`d/file-${i}.txt`] = `file ${i}\n`.repeat(50);
+    files['ok.txt'] = 'fine\n';
+    const img = ext4Image(join(tmp.dir, 'corrupt.img'), 32, files);
+    // Garbage over the inodes of file-1 … file-9 (the directory itself stays sound): the appliance's ext4 finds them bad.
+    const blockSize = Number(/Block size:\s+(\d+)/.exec(execFileSync('dumpe2fs', ['-h', img], { stdio: ['ignore', 'pipe', 'ignore'] }).toString())![1]);
+    for (let i = 1; i < 10; i++) {
+      const where = execFileSync('debugfs', ['-R', `imap /d/file-${i}.txt`, img], { stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+      const [, block, offset] = /located at block (\d+), offset (0x[0-9a-f]+)/.exec(where)!;
+      execFileSync('dd', [`of=${img}`, 'bs=1', `seek=${Number(block) * blockSize + Number(offset)}`, 'count=256', 'conv=notrunc', 'status=none'], { input: randomBytes(256) });
+    }
+    const h0 = await sha256(img);
+    const mnt = join(tmp.dir, 'mnt-corrupt');
+    mkdirSync(mnt, { recursive: true });
+    const before = mountLines();
+    const m = await startMount(['--format=raw', '-a', img, '-m', '/dev/sda', '--ro'], mnt);
+    const during = mountLines();
+    expect(during.filter((l) => !before.includes(l))).toEqual([expect.stringMatching(new RegExp(`^guestsh:\\d+ ${mnt} fuse\\.guestsh ro,`))]);
+    expect(before.filter((l) => !during.includes(l))).toEqual([]);
+    expect(readFileSync(join(mnt, 'ok.txt'), 'utf8')).toBe('fine\n');
+    // The appliance's errno, as the host's tools print it (EBADMSG: a bad inode checksum; EUCLEAN or EIO: other damage).
+    const damaged = /: (Bad message|Structure needs cleaning|Input\/output error)$/m;
+    const ls = await sh(`ls -l ${mnt}/d`);
+    expect(ls.code).not.toBe(0);
+    expect(ls.stderr.split('\n').filter(Boolean).every((l) => damaged.test(l))).toBe(true);
+    expect(ls.stdout).toContain('file-10.txt');
+    const cat = await sh(`cat ${mnt}/d/file-1.txt`);
+    expect(cat.code).not.toBe(0);
+    expect(cat.stderr).toMatch(damaged);
+    expect(readFileSync(join(mnt, 'd', 'file-10.txt'), 'utf8')).toBe('file 10\n'.repeat(50));
+    expect((await guestsh(['umount', mnt])).code).toBe(0);
+    expect(await m.exit).toBe(0);
+    expect(mountLines()).toEqual(before);
+    expect(await sha256(img)).toBe(h0);
+  }, scaled(600_000));
+
+  it('the API: mount_local, mount_local_run until umount_local, the writes in the session', async () => {
+    const img = ext4Image(join(tmp.dir, 'api.img'), 32, { 'f.txt': 'x\n' });
+    const mnt = join(tmp.dir, 'mnt-api');
+    mkdirSync(mnt, { recursive: true });
+    const s = new Session();
+    try {
+      await s.addDrive(img, { format: 'raw' });
+      await s.launch();
+      await s.g.mount('/dev/sda', '/');
+      await expect(s.g.umountLocal()).rejects.toThrow(/umount_local: no filesystem is mounted locally/);
+      await s.g.mountLocal(mnt, { cachetimeout: 5 });
+      await expect(s.g.mountLocal(mnt)).rejects.toThrow(/is mounted already/);
+      const run = s.g.mountLocalRun();
+      // The server is this process: the files are touched from another one.
+      expect(await sh(`cat ${mnt}/f.txt && echo api > ${mnt}/api.txt && ln -s f.txt ${mnt}/l && stat -c %F ${mnt}/l`)).toMatchObject({
+        code: 0,
+        stdout: 'x\nsymbolic link\n',
+      });
+      await s.g.umountLocal({ retry: true });
+      await run;
+      expect(isMounted(mnt)).toBe(false);
+      expect(await s.g.cat('/api.txt')).toBe('api\n');
+      expect(await s.g.readlink('/l')).toBe('f.txt');
+      // close() unmounts a mount left behind.
+      await s.g.mountLocal(mnt, { readonly: true });
+      expect(isMounted(mnt)).toBe(true);
+    } finally {
+      await s.close();
+    }
+    expect(isMounted(mnt)).toBe(false);
+  }, scaled(300_000));
 });
+

@@ -69,10 +69,13 @@ class Errno extends Error {
   }
 }
 
+/** Linux errno names guestfsd may send that Node's table lacks. */
+const LINUX_ERRNO: Readonly<Record<string, number>> = { EUCLEAN: 117, EREMOTEIO: 121, EMEDIUMTYPE: 124, ENOKEY: 126, EKEYREJECTED: 129 };
+
 /** The errno number a failed call stands for. */
 export function errnoOf(e: unknown): number {
   if (e instanceof Errno) return e.errno;
-  if (e instanceof GuestfsError) return (E as Record<string, number>)[e.errno] ?? E.EIO;
+  if (e instanceof GuestfsError) return (E as Record<string, number>)[e.errno] ?? LINUX_ERRNO[e.errno] ?? E.EIO;
   if (e instanceof CancelledError) return E.EINTR;
   return E.EIO;
 }
@@ -451,17 +454,10 @@ export class GuestFs {
   }
 
   private async stat(path: string): Promise<StatNS> {
+    // A miss is asked for on its own, never answered from the parent's
+    // listing: the appliance's errno (ENOENT, or EBADMSG on a damaged inode) is the answer.
     const cached = this.fresh(this.stats, path);
     if (cached) return cached;
-    if (path !== '/') {
-      // A name the parent's listing does not have does not exist: no call needed.
-      const parent = parentOf(path);
-      const listing = this.fresh(this.listings, parent) ?? (await this.listing(parent).catch(() => undefined));
-      const name = path.slice(parent.length === 1 ? 1 : parent.length + 1);
-      if (listing && !listing.some((e) => e.name === name)) throw new Errno(E.ENOENT);
-      const prefetched = this.fresh(this.stats, path);
-      if (prefetched) return prefetched;
-    }
     const st = this.local(await this.call('lstatns', this.g.lstatns(path)));
     this.keep(this.stats, path, st);
     return st;
