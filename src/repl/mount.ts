@@ -58,6 +58,7 @@ export async function mountVerb(o: Options, stop: Stop): Promise<number> {
     } catch (e) {
       throw new Error(`the mount ended because the appliance failed (${(e as Error).message}); the images are unchanged`);
     }
+    if (o.verbose) say(`appliance calls made: ${[...m.fs.calls].map(([action, n]) => `${action} ${n}`).join(', ') || 'none'}`);
     if (crashed || o.changes === 'discard' || o.readonly) {
       if (!o.readonly) say(crashed ? `stopped by ${stop.received}: the changes were discarded` : 'the changes were discarded');
       return stop.exitCode(0);

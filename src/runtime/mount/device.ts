@@ -13,9 +13,9 @@
 import { execFile, spawn } from 'node:child_process';
 import { closeSync, openSync, read, readFileSync, writeSync } from 'node:fs';
 import { UsageError } from '../errors.js';
+import { MAX_WRITE } from './wire.js';
 
-/** The largest write the kernel may send (max_pages × 4 KiB), plus room for the headers. */
-export const MAX_WRITE = 1024 * 1024;
+/** The largest request the kernel may send: a write of MAX_WRITE bytes and its headers. */
 const READ_BUFFER = MAX_WRITE + 64 * 1024;
 
 export interface MountOptions {

@@ -10,7 +10,8 @@
 // since only this server writes through this appliance, every write
 // invalidates exactly what it changed (the path, its parent's listing and
 // attributes, a renamed or removed subtree) and the cache is never stale.
-// The kernel's own attribute and entry caches get a second.
+// The kernel's own attribute and entry caches get a second. Reads of a
+// large file come through a 1 MiB window (see read()).
 
 import { constants } from 'node:os';
 import type { GuestfsApi, StatNS } from '../../spec/api.js';
@@ -26,6 +27,8 @@ import {
   FUSE_ROOT_ID,
   InitFlag,
   initOut,
+  MAX_PAGES,
+  MAX_WRITE,
   Op,
   openOut,
   parseInit,
@@ -39,14 +42,14 @@ import {
 const E = constants.errno;
 /** What the kernel caches an entry or attributes for. */
 const KERNEL_TTL_MS = 1000;
-const MAX_PAGES = 256;
-const MAX_WRITE = MAX_PAGES * 4096;
 /** libguestfs's utimens: -1 sets the time to now, -2 leaves it. */
 const UTIME_NOW = -1n;
 const UTIME_OMIT = -2n;
 const WRITE_OPS: ReadonlySet<number> = new Set([
   Op.SETATTR, Op.SYMLINK, Op.MKNOD, Op.MKDIR, Op.UNLINK, Op.RMDIR, Op.RENAME, Op.RENAME2, Op.LINK, Op.WRITE, Op.SETXATTR, Op.REMOVEXATTR, Op.CREATE,
 ]);
+/** Files with a read window at a time. */
+const READ_WINDOWS = 16;
 const O_ACCMODE = 3;
 const O_TRUNC = 0o1000;
 
@@ -73,7 +76,7 @@ class Errno extends Error {
 const LINUX_ERRNO: Readonly<Record<string, number>> = { EUCLEAN: 117, EREMOTEIO: 121, EMEDIUMTYPE: 124, ENOKEY: 126, EKEYREJECTED: 129 };
 
 /** The errno number a failed call stands for. */
-export function errnoOf(e: unknown): number {
+function errnoOf(e: unknown): number {
   if (e instanceof Errno) return e.errno;
   if (e instanceof GuestfsError) return (E as Record<string, number>)[e.errno] ?? LINUX_ERRNO[e.errno] ?? E.EIO;
   if (e instanceof CancelledError) return E.EINTR;
@@ -112,10 +115,12 @@ export class GuestFs {
   private readonly links = new Map<string, Cached<string>>();
   private readonly xattrs = new Map<string, Cached<Map<string, Buffer>>>();
   private readonly openDirs = new Map<bigint, DirEntry[]>();
+  /** The last read windows, oldest first. */
+  private readonly windows = new Map<string, { start: bigint; end: bigint; data: Promise<Buffer> }>();
   private nextHandle = 1n;
   /** Each guest filesystem's st_dev, numbered in the order met (the host sees one device). */
   private readonly devices = new Map<bigint, bigint>();
-  /** Daemon calls made, by action (for the benchmark and -v). */
+  /** Daemon calls made, by action (`guestsh mount -v` prints them at the end). */
   readonly calls = new Map<string, number>();
 
   constructor(
@@ -250,11 +255,8 @@ export class GuestFs {
         });
         return Buffer.concat([await this.created(path), openOut(0n)]);
       }
-      case Op.READ: {
-        const offset = b.readBigUInt64LE(8);
-        const size = b.readUInt32LE(16);
-        return this.call('pread', this.g.pread(this.pathOf(req.nodeid), size, offset));
-      }
+      case Op.READ:
+        return this.read(this.pathOf(req.nodeid), b.readBigUInt64LE(8), b.readUInt32LE(16));
       case Op.WRITE: {
         const offset = b.readBigUInt64LE(8);
         const size = b.readUInt32LE(16);
@@ -324,6 +326,33 @@ export class GuestFs {
         // ACCESS (the kernel checks modes itself: default_permissions), locks, ioctl, fallocate, lseek, …
         throw new Errno(E.ENOSYS);
     }
+  }
+
+  /**
+   * Reads through a window of up to MAX_WRITE bytes per file: the kernel
+   * reads ahead in 128 KiB requests (its readahead, which the server may only
+   * lower), so a large file read in order costs one call per MiB instead of
+   * eight. Requests that arrive while the window is on its way wait for it.
+   */
+  private async read(path: string, offset: bigint, size: number): Promise<Buffer> {
+    const w = this.windows.get(path);
+    if (w && offset >= w.start && offset + BigInt(size) <= w.end) {
+      const data = await w.data;
+      return data.subarray(Number(offset - w.start), Number(offset - w.start) + size);
+    }
+    const st = this.fresh(this.stats, path);
+    const left = st ? st.st_size - offset : 0n;
+    // Only for a file whose size is known and which goes on past this request: a small file is one pread as it is.
+    if (left <= BigInt(size)) return this.call('pread', this.g.pread(path, size, offset));
+    const length = Number(left < BigInt(MAX_WRITE) ? left : BigInt(MAX_WRITE));
+    const data = this.call('pread', this.g.pread(path, length, offset));
+    const window = { start: offset, end: offset + BigInt(length), data };
+    this.windows.delete(path);
+    this.windows.set(path, window);
+    if (this.windows.size > READ_WINDOWS) this.windows.delete(this.windows.keys().next().value!);
+    // A failed read leaves no window behind.
+    data.catch(() => this.windows.get(path) === window && this.windows.delete(path));
+    return (await data).subarray(0, size);
   }
 
   /** Counts the call and passes its result or error on. */
@@ -406,7 +435,7 @@ export class GuestFs {
       ok = true;
     } finally {
       for (const path of paths) {
-        for (const cache of [this.stats, this.links, this.xattrs, this.listings] as Map<string, unknown>[]) {
+        for (const cache of [this.stats, this.links, this.xattrs, this.listings, this.windows] as Map<string, unknown>[]) {
           if (!tree) cache.delete(path);
           else for (const p of [...cache.keys()]) if (under(p, path)) cache.delete(p);
         }

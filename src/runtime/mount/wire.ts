@@ -19,12 +19,14 @@ export const Op = {
 /** fuse_init flags guestsh asks for. */
 export const InitFlag = {
   ASYNC_READ: 1 << 0,
-  ATOMIC_O_TRUNC: 1 << 3,
   BIG_WRITES: 1 << 5,
-  DONT_MASK: 1 << 6,
   PARALLEL_DIROPS: 1 << 18,
   MAX_PAGES: 1 << 22,
 } as const;
+
+/** The largest read or write guestsh takes in one request: 256 pages, 1 MiB (guestfsd's messages stop at 4 MiB). */
+export const MAX_PAGES = 256;
+export const MAX_WRITE = MAX_PAGES * 4096;
 
 /** fuse_setattr_in.valid bits. */
 export const Fattr = {
