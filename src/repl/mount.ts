@@ -10,6 +10,7 @@
 // that is a crash, so the mount is detached at once and the changes are
 // discarded, as a SIGKILL of this process itself would leave them.
 
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { UsageError } from '../runtime/errors.js';
 import { BusyError, FS_TYPE, LocalMount, mountAt, unmount } from '../runtime/mount/local-mount.js';
@@ -97,10 +98,11 @@ export async function umountVerb(o: Options): Promise<number> {
   return 0;
 }
 
+/** Running, and not a zombie: a server that has exited but whose parent has not reaped it yet has finished. */
 function alive(pid: number): boolean {
   try {
-    process.kill(pid, 0);
-    return true;
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return false;
   }
