@@ -11,6 +11,7 @@ const layers = [
   ['protocol', '^src/runtime/protocol/'],
   ['appliance', '^src/runtime/appliance/'],
   ['qemu', '^src/runtime/qemu/'],
+  ['mount', '^src/runtime/mount/'],
   ['session', '^src/runtime/session/'],
   ['open', '^src/runtime/open/'],
   ['recipe', '^src/runtime/recipe/'],

@@ -20,7 +20,7 @@ import { HELP_GUIDE } from '../commands/help.js';
 export type { MountArg };
 
 /** The shell, and the verbs beside it. */
-export type Verb = 'shell' | 'run' | 'check' | 'status' | 'recover' | 'init-recipe' | 'batch' | 'worker';
+export type Verb = 'shell' | 'run' | 'check' | 'status' | 'recover' | 'init-recipe' | 'batch' | 'worker' | 'mount' | 'umount';
 
 export type DriveArg = { kind: 'add'; path: string; format: string | undefined } | PreparedDisk;
 
@@ -104,8 +104,10 @@ interface OptionSpec {
 
 const SHELL: Verb[] = ['shell'];
 const IMAGES: Verb[] = ['shell', 'run'];
+/** The image options `guestsh mount` shares with the shell and run. */
+const MOUNTS: Verb[] = [...IMAGES, 'mount'];
 const RUN: Verb[] = ['run'];
-const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe', 'batch', 'worker'];
+const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe', 'batch', 'worker', 'mount', 'umount'];
 const BATCH: Verb[] = ['batch', 'worker'];
 
 function positiveNumber(flag: string, v: string): number {
@@ -115,19 +117,19 @@ function positiveNumber(flag: string, v: string): number {
 }
 
 const OPTIONS: readonly OptionSpec[] = [
-  { names: ['-a', '--add', '--image'], value: 'IMAGE', help: 'add a disk image (repeatable; --format applies to the -a after it)', verbs: IMAGES,
+  { names: ['-a', '--add', '--image'], value: 'IMAGE', help: 'add a disk image (repeatable; --format applies to the -a after it)', verbs: MOUNTS,
     apply: (o, v, st) => void o.drives.push({ kind: 'add', path: imagePath(v!), format: st.format }) },
-  { names: ['--format'], value: 'raw|qcow2|..', optional: true, help: 'force the format of the following -a images (--format alone: detect)', verbs: IMAGES,
+  { names: ['--format'], value: 'raw|qcow2|..', optional: true, help: 'force the format of the following -a images (--format alone: detect)', verbs: MOUNTS,
     apply: (_o, v, st) => void (st.format = v || undefined) },
   { names: ['-N', '--new'], value: '[FILE=]TYPE', help: 'create a prepared disk (disk, part, fs, lv, lvfs, bootroot, bootrootlv; -N list shows them), default file name testN.img', verbs: SHELL,
     apply: (o, v, st) => {
       if (['list', 'help', 'h', '?'].includes(v!.toLowerCase())) o.listPrepared = true;
       else o.drives.push(preparedDisk(v!, st.prepared++));
     } },
-  { names: ['-i', '--inspector'], help: 'inspect the guest and mount its filesystems as it would', verbs: IMAGES, apply: (o) => void (o.inspector = true) },
-  { names: ['-m', '--mount'], value: 'DEV[:MNT[:OPTS[:FSTYPE]]]', help: "mount a filesystem (MNT defaults to /, OPTS to 'ro' with --ro)", verbs: IMAGES,
+  { names: ['-i', '--inspector'], help: 'inspect the guest and mount its filesystems as it would', verbs: MOUNTS, apply: (o) => void (o.inspector = true) },
+  { names: ['-m', '--mount'], value: 'DEV[:MNT[:OPTS[:FSTYPE]]]', help: "mount a filesystem (MNT defaults to /, OPTS to 'ro' with --ro)", verbs: MOUNTS,
     apply: (o, v) => void o.mounts.push(parseMount(v!)) },
-  { names: ['--ro', '-r'], help: 'open the images read-only (writes go to a discarded overlay)', verbs: IMAGES, apply: (o) => void (o.readonly = true) },
+  { names: ['--ro', '-r'], help: 'open the images read-only (writes go to a discarded overlay; mount: refused with EROFS)', verbs: MOUNTS, apply: (o) => void (o.readonly = true) },
   { names: ['--rw', '-w'], help: 'open the images read-write (the default)', verbs: SHELL, apply: (o) => void (o.readonly = false) },
   { names: ['-f', '--file'], value: 'SCRIPT', help: 'run the commands in SCRIPT (#!/usr/bin/env guestsh -f works)', verbs: SHELL,
     apply: (o, v) => {
@@ -135,9 +137,9 @@ const OPTIONS: readonly OptionSpec[] = [
       o.file = v!;
     } },
   { names: ['--allow-backing'], help: "follow the images' backing files and external data files anywhere (default: only in the image's directory; run: none)",
-    verbs: IMAGES, apply: (o) => void (o.allowBacking = true) },
-  { names: ['--keys-from-stdin'], help: 'read LUKS passphrases from stdin (one a line) instead of the terminal', verbs: IMAGES, apply: (o) => void (o.keysFromStdin = true) },
-  { names: ['--echo-keys'], help: 'echo passphrases as they are typed', verbs: IMAGES, apply: (o) => void (o.echoKeys = true) },
+    verbs: MOUNTS, apply: (o) => void (o.allowBacking = true) },
+  { names: ['--keys-from-stdin'], help: 'read LUKS passphrases from stdin (one a line) instead of the terminal', verbs: MOUNTS, apply: (o) => void (o.keysFromStdin = true) },
+  { names: ['--echo-keys'], help: 'echo passphrases as they are typed', verbs: MOUNTS, apply: (o) => void (o.echoKeys = true) },
   { names: ['--param'], value: 'KEY=VALUE', help: "a parameter for the recipe (its params.KEY)", verbs: RUN,
     apply: (o, v) => {
       const eq = v!.indexOf('=');
@@ -176,12 +178,12 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--network'], help: 'enable the appliance network', verbs: IMAGES, apply: (o) => void (o.network = true) },
   { names: ['--progress-bars'], help: 'show progress bars even when stderr is not a terminal', verbs: SHELL, apply: (o) => void (o.progressBars = true) },
   { names: ['--no-progress-bars'], help: 'never show progress bars', verbs: SHELL, apply: (o) => void (o.progressBars = false) },
-  { names: ['-v', '--verbose'], help: 'show the appliance console and launch details (run: and each call) on stderr', verbs: IMAGES,
+  { names: ['-v', '--verbose'], help: 'show the appliance console and launch details (run: and each call; mount: each request) on stderr', verbs: MOUNTS,
     apply: (o) => void (o.verbose = true) },
   { names: ['-x'], help: 'trace each call and its result on stderr', verbs: SHELL, apply: (o) => void (o.trace = true) },
   { names: ['--commit'], help: "keep the images' changes at the end (default: when every command succeeded; the interactive shell asks)", verbs: SHELL,
     apply: (o) => void (o.changes = 'commit') },
-  { names: ['--discard'], help: "throw the images' changes away at the end", verbs: SHELL, apply: (o) => void (o.changes = 'discard') },
+  { names: ['--discard'], help: "throw the images' changes away at the end (mount: at the unmount)", verbs: [...SHELL, 'mount'], apply: (o) => void (o.changes = 'discard') },
   { names: ['--dry-run'], help: 'throw the changes away and print the files that would have changed', verbs: IMAGES, apply: (o) => void (o.dryRun = true) },
   { names: ['--help'], help: 'this text', verbs: ALL, apply: (o) => void (o.help = true) },
   { names: ['-h', '--cmd-help'], value: 'CMD', optional: true, help: 'help on CMD, or (without CMD) list the commands', verbs: SHELL,
@@ -208,6 +210,8 @@ export const VERBS: Record<Verb, { synopsis: string; summary: string }> = {
   status: { synopsis: 'guestsh status IMAGE [--json]', summary: 'show the writer, pending changes and interrupted commits of IMAGE' },
   batch: { synopsis: 'guestsh batch JOB.yaml [--queue redis://HOST:PORT]', summary: "run a job's recipe over many images: a local pool, or workers through a queue" },
   worker: { synopsis: 'guestsh worker --queue redis://HOST:PORT [--concurrency N]', summary: "run the images a batch put on the queue" },
+  mount: { synopsis: 'guestsh mount -a IMAGE (-i | -m DEV[:MNT]) [--ro] [--discard] MOUNTPOINT', summary: "the guest's filesystems on MOUNTPOINT (FUSE, root only) until unmounted; the unmount commits" },
+  umount: { synopsis: 'guestsh umount MOUNTPOINT', summary: 'unmount a guestsh mount and wait until its changes are committed' },
 };
 
 /** -a's value: a path, or guestfish's URI form; only file:// names a file guestsh can open. */

@@ -1,6 +1,6 @@
-// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `batch` and
-// `worker` (many images: ./batch.ts), `init-recipe`,
-// `recover` and `status` (an image's transaction state). Each parses its
+// guestsh's verbs beside the shell: `run` (a recipe, or --watch), `check`,
+// `batch` and `worker` (many images: ./batch.ts), `init-recipe`, `recover`
+// and `status` (an image's transaction state), `mount`/`umount` (mount.ts). Each parses its
 // options from the one option table and returns an exit code. A stop signal
 // ends `run` early (see stop.ts); the others are quick and run to their end
 // (recover's merge must not be cut short), then exit as the signal says.
@@ -164,7 +164,12 @@ const toTheEnd =
   async (o: Options, stop: Stop): Promise<number> =>
     stop.exitCode(await f(o));
 
+const mountVerb = async (o: Options, stop: Stop): Promise<number> => (await import('./mount.js')).mountVerb(o, stop);
+const umountVerb = async (o: Options): Promise<number> => (await import('./mount.js')).umountVerb(o);
+
 const verbs: Partial<Record<Verb, (o: Options, stop: Stop) => Promise<number>>> = {
+  mount: mountVerb,
+  umount: toTheEnd(umountVerb),
   run: runVerb,
   check: toTheEnd(checkVerb),
   batch: async (o, stop) => (await import('./batch.js')).batchVerb(o, stop),

@@ -2,7 +2,9 @@
 // at any moment (even by SIGKILL). Polls like libguestfs's recovery process.
 // While qemu runs: if the owner dies, kill qemu. Then, once the owner is
 // gone, remove its run directory. An owner that cleans up itself ends its
-// watchdogs with releaseWatchdogs().
+// watchdogs with releaseWatchdogs(). A FUSE mount has one too: once the
+// owner is gone, it detaches the mount (the kernel has aborted the
+// connection with the owner's descriptor, so its users get ENOTCONN until then).
 
 import { type ChildProcess, spawn } from 'node:child_process';
 
@@ -38,4 +40,26 @@ export function watchRunDir(runDir: string, qemuPid?: number): void {
 export function releaseWatchdogs(runDir: string): void {
   for (const w of watchdogs.get(runDir) ?? []) w.kill('SIGKILL');
   watchdogs.delete(runDir);
+}
+
+const MOUNT_WATCHDOG = `
+owner=$1 mnt=$2 entry=$3
+while kill -0 "$owner" 2>/dev/null; do sleep 0.5; done
+grep -qF -- "$entry" /proc/mounts && umount -l -n "$mnt"
+`;
+
+/** /proc/mounts's escaping of a path (space, tab, newline, backslash as octal). */
+const mountsEscape = (path: string): string => path.replace(/[ \t\n\\]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+
+/**
+ * Starts a watchdog that lazily unmounts `mountpoint` once this process has
+ * died, if the mount there is still this process's FUSE mount (source
+ * `source`, type `type`): a mount made later by someone else is left alone.
+ * Returns the function that ends it (the owner unmounted itself).
+ */
+export function watchMountpoint(mountpoint: string, source: string, type: string): () => void {
+  const entry = `${source} ${mountsEscape(mountpoint)} ${type} `;
+  const w = spawn('sh', ['-c', MOUNT_WATCHDOG, 'guestsh-watchdog', String(process.pid), mountpoint, entry], { detached: true, stdio: 'ignore' });
+  w.unref();
+  return () => void w.kill('SIGKILL');
 }

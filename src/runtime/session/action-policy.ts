@@ -25,7 +25,6 @@ export interface ActionPolicy {
 
 const LIBVIRT = 'guestsh starts qemu itself and never talks to libvirt';
 const NO_LIBVIRT_AUTH = `${LIBVIRT} (no libvirt authentication)`;
-const NO_FUSE = 'guests are never mounted in the host kernel (no FUSE)';
 const ONE_CONTROLLER = 'every drive is attached to one virtio-scsi controller; the interface cannot be chosen';
 const NULL_RESETS = '(null resets)';
 
@@ -45,9 +44,9 @@ export const ACTION_POLICY: Readonly<Record<string, ActionPolicy>> = {
   set_libvirt_supported_credentials: { unsupported: NO_LIBVIRT_AUTH },
   c_pointer: { unsupported: 'there is no C guestfs_h handle behind a guestsh session', recipe: HOST },
   config: { unsupported: 'guestsh composes the qemu command line itself; arbitrary qemu parameters cannot be added', recipe: LAUNCH },
-  mount_local: { unsupported: `${NO_FUSE}; use copy_out, tar_out or download`, recipe: HOST },
-  mount_local_run: { unsupported: `${NO_FUSE}; use copy_out, tar_out or download`, recipe: HOST },
-  umount_local: { unsupported: NO_FUSE, recipe: HOST },
+  mount_local: { restricted: 'a non-root caller (the mount is made with mount(2))', recipe: HOST },
+  mount_local_run: { recipe: HOST },
+  umount_local: { recipe: HOST },
   user_cancel: { unsupported: 'cancel a transfer through its AbortSignal (CallTransfer.signal) or Ctrl-C in the shell', recipe: LIFETIME },
   add_drive_with_if: { unsupported: `${ONE_CONTROLLER} (use add_drive)` },
   add_drive_ro_with_if: { unsupported: `${ONE_CONTROLLER} (use add_drive_ro)` },

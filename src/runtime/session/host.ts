@@ -36,6 +36,8 @@ export interface SessionHost {
   close(): Promise<void>;
   /** Plugs another image in read-only (through a throwaway overlay); returns its device. */
   attachReadOnly(path: string, format?: string): Promise<string>;
+  /** Runs `hook` at the start of shutdown() or close(), once; returns the function that removes it. */
+  beforeEnd(hook: () => Promise<void>): () => void;
   /** Unplugs the drive attachReadOnly() added last. */
   detachReadOnly(device: string): Promise<void>;
 }

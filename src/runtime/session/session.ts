@@ -87,6 +87,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
   /** shutdown()'s merges while they run: close() waits for them rather than pull their files away. */
   private merging: Promise<void> | null = null;
+  /** What must end while the appliance still answers (a FUSE mount of it), run first by shutdown() and close(). */
+  private readonly endHooks = new Set<() => Promise<void>>();
 
   constructor(opts: SessionOptions = {}) {
     super();
@@ -353,7 +355,19 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * committed (it throws; close() then discards); from then on every
    * image's merge completes.
    */
+  beforeEnd(hook: () => Promise<void>): () => void {
+    this.endHooks.add(hook);
+    return () => void this.endHooks.delete(hook);
+  }
+
+  private async runEndHooks(): Promise<void> {
+    const hooks = [...this.endHooks];
+    this.endHooks.clear();
+    for (const hook of hooks) await hook().catch(() => undefined);
+  }
+
   async shutdown(opts: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+    await this.runEndHooks();
     if (this.state === 'ready') {
       if (this.settings.autosync) {
         try {
@@ -400,6 +414,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * twice, and while shutdown() runs: merges under way complete first.
    */
   async close(): Promise<void> {
+    await this.runEndHooks();
     await this.merging;
     const conn = this.conn;
     this.conn = null;

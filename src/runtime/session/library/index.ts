@@ -14,6 +14,7 @@ import { checkOptionalGroup, deviceActions } from './devices.js';
 import { diskActions } from './disks.js';
 import { fileActions } from './files.js';
 import { inspectActions } from './inspect.js';
+import { mountLocalActions } from './mount-local.js';
 import { propertyActions } from './properties.js';
 import { notSupported as refusal } from './util.js';
 import { notSupported } from '../action-policy.js';
@@ -33,6 +34,7 @@ const implemented: LibraryTable = {
   ...fileActions,
   ...deviceActions,
   ...inspectActions,
+  ...mountLocalActions,
   launch: (s) => s.launch(),
   shutdown: (s) => s.shutdown(),
   kill_subprocess: (s) => s.shutdown(),
