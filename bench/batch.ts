@@ -9,31 +9,17 @@
 //
 //   npx tsx bench/batch.ts [--images N] [--rounds R]
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from '../src/index.js';
 import { ensureGuest } from '../testdata/index.js';
-import { arg, CLI, LIBGUESTFS_ENV } from './util.js';
+import { arg, CLI, LIBGUESTFS_ENV, timed } from './util.js';
 
 const IMAGES = arg('--images', 6);
 const ROUNDS = arg('--rounds', 1);
 if (IMAGES < 6) throw new Error('--images: at least 6');
-
-/** Wall time of a command from spawn to exit, in ms, with its stderr; `ok` says which exit codes are success. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv, ok = [0]): Promise<{ ms: number; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => {
-      if (!ok.includes(code ?? -1)) reject(new Error(`${cmd} failed (${code}): ${stderr.trim()}`));
-      else resolve({ ms: Number(process.hrtime.bigint() - t0) / 1e6, stderr });
-    });
-  });
-}
 
 /** What both tools' default operations remove from the test guest, read back from each copy. */
 async function check(images: string[], tool: string): Promise<void> {

@@ -8,43 +8,22 @@
 //
 //   npx tsx bench/customize.ts [--runs N]
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from '../src/index.js';
-import { arg, CLI, LIBGUESTFS_ENV, median } from './util.js';
+import { arg, CLI, LIBGUESTFS_ENV, median, readGuest, timed } from './util.js';
 import { ensureGuest } from '../testdata/index.js';
 
 const RUNS = arg('--runs', 3);
 
-/** Wall time of a command from spawn to exit, in ms; it must succeed. */
-function timed(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const t0 = process.hrtime.bigint();
-    const p = spawn(cmd, args, { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    p.on('exit', (code) => {
-      if (code !== 0) reject(new Error(`${cmd} failed (${code}): ${stderr.trim()}`));
-      else resolve(Number(process.hrtime.bigint() - t0) / 1e6);
-    });
-  });
-}
-
 /** The three changes, as each tool reads back from the image. */
 async function check(image: string, tool: string): Promise<void> {
-  const s = new Session();
-  try {
-    await s.addDrive(image, { readonly: true });
-    await s.launch();
-    await s.g.mount('/dev/sda2', '/');
-    const got = [(await s.g.cat('/etc/hostname')).trim(), await s.g.cat('/etc/motd'), String(await s.g.exists('/etc/bench-marker'))];
+  await readGuest(image, async (g) => {
+    const got = [(await g.cat('/etc/hostname')).trim(), await g.cat('/etc/motd'), String(await g.exists('/etc/bench-marker'))];
     const want = ['bench-host', 'hello from the bench\n', 'true'];
     if (JSON.stringify(got) !== JSON.stringify(want)) throw new Error(`${tool} left ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`);
-  } finally {
-    await s.close();
-  }
+  });
 }
 
 const work = mkdtempSync(join(tmpdir(), 'guestsh-bench-'));
@@ -75,15 +54,15 @@ export default async (ctx: any) => {
   for (let i = 0; i < RUNS; i++) {
     const a = copy(`vc${i}.qcow2`);
     vc.push(
-      await timed(
+      (await timed(
         'virt-customize',
         ['-q', '-a', a, '--hostname', 'bench-host', '--write', '/etc/motd:hello from the bench\n', '--run-command', 'touch /etc/bench-marker'],
         LIBGUESTFS_ENV,
-      ),
+      )).ms,
     );
     await check(a, 'virt-customize');
     const b = copy(`gs${i}.qcow2`);
-    gs.push(await timed('node', [CLI, 'run', '-a', b, '-i', recipe], process.env));
+    gs.push((await timed('node', [CLI, 'run', '-a', b, '-i', recipe], process.env)).ms);
     await check(b, 'guestsh');
     console.log(`run ${i + 1}: virt-customize ${(vc[i]! / 1000).toFixed(2)} s, guestsh run ${(gs[i]! / 1000).toFixed(2)} s`);
   }

@@ -14,10 +14,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Session } from '../src/index.js';
 import { cacheRoot } from '../src/runtime/cache.js';
 import { ensureGuest } from '../testdata/index.js';
-import { arg, CLI, LIBGUESTFS_ENV, median } from './util.js';
+import { arg, CLI, LIBGUESTFS_ENV, median, readGuest } from './util.js';
 
 const RUNS = arg('--runs', 3);
 const TEMPLATE = join(import.meta.dirname, '..', 'scripts-examples', 'packer', 'sysprep-image.pkr.hcl');
@@ -47,15 +46,9 @@ function packer(dir: string, template: string, image: string): Promise<number> {
 }
 
 async function check(image: string, tool: string): Promise<void> {
-  const s = new Session();
-  try {
-    await s.addDrive(image, { readonly: true });
-    await s.launch();
-    await s.g.mount('/dev/sda2', '/');
-    for (const f of REMOVED) if (await s.g.exists(f)) throw new Error(`${tool} left ${f} in ${image}`);
-  } finally {
-    await s.close();
-  }
+  await readGuest(image, async (g) => {
+    for (const f of REMOVED) if (await g.exists(f)) throw new Error(`${tool} left ${f} in ${image}`);
+  });
   const [hash] = readFileSync(join(image, '..', 'image.sha256'), 'utf8').split(/\s+/);
   const actual = execFileSync('sha256sum', [image], { encoding: 'utf8' }).split(' ')[0];
   if (hash !== actual) throw new Error(`${tool}: the checksum file does not match the image`);

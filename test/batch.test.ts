@@ -13,6 +13,7 @@ import { ensureGuest } from '../testdata/index.js';
 import { Session } from '../src/runtime/session/session.js';
 import { CLI, ext4Image, guestsh, isolatedTmpdir, processes, qemuUnder, sha256 } from './helpers.js';
 import { scaled } from './slowdown.js';
+import type { ImageResult } from '../src/runtime/batch/pool.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -49,16 +50,8 @@ function job(name: string, lines: string[]): string {
   return file;
 }
 
-interface Line {
-  image: string;
-  ok: boolean;
-  committed: boolean;
-  skipped: boolean;
-  changes: number | null;
-  seconds: number;
-  error: string | null;
-  attempts: number;
-}
+/** A line of the results file. */
+type Line = ImageResult;
 
 const results = (file: string): Line[] =>
   readFileSync(file, 'utf8')

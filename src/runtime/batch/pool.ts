@@ -215,17 +215,34 @@ export interface PoolOptions {
   observer: BatchObserver;
 }
 
-/** Runs the job's images in the local pool; every image gets a result line, in the order they finish. */
-export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSummary> {
+/**
+ * Where a batch's results go, in the local pool and the queue alike: each
+ * image's line to the results file and the observer, the record of finished
+ * images (with skip_unchanged), and the summary once the batch ends.
+ */
+export async function openReport(
+  job: BatchJob,
+  observer: BatchObserver,
+): Promise<{ done: DoneFile | null; report: (r: ImageResult) => void; close: () => void; summary: () => BatchSummary }> {
   const t0 = performance.now();
   const done = job.skipUnchanged ? await DoneFile.open(doneFileOf(job.results)) : null;
   const results = await ResultsFile.create(job.results);
   const all: ImageResult[] = [];
-  const report = (r: ImageResult): void => {
-    results.write(r);
-    all.push(r);
-    opts.observer.finished(r);
+  return {
+    done,
+    report: (r) => {
+      results.write(r);
+      all.push(r);
+      observer.finished(r);
+    },
+    close: () => results.close(),
+    summary: () => summarize(all, (performance.now() - t0) / 1000),
   };
+}
+
+/** Runs the job's images in the local pool; every image gets a result line, in the order they finish. */
+export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSummary> {
+  const { done, report, close, summary } = await openReport(job, opts.observer);
   const runs = imageRunsOf(job);
   let next = 0;
   /** Why images not yet started are not started at all. */
@@ -307,9 +324,9 @@ export async function runPool(job: BatchJob, opts: PoolOptions): Promise<BatchSu
     await Promise.all(Array.from({ length: Math.min(opts.concurrency, runs.length) }, slot));
   } finally {
     signal?.removeEventListener('abort', onStop);
-    results.close();
+    close();
     // Also the empty directories a killed batch left for images this run did not need to run.
     for (const run of runs) await tidyOutput(run.outputDir);
   }
-  return summarize(all, (performance.now() - t0) / 1000);
+  return summary();
 }

@@ -20,9 +20,9 @@ import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { type ConnectionOptions, type Job, Queue, QueueEvents, UnrecoverableError, Worker } from 'bullmq';
 import { UsageError } from '../errors.js';
-import { contentHash, currentFingerprint, DoneFile, doneFileOf, fingerprint, runDigest, stampOf } from './fingerprint.js';
+import { contentHash, currentFingerprint, fingerprint, runDigest, stampOf } from './fingerprint.js';
 import type { BatchJob } from './job.js';
-import { type BatchObserver, type BatchSummary, changesOf, commitLanded, type ImageResult, type ImageRun, imageRunsOf, recipeCodeDigest, ResultsFile, runError, runImageOnce, summarize } from './pool.js';
+import { type BatchObserver, type BatchSummary, changesOf, commitLanded, type ImageResult, type ImageRun, imageRunsOf, openReport, recipeCodeDigest, runError, runImageOnce } from './pool.js';
 
 const QUEUE = 'guestsh-batch';
 /** Fingerprints of images as a finished run left them (hash: fingerprint → the job's id). */
@@ -88,20 +88,12 @@ export interface SubmitOptions {
 
 /** Enqueues the job's images (those not done already) and reports each result as it comes back. */
 export async function submitBatch(job: BatchJob, opts: SubmitOptions): Promise<BatchSummary> {
-  const t0 = performance.now();
   const conn = connection(opts.url);
   const queue = new Queue<QueueJobData, ImageResult>(QUEUE, { connection: conn });
   const events = new QueueEvents(QUEUE, { connection: conn });
   queue.on('error', () => undefined);
   events.on('error', () => undefined);
-  const done = job.skipUnchanged ? await DoneFile.open(doneFileOf(job.results)) : null;
-  const results = await ResultsFile.create(job.results);
-  const all: ImageResult[] = [];
-  const report = (r: ImageResult): void => {
-    results.write(r);
-    all.push(r);
-    opts.observer.finished(r);
-  };
+  const { done, report, close, summary } = await openReport(job, opts.observer);
   try {
     await ready(queue, opts.url);
     await ready(events, opts.url);
@@ -178,11 +170,11 @@ export async function submitBatch(job: BatchJob, opts: SubmitOptions): Promise<B
     // Stopped: what is still queued stays queued for the workers; this submitter no longer waits for it.
     for (const [id, p] of pending) settle(id, notRun(p.image, 'not waited for: the submitter was stopped (the job stays on the queue)'));
   } finally {
-    results.close();
+    close();
     await events.close().catch(() => undefined);
     await queue.close().catch(() => undefined);
   }
-  return summarize(all, (performance.now() - t0) / 1000);
+  return summary();
 }
 
 export interface WorkerOptions {
