@@ -268,6 +268,12 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
       }
       timings.typecheckMs = performance.now() - tt;
     }
+    // A stop that came while the type check held the thread is seen only now:
+    // launching after it would race the close it began and leave a qemu behind.
+    if (signal?.aborted) {
+      prepared.dispose();
+      return end({ ok: false, committed: false, exitCode: 1 });
+    }
     try {
       stage('open');
       const tl = performance.now();
