@@ -87,8 +87,6 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
   /** shutdown()'s merges while they run: close() waits for them rather than pull their files away. */
   private merging: Promise<void> | null = null;
-  /** close() has begun: a launch still under way must start nothing more (no run directory, no qemu). */
-  private closeBegun = false;
   /** What must end while the appliance still answers (a FUSE mount of it), run first by shutdown() and close(). */
   private readonly endHooks = new Set<() => Promise<void>>();
 
@@ -185,16 +183,9 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   private async ensureRunDir(): Promise<string> {
-    this.refuseIfClosing('launch');
     if (!this.runDir) {
-      const made = await mkdtemp(join(tmpdir(), 'guestsh-'));
-      if (this.closeBegun) {
-        // close() ran while the directory was being made: it would not see it.
-        await rm(made, { recursive: true, force: true });
-        this.refuseIfClosing('launch');
-      }
-      this.runDir = made;
-      watchRunDir(made);
+      this.runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+      watchRunDir(this.runDir);
       live.add(this);
     }
     return this.runDir;
@@ -225,12 +216,10 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     this.lifecycle.transition('launching');
     try {
       const cfg = await this.vmConfig();
-      this.refuseIfClosing('launch');
       if (this.settings.snapshots) await this.tryResume(cfg);
       if (!this.conn) {
         // close() may have run while the resume was tried.
         this.assertState('launch', 'launching');
-        this.refuseIfClosing('launch');
         const started = Date.now();
         this.connect(await Vm.start(cfg));
         this.launchStats = { mode: 'boot', bootMs: Date.now() - started };
@@ -424,13 +413,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * an error path that only closes leaves every image as it was. Safe to call
    * twice, and while shutdown() runs: merges under way complete first.
    */
-  /** A launch step after close() began: refused, so the close that began it is the last word. */
-  private refuseIfClosing(op: string): void {
-    if (this.closeBegun) throw new UsageError(`${op}: the session was closed while it launched`);
-  }
-
   async close(): Promise<void> {
-    this.closeBegun = true;
     await this.runEndHooks();
     await this.merging;
     const conn = this.conn;
