@@ -7,16 +7,13 @@
 // the standard library's come from its own modules.
 
 import { readFile } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import type * as TS from 'typescript';
 import { closestNames } from '../../spec/index.js';
 import type { RecipeParamSpec, RecipeParamSpecs } from '../../spec/values.js';
 import { UsageError } from '../errors.js';
 import { stdlibFile } from './sandbox.js';
-
-let tsModule: typeof TS | undefined;
-const typescript = (): typeof TS => (tsModule ??= createRequire(import.meta.url)('typescript') as typeof TS);
+import { typescript } from './typecheck.js';
 
 export interface RecipeDeclarations {
   /** `export const params = {…}`; null when the recipe declares none. */

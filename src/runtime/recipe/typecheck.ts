@@ -48,7 +48,8 @@ const ENV_FILE = join(here, 'guestsh-recipe-env.d.ts');
 const ENV_SOURCE = 'type Buffer = Uint8Array;\n';
 
 let tsModule: typeof TS | undefined;
-function typescript(): typeof TS {
+/** TypeScript's compiler, loaded on first use (the type check and the reading of declarations share it). */
+export function typescript(): typeof TS {
   tsModule ??= createRequire(import.meta.url)('typescript') as typeof TS;
   return tsModule;
 }
