@@ -30,7 +30,8 @@ const needsIsolates = ['run', 'batch', 'worker'].includes(process.argv[2]) || is
 if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-    env: { ...process.env, [LIFELINE]: '3' },
+    // Who the worker's Stop.confirm() checks is still there (src/repl/stop.ts).
+    env: { ...process.env, [LIFELINE]: '3', GUESTSH_STARTER: `${process.pid}:${process.env.npm_lifecycle_event === undefined ? '' : process.ppid}` },
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143)));

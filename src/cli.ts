@@ -163,7 +163,7 @@ async function finish(shell: Shell, opts: Options, ok: boolean, interactive: boo
   // Asked only after a command that may have written (not after cat or ls);
   // Enter keeps the changes, as a guestfish user's writes persist.
   if (changing && wrote && opts.changes === null && interactive && process.stdin.isTTY) keep = await askToKeep(s);
-  if (keep) await s.shutdown({ signal: stop.signal });
+  if (keep) await s.shutdown({ signal: stop.signal, confirmStop: () => stop.confirm() });
 }
 
 async function askToKeep(s: Session): Promise<boolean> {

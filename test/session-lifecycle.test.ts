@@ -3,6 +3,7 @@
 // close no qemu process or temp directory of the session is left.
 import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, describe, expect, it, vi } from 'vitest';
@@ -10,7 +11,8 @@ import { Session } from '../src/index.js';
 import { ensureAppliance } from '../src/runtime/appliance/build.js';
 import type { Vm } from '../src/runtime/qemu/vm.js';
 import { hotplugFaultForTests } from '../src/runtime/session/resume.js';
-import { isAlive, isolatedTmpdir, rawDisk, savedApplianceDir } from './helpers.js';
+import { isAlive, isolatedTmpdir, qemuUnder, rawDisk, savedApplianceDir } from './helpers.js';
+import { scaled } from './slowdown.js';
 
 const tmp = isolatedTmpdir();
 afterAll(() => {
@@ -135,5 +137,50 @@ describe('a resume that fails part-way', () => {
       hotplugFaultForTests.hook = null;
       await closeAndCheckNothingLeaks(s, [s.qemuPid, (resumed as Vm | null)?.pid].filter((p): p is number => typeof p === 'number'));
     }
+  });
+});
+
+describe('close() while the launch is under way', () => {
+  // A stop (Ctrl-C, a kill of `guestsh run`) closes the session wherever its
+  // launch has got to: choosing the accelerator, restoring the saved VM,
+  // plugging the disks, settling, booting. close() must end the launch,
+  // reap its qemu and only then remove the run directory: before, a qemu
+  // started meanwhile wrote into the directory being removed (ENOTEMPTY,
+  // an unhandled rejection that crashed the process) or waited in a removed one.
+  it('at moments spread over the whole launch: the launch gives up, close() returns, no qemu and no run directory are left', async () => {
+    const img = rawDisk(join(tmp.dir, 'closing.img'), 16);
+    const calm = new Session();
+    await calm.addDrive(img, { format: 'raw' });
+    const t0 = performance.now();
+    await calm.launch();
+    const launchMs = performance.now() - t0;
+    await calm.close();
+    const TRIALS = 12;
+    const outcomes: string[] = [];
+    for (let i = 0; i < TRIALS; i++) {
+      const s = new Session();
+      await s.addDrive(img, { format: 'raw' });
+      const launched = s.launch().then(
+        () => 'launched',
+        (e: Error) => e.message,
+      );
+      // From the very start to a little past a calm launch's end.
+      await sleep((launchMs * 1.1 * i) / (TRIALS - 1));
+      const closed = s.close().then(
+        () => 'closed',
+        (e: Error) => `close failed: ${e.message}`,
+      );
+      const bound = sleep(scaled(20_000)).then(() => 'still running');
+      const [launch, close] = await Promise.all([Promise.race([launched, bound]), Promise.race([closed, bound])]);
+      outcomes.push(launch === 'launched' ? 'launched' : 'gave up');
+      expect(close, `trial ${i}: close`).toBe('closed');
+      expect(launch, `trial ${i}: launch`).not.toBe('still running');
+      if (launch !== 'launched') expect(launch, `trial ${i}`).toMatch(/closed|session is closed|the appliance (died|failed to start)/);
+      expect(s.state).toBe('closed');
+      expect(qemuUnder(tmp.dir), `trial ${i}: qemu left`).toEqual([]);
+      expect(tmp.leftovers(), `trial ${i}: run directory left`).toEqual([]);
+    }
+    console.log(`close() during a launch of ${Math.round(launchMs)} ms: ${JSON.stringify(outcomes)}`);
+    expect(outcomes).toContain('gave up');
   });
 });

@@ -154,7 +154,7 @@ export async function runOnce(o: Options, base: RunOptions, stop: Stop): Promise
       out.say(`--packer: build '${found.build}' (${found.builderType || 'unknown builder'}) from ${found.manifest}: ${images.map((i) => `${i.path} (${i.format})`).join(', ')}`);
     }
     const signal = deadline.signal ? AbortSignal.any([stop.signal, deadline.signal]) : stop.signal;
-    let result = await runRecipe({ ...run, signal, log: out.log, notice: out.notice, onStage: out.stage });
+    let result = await runRecipe({ ...run, signal, confirmStop: () => stop.confirm(), log: out.log, notice: out.notice, onStage: out.stage });
     if (deadline.fired() && !stop.received && !result.committed && result.failure) {
       result = { ...result, exitCode: 3, failure: { ...result.failure, kind: 'timeout', name: 'RunDeadline' } };
     }

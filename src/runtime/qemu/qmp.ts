@@ -31,7 +31,12 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
   private constructor(private readonly socket: Socket) {
     super();
     let onGreeting: () => void = () => {};
-    this.greeted = new Promise((resolve) => (onGreeting = resolve));
+    let onNoGreeting: (e: Error) => void = () => {};
+    this.greeted = new Promise((resolve, reject) => {
+      onGreeting = resolve;
+      onNoGreeting = reject;
+    });
+    this.greeted.catch(() => undefined); // connect() awaits it; a close after the greeting changes nothing
     socket.setEncoding('utf8');
     socket.on('data', (d: string) => {
       this.buffered += d;
@@ -46,7 +51,12 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
         else this.settle(msg);
       }
     });
-    socket.on('close', () => this.failAll(new QmpClosedError('the QMP connection to qemu closed')));
+    socket.on('close', () => {
+      const closed = new QmpClosedError('the QMP connection to qemu closed');
+      // A qemu killed between accepting the connection and greeting: no wait for a greeting that cannot come.
+      onNoGreeting(closed);
+      this.failAll(closed);
+    });
     socket.on('error', () => undefined); // 'close' follows and reports it
   }
 
@@ -87,7 +97,7 @@ export class Qmp extends EventEmitter<{ event: [QmpEvent] }> {
           await Promise.race([
             qmp.greeted,
             // Abortable, so a pending timer never keeps the process alive.
-            sleep(Math.max(0, deadline - Date.now()), undefined, { signal: timeout.signal }).then(() => {
+            sleep(Math.max(0, deadline - Date.now()), undefined, { signal: cancel ? AbortSignal.any([timeout.signal, cancel]) : timeout.signal }).then(() => {
               throw new ApplianceError('qemu did not greet on the QMP socket');
             }),
           ]);

@@ -31,6 +31,7 @@ export interface SnapshotParams {
   network: boolean;
   verbose: boolean;
   launchTimeoutMs: number;
+  signal?: AbortSignal | undefined;
 }
 
 export interface Snapshot {
@@ -83,7 +84,11 @@ export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => v
       network: p.network,
       runDir,
       launchTimeoutMs: p.launchTimeoutMs,
+      signal: p.signal,
     });
+    // A stop while saving kills qemu at once; the save then fails and the draft goes.
+    const booted = vm;
+    p.signal?.addEventListener('abort', () => booted.kill(), { once: true });
     await vm.saveState(draft.state, SAVE_TIMEOUT_MS);
     await vm.quit();
     vm = null;

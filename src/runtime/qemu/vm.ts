@@ -50,6 +50,8 @@ export interface VmConfig {
   launchTimeoutMs: number;
   /** Receives console lines from the first one on (boot messages included). */
   onConsole?: ((line: string) => void) | undefined;
+  /** Gives the start up: qemu is killed and reaped before the start rejects (a session closed while launching). */
+  signal?: AbortSignal | undefined;
 }
 
 export type VmState = 'starting' | 'running' | 'exited';
@@ -231,6 +233,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
     extraArgs: string[],
     until: (vm: Vm, abort: Promise<never>) => Promise<void>,
   ): Promise<Vm> {
+    cfg.signal?.throwIfAborted();
     const sockets = { daemon: join(cfg.runDir, 'daemon.sock'), qmp: join(cfg.runDir, 'qmp.sock') };
     const server: Server = createServer();
     await new Promise<void>((resolve, reject) => {
@@ -260,6 +263,10 @@ export class Vm extends EventEmitter<{ console: [string] }> {
           () => reject(new ApplianceError(`the appliance did not start within ${cfg.launchTimeoutMs / 1000} s: ${vm.describeExit()}`)),
           cfg.launchTimeoutMs,
         );
+      }),
+      new Promise<never>((_, reject) => {
+        if (cfg.signal?.aborted) reject(cfg.signal.reason);
+        cfg.signal?.addEventListener('abort', () => reject(cfg.signal!.reason), { once: true });
       }),
     ]);
     abort.catch(() => undefined); // observed through the races below

@@ -62,6 +62,8 @@ export interface RunOptions {
    * begins, the run fails and nothing is written; once it has begun, it completes.
    */
   signal?: AbortSignal | undefined;
+  /** Asked just before the commit's merge begins, to hear a stop not yet heard (the CLI's Stop.confirm). */
+  confirmStop?: (() => void) | undefined;
   /** Receives the recipe's log lines (and progress notes). Default: stderr. */
   log?: ((line: string) => void) | undefined;
   /** Receives the session's notices (the TCG fallback, a recovered commit, …). Default: `log`. */
@@ -235,7 +237,8 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
   let committing = false;
   let closing: Promise<void> | null = null;
   const onStop = (): void => {
-    if (!committing) closing ??= s.close();
+    // Handled here as well as awaited at the end: a close that fails before then must not end the process as an unhandled rejection.
+    if (!committing) closing ??= s.close().catch(() => undefined);
   };
   signal?.addEventListener('abort', onStop, { once: true });
   if (signal?.aborted) onStop();
@@ -304,7 +307,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
         stage('commit');
         const tc = performance.now();
         committing = true;
-        await s.shutdown({ signal });
+        await s.shutdown({ signal, confirmStop: opts.confirmStop });
         // Only transactional (read-write) drives have anything to commit.
         committed = s.drives.some((d) => d.tx !== null);
         timings.commitMs = performance.now() - tc;
@@ -319,7 +322,7 @@ export async function runRecipe(opts: RunOptions): Promise<RunResult> {
     // Anything not committed by shutdown() is discarded here; after a commit
     // close() only removes the run directory. A close a stop began is let
     // finish first: a drive added while it ran is closed by the second.
-    await (closing as Promise<void> | null)?.catch(() => undefined);
+    await (closing as Promise<void> | null);
     await s.close();
     // A run stopped at a limit returns before its calls have: the closed session has ended them, and they finish tidying first.
     if (prepared?.ok) await prepared.settled();

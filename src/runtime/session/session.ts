@@ -28,6 +28,9 @@ import { Lifecycle, type SessionState } from './lifecycle.js';
 import { type LaunchStats, resumeSnapshot } from './resume.js';
 import { Savepoints } from './savepoints.js';
 import { defaultSettings, type SessionSettings } from './settings.js';
+import type { StopOptions } from './transaction.js';
+
+const noop = (): void => {};
 
 export type { CallTransfer } from '../../spec/values.js';
 export type { Drive, DriveOptions } from './drives.js';
@@ -80,6 +83,8 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   /** How the last launch went, for -v and the benchmarks. */
   launchStats: LaunchStats | null = null;
   private runDir: string | null = null;
+  /** The launch in progress: close() aborts it and waits until it has let go of its qemu. */
+  private launchUnderWay: { abort: AbortController; ended: Promise<void> } | null = null;
   private applianceUse: ApplianceUse | null = null;
   /** The appliance stopped after a successful session, and its changes are not all committed yet. */
   private commitPending = false;
@@ -214,17 +219,31 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     this.assertState('launch', 'config');
     if (this.drives.length === 0) throw new UsageError('launch: add at least one drive first (-a IMAGE)');
     this.lifecycle.transition('launching');
+    const abort = new AbortController();
+    const launched = this.startAppliance(abort.signal);
+    this.launchUnderWay = { abort, ended: launched.then(noop, noop) };
     try {
-      const cfg = await this.vmConfig();
+      await launched;
+    } finally {
+      this.launchUnderWay = null;
+    }
+  }
+
+  private async startAppliance(signal: AbortSignal): Promise<void> {
+    // A stop kills whichever qemu the launch has reached, so that a call it waits on ends now.
+    const killAttached = (): void => this.conn?.vm.kill();
+    signal.addEventListener('abort', killAttached, { once: true });
+    try {
+      const cfg = await this.vmConfig(signal);
+      signal.throwIfAborted();
       if (this.settings.snapshots) await this.tryResume(cfg);
       if (!this.conn) {
-        // close() may have run while the resume was tried.
-        this.assertState('launch', 'launching');
+        signal.throwIfAborted();
         const started = Date.now();
         this.connect(await Vm.start(cfg));
         this.launchStats = { mode: 'boot', bootMs: Date.now() - started };
       }
-      this.assertState('launch', 'launching');
+      signal.throwIfAborted();
       this.lifecycle.transition('ready');
     } catch (e) {
       await this.dropAppliance();
@@ -232,10 +251,12 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       // session closed meanwhile stays closed.
       if (this.state === 'launching') this.lifecycle.transition('config');
       throw e;
+    } finally {
+      signal.removeEventListener('abort', killAttached);
     }
   }
 
-  private async vmConfig(): Promise<VmConfig> {
+  private async vmConfig(signal: AbortSignal): Promise<VmConfig> {
     // Held until the session closes, so that a rebuild for newer packages does not delete it under us.
     this.applianceUse ??= await useAppliance((l) => this.emit('notice', l));
     const appliance = this.applianceUse.appliance;
@@ -253,6 +274,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       runDir: await this.ensureRunDir(),
       launchTimeoutMs: this.settings.launchTimeoutMs,
       onConsole: (l) => this.emit('console', l),
+      signal,
     };
   }
 
@@ -353,7 +375,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * changes: calling shutdown() again retries it; close() discards them.
    * `signal` stops it: aborted before the first merge begins, nothing is
    * committed (it throws; close() then discards); from then on every
-   * image's merge completes.
+   * image's merge completes. `confirmStop` is asked just before that moment.
    */
   beforeEnd(hook: () => Promise<void>): () => void {
     this.endHooks.add(hook);
@@ -366,7 +388,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     for (const hook of hooks) await hook().catch(() => undefined);
   }
 
-  async shutdown(opts: { signal?: AbortSignal | undefined } = {}): Promise<void> {
+  async shutdown(opts: StopOptions = {}): Promise<void> {
     await this.runEndHooks();
     if (this.state === 'ready') {
       if (this.settings.autosync) {
@@ -386,6 +408,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     if (this.commitPending) {
       // The last point where a stop still means discard: past it, an
       // interrupted merge would only be rolled forward by the next open.
+      opts.confirmStop?.();
       opts.signal?.throwIfAborted();
       let merged!: () => void;
       this.merging = new Promise((resolve) => (merged = resolve));
@@ -396,7 +419,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
           if (!d.tx?.open) continue;
           this.emit('commit', { image: d.path });
           // The first commit still heeds the stop while it prepares (layers, checks): its merge has not begun.
-          await d.tx.commit(d.layers.at(-1), first ? opts.signal : undefined);
+          await d.tx.commit(d.layers.at(-1), first ? opts : undefined);
           first = false;
         }
       } finally {
@@ -414,6 +437,12 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * twice, and while shutdown() runs: merges under way complete first.
    */
   async close(): Promise<void> {
+    // A launch under way gives up first and has killed its qemu when it ends:
+    // only then is the run directory free to remove, with nothing still writing into it.
+    if (this.launchUnderWay) {
+      this.launchUnderWay.abort.abort(new ApplianceError('launch: the session was closed while the appliance started'));
+      await this.launchUnderWay.ended;
+    }
     await this.runEndHooks();
     await this.merging;
     const conn = this.conn;
@@ -427,7 +456,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       // Whatever was not committed by shutdown() is thrown away.
       for (const d of this.drives) await d.tx?.discard();
       if (this.runDir) {
-        await rm(this.runDir, { recursive: true, force: true });
+        await rm(this.runDir, { recursive: true, force: true, maxRetries: 3 });
         releaseWatchdogs(this.runDir);
       }
       this.runDir = null;

@@ -39,6 +39,13 @@ import { CancelledError, UsageError } from '../errors.js';
 import { createOverlay } from '../qemu/img.js';
 import { ImageLock, readLockInfo, writerOf } from './image-lock.js';
 
+/** What stops a commit before its first merge begins (after that, the merges complete). */
+export interface StopOptions {
+  signal?: AbortSignal | undefined;
+  /** Hears a stop that has happened but not yet been heard, aborting `signal` (the CLI's Stop.confirm). */
+  confirmStop?: (() => void) | undefined;
+}
+
 /** How long a commit waits for --ro readers of the image to close, and a reader for a live merge to end. */
 export const READER_WAIT_MS = 10_000;
 
@@ -426,11 +433,12 @@ export class Transaction {
    * is the active layer when savepoints stacked layers over the overlay:
    * they are folded into the overlay first (the image is not touched yet, so
    * an interruption there is an abandoned run, discarded on the next open).
-   * `signal` aborts it up to the moment the merge starts, never after; an
+   * `stop.signal` aborts it up to the moment the merge starts (`confirmStop`
+   * is asked just before), never after; an
    * aborted or refused commit leaves the transaction open, so it can be
    * committed again or discarded.
    */
-  async commit(top: string = this.files.overlay, signal?: AbortSignal): Promise<void> {
+  async commit(top: string = this.files.overlay, stop?: StopOptions): Promise<void> {
     if (this.state !== 'open') throw new UsageError(`commit: the transaction on '${this.files.image}' is already ${this.state}`);
     this.state = 'committing';
     try {
@@ -444,7 +452,8 @@ export class Transaction {
       await preflight(this.files, this.identity, this.format);
       const merged = await untilNotInUse(async () => {
         // The merge has not started: the image is untouched.
-        if (signal?.aborted) throw new CancelledError('commit');
+        stop?.confirmStop?.();
+        if (stop?.signal?.aborted) throw new CancelledError('commit');
         await writeJournal(this.files, journalFor(this.files, this.identity, this.format));
         const result = await mergeOnce(this.files);
         // Refused before writing anything: no merge to complete later.
