@@ -9,7 +9,7 @@
 //
 //   npx tsx bench/remote.ts [--runs N] [--calls N]
 
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -32,11 +32,31 @@ const tools = {
   guestfish: { cmd: 'guestfish', pre: [] as string[], env: LIBGUESTFS_ENV },
 };
 
+/**
+ * `--listen`'s stdout once the foreground process has exited. Not execFile:
+ * guestfish's forked listener keeps the stderr it inherited, so a captured
+ * stderr would stay open for the listener's whole life.
+ */
+function listen(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    const bound = setTimeout(() => p.kill('SIGKILL'), 600_000);
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    // 'close': exited, and stdout read to its end (guestfish's listener closes its copy before it waits for clients).
+    p.on('close', (code) => {
+      clearTimeout(bound);
+      if (code === 0) resolve(out);
+      else reject(new Error(`${cmd} --listen failed (${code})`));
+    });
+  });
+}
+
 /** Start the listener, N remote calls, exit: the calls' time and the whole pipeline's. */
 async function resident(tool: keyof typeof tools): Promise<{ calls: number; whole: number }> {
   const t = tools[tool];
   const t0 = performance.now();
-  const { stdout } = await run(t.cmd, [...t.pre, '--listen', ...OPEN], { env: t.env, timeout: 600_000 });
+  const stdout = await listen(t.cmd, [...t.pre, '--listen', ...OPEN], t.env);
   const pid = /^GUESTFISH_PID=(\d+); export GUESTFISH_PID$/m.exec(stdout)?.[1];
   if (!pid) throw new Error(`${tool} --listen printed no pid: ${stdout}`);
   const t1 = performance.now();

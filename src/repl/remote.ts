@@ -83,10 +83,25 @@ export async function remoteCommands(o: Options, stop: Stop): Promise<number> {
       if (code === null && !stop.signal.aborted) process.stderr.write(`guestsh: error: the resident session with pid ${pid} ended before it answered\n`);
       resolve(stop.exitCode(code ?? 1));
     });
+    // A reader of our stdout that went away (| head): the rest is dropped, as the local shell drops it, and the commands go on.
+    let stdoutGone = false;
+    process.stdout.on('error', () => {
+      stdoutGone = true;
+      socket.resume();
+    });
     socket.on('data', (chunk: Buffer) => {
-      for (const f of reader.push(chunk)) {
+      let frames;
+      try {
+        frames = reader.push(chunk);
+      } catch (e) {
+        process.stderr.write(`guestsh: error: the resident session with pid ${pid} sent a broken reply (${(e as Error).message})\n`);
+        code = 1;
+        return void socket.destroy();
+      }
+      for (const f of frames) {
         if (f.type === FRAME.stdout || f.type === FRAME.stderr) {
           const to = f.type === FRAME.stdout ? process.stdout : process.stderr;
+          if (to === process.stdout && stdoutGone) continue;
           if (!to.write(f.body)) {
             socket.pause();
             to.once('drain', () => socket.resume());

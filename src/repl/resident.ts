@@ -35,6 +35,8 @@ import type { Stop } from './stop.js';
 
 /** Names the fd on which the detached process says it is ready. */
 const READY_FD = 'GUESTSH_RESIDENT_READY_FD';
+/** The most output one frame carries. */
+const FRAME_CHUNK = 1 << 20;
 /** A connection that has not said who it is by then is dropped (it holds no place in the queue). */
 const HELLO_TIMEOUT_MS = 10_000;
 
@@ -82,7 +84,8 @@ export async function startResident(argv: readonly string[], o: Options, stop: S
         process.stderr.write(`guestsh: error: could not start the resident session: ${e.message}\n`);
         resolve(1);
       });
-      child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
+      // 'close', not 'exit': its last error lines have been passed on by then.
+      child.on('close', (code, signal) => resolve(code ?? (signal ? 128 : 1)));
     });
     if (outcome !== 'ready') return stop.exitCode(outcome);
     process.stdout.write(o.csh ? `setenv GUESTFISH_PID ${child.pid}\n` : `GUESTFISH_PID=${child.pid}; export GUESTFISH_PID\n`);
@@ -112,7 +115,11 @@ class Client {
     const send = (type: typeof FRAME.stdout | typeof FRAME.stderr) =>
       new Writable({
         write: (chunk: Buffer, _enc, done) => {
-          if (this.gone || this.socket.write(frame(type, chunk))) return done();
+          if (this.gone) return done();
+          // A long listing is one write; frames stay well under what a reader accepts.
+          let flowing = true;
+          for (let at = 0; at < chunk.length; at += FRAME_CHUNK) flowing = this.socket.write(frame(type, chunk.subarray(at, at + FRAME_CHUNK)));
+          if (flowing) return done();
           this.waiting = done;
           this.socket.once('drain', () => this.release());
         },
