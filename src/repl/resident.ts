@@ -294,9 +294,16 @@ export async function serveResident(shell: Shell, o: Options, finish: (ok: boole
           if (idle) clearTimeout(idle);
           idle = null;
           waitingClients++;
-          queue = queue.then(() => turn(c)).finally(() => {
-            if (--waitingClients === 0 && !over) armIdle();
-          });
+          queue = queue
+            .then(() => turn(c))
+            // One client's trouble must not stop the queue for the next.
+            .catch(async (e: Error) => {
+              await writeTo(c.err, `guestsh: error: ${e.message}\n`);
+              await c.reply(1);
+            })
+            .finally(() => {
+              if (--waitingClients === 0 && !over) armIdle();
+            });
         } else if (f.type === FRAME.input) c.input.push(f.body);
         else if (f.type === FRAME.inputEnd) c.input.push(null);
       }
