@@ -62,7 +62,18 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(listPrepared());
     return 0;
   }
-  const interactive = opts.commands.length === 0 && opts.file === null && Boolean(process.stdin.isTTY);
+  try {
+    if (opts.remote !== null) return await (await import('./repl/remote.js')).remoteCommands(opts, stop);
+    if (opts.listen) {
+      const resident = await import('./repl/resident.js');
+      // The foreground starts the session in a process of its own and returns once it listens.
+      if (!resident.isResidentProcess()) return await resident.startResident(argv, opts, stop);
+      resident.checkListenOptions(opts);
+    }
+  } catch (e) {
+    return stop.exitCode(fail(oneLine(e), e instanceof UsageError ? e.exitCode : 1));
+  }
+  const interactive = !opts.listen && opts.commands.length === 0 && opts.file === null && Boolean(process.stdin.isTTY);
   // Commands on the command line are checked before the appliance boots:
   // a typo costs milliseconds, not a launch. (-cmd ones may fail on purpose.)
   try {
@@ -70,10 +81,12 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return fail(oneLine(e));
   }
+  // The shell's error stream (a resident session's is its current client's); the session says nothing before `shell` exists.
+  const diagnostics = (line: string): void => void shell.err.write(line);
   const wire = (s: Session): Session => {
-    s.on('notice', (l) => process.stderr.write(`guestsh: ${l}\n`));
-    s.on('trace', (l) => process.stderr.write(`guestsh: trace: ${l}\n`));
-    if (opts.verbose || s.settings.verbose) s.on('console', (l) => process.stderr.write(`${l}\n`));
+    s.on('notice', (l) => diagnostics(`guestsh: ${l}\n`));
+    s.on('trace', (l) => diagnostics(`guestsh: trace: ${l}\n`));
+    if (opts.verbose || s.settings.verbose) s.on('console', (l) => diagnostics(`${l}\n`));
     return s;
   };
   const session = wire(new Session());
@@ -112,18 +125,13 @@ async function main(argv: string[]): Promise<number> {
       return fail(oneLine(e), 4);
     }
     let ok: boolean;
+    if (opts.listen) {
+      const { serveResident } = await import('./repl/resident.js');
+      return stop.exitCode(await serveResident(shell, opts, (good) => finish(shell, opts, good, false)));
+    }
     if (opts.commands.length) {
       shell.stdinSource = new StreamLineSource(process.stdin, '*stdin*');
-      ok = true;
-      for (const [name, ...args] of opts.commands) {
-        const continueOnError = name!.startsWith('-');
-        const good = await shell.issue(continueOnError ? name!.slice(1) : name!, args, null, null);
-        if (!good && !continueOnError) {
-          ok = false;
-          break;
-        }
-        if (shell.quit) break;
-      }
+      ok = await shell.runCommands(opts.commands);
     } else if (opts.file !== null || !interactive) {
       const src = opts.file !== null ? StreamLineSource.file(opts.file) : new StreamLineSource(process.stdin, '*stdin*');
       ok = await shell.runSource(src, true);

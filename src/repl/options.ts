@@ -4,7 +4,8 @@
 // text all come from the table.
 //
 // Values: `--name=value` or the next word; an optional value (--format, -h)
-// is taken from the next word only when that word is not an option.
+// is taken from the next word only when that word is not an option
+// (--remote's only inline, --remote=PID: its next word is a command).
 // Single-letter flags without a value can be bundled (-ix). The shell's
 // options end at its first command (commands are separated by ':' words);
 // the verbs' options and operands may come in any order. `--` ends the
@@ -81,6 +82,14 @@ export interface Options {
   queue: string | undefined;
   /** batch, worker: --concurrency N */
   concurrency: number | undefined;
+  /** --listen: start a resident session in the background (repl/resident.ts) */
+  listen: boolean;
+  /** --listen --csh: print the csh form of the snippet */
+  csh: boolean;
+  /** --listen --idle-timeout, in milliseconds: the resident session ends after this long without a command */
+  idleTimeoutMs: number;
+  /** --remote[=PID]: send the commands to a resident session ('env': the one $GUESTFISH_PID names) */
+  remote: number | 'env' | null;
   /** The verbs' other words: run's recipe, status's and recover's image, init-recipe's NAME [DIR]. */
   operands: string[];
 }
@@ -95,14 +104,19 @@ interface OptionSpec {
   names: readonly string[];
   /** Placeholder of the value in the help text; absent: the option takes no value. */
   value?: string;
-  /** The value may be left out (inline or from a following non-option word only). */
-  optional?: true;
+  /**
+   * The value may be left out: given inline or as a following non-option
+   * word; 'inline': only as --name=value (the next word is never taken).
+   */
+  optional?: true | 'inline';
   help: string;
   verbs: readonly Verb[];
   apply(o: Options, value: string | undefined, st: ParseState): void;
 }
 
 const SHELL: Verb[] = ['shell'];
+/** --idle-timeout's default: a resident session nobody talks to for 15 minutes has been forgotten. */
+const RESIDENT_IDLE_TIMEOUT_S = 15 * 60;
 const IMAGES: Verb[] = ['shell', 'run'];
 /** The image options `guestsh mount` shares with the shell and run. */
 const MOUNTS: Verb[] = [...IMAGES, 'mount'];
@@ -174,6 +188,17 @@ const OPTIONS: readonly OptionSpec[] = [
     } },
   { names: ['--json'], help: 'print results as JSON (the shell: one document per result, a line each; run: the log and progress as JSON lines on stderr)', verbs: ['shell', 'run', 'status', 'recover'],
     apply: (o) => void (o.json = true) },
+  { names: ['--listen'], help: 'start a resident session in the background and print the shell lines that point --remote at it (eval "$(guestsh --listen -a IMAGE)")', verbs: SHELL,
+    apply: (o) => void (o.listen = true) },
+  { names: ['--csh'], help: "--listen: print the snippet for csh-like shells", verbs: SHELL, apply: (o) => void (o.csh = true) },
+  { names: ['--idle-timeout'], value: 'SECONDS', help: `--listen: end the resident session (discarding its changes) after this long without a command (default ${RESIDENT_IDLE_TIMEOUT_S})`, verbs: SHELL,
+    apply: (o, v) => void (o.idleTimeoutMs = positiveNumber('--idle-timeout', v!) * 1000) },
+  { names: ['--remote'], value: 'PID', optional: 'inline', help: 'run the commands (or stdin, or -f SCRIPT) in the resident session $GUESTFISH_PID (or PID)', verbs: SHELL,
+    apply: (o, v) => {
+      if (v === undefined) o.remote = 'env';
+      else if (/^[1-9][0-9]*$/.test(v)) o.remote = Number(v);
+      else throw new UsageError(`--remote=${v}: not a process id; give the pid --listen printed (GUESTFISH_PID)`);
+    } },
   { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
   { names: ['--network'], help: 'enable the appliance network', verbs: IMAGES, apply: (o) => void (o.network = true) },
   { names: ['--progress-bars'], help: 'show progress bars even when stderr is not a terminal', verbs: SHELL, apply: (o) => void (o.progressBars = true) },
@@ -235,6 +260,7 @@ function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
     version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, queue: undefined, concurrency: undefined, allowBacking: false,
+    listen: false, csh: false, idleTimeoutMs: RESIDENT_IDLE_TIMEOUT_S * 1000, remote: null,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false, typecheck: true,
     packer: false, manifest: undefined, resultFile: undefined, deadlineMs: undefined, operands: [],
   };
@@ -269,9 +295,9 @@ export function parseArgs(verb: Verb, argv: readonly string[]): Options {
       if (spec.value === undefined && value !== undefined) throw new UsageError(`option ${name} takes no value; ${see(verb)}`);
       if (spec.value !== undefined && value === undefined) {
         const next = argv[i + 1];
-        if (spec.optional) {
+        if (spec.optional === true) {
           if (next !== undefined && !next.startsWith('-')) value = argv[++i];
-        } else {
+        } else if (spec.optional === undefined) {
           if (next === undefined) throw new UsageError(`option ${name} needs a value (${spec.value}); ${see(verb)}`);
           value = argv[++i];
         }

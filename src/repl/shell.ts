@@ -35,6 +35,8 @@ const EXPECTED = [UsageError, GuestfsError, CancelledError, CommandFailed, Parse
 
 export class Shell {
   out: Writable = process.stdout;
+  /** Where errors go (a resident session points both at its client). */
+  err: Writable = process.stderr;
   quit = false;
   /** Aborts the running call's transfer (Ctrl-C). */
   current: AbortController | null = null;
@@ -57,7 +59,7 @@ export class Shell {
 
   private report(src: LineSource | null, msg: string): void {
     const where = src && !this.opts.interactive ? `${src.name}:${src.lineNo}: ` : '';
-    process.stderr.write(`guestsh: ${where}error: ${msg}\n`);
+    this.err.write(`guestsh: ${where}error: ${msg}\n`);
   }
 
   /**
@@ -69,6 +71,21 @@ export class Shell {
       const line = await src.readLine();
       if (line === null) break;
       if (!(await this.runLine(line, src, exitOnError))) return false;
+    }
+    return true;
+  }
+
+  /**
+   * Commands given as words (the command line's, split at ':'): the first
+   * failing one stops the run unless its name starts with '-'; returns false
+   * if one stopped it.
+   */
+  async runCommands(commands: readonly (readonly string[])[]): Promise<boolean> {
+    for (const [name, ...args] of commands) {
+      const continueOnError = name!.startsWith('-');
+      const good = await this.issue(continueOnError ? name!.slice(1) : name!, args, null, null);
+      if (!good && !continueOnError) return false;
+      if (this.quit) break;
     }
     return true;
   }
@@ -142,7 +159,7 @@ export class Shell {
       this.report(src, e.message);
       // --json: the failure is that command's one line too.
       if (this.opts.json) await writeTo(this.out, `${JSON.stringify({ error: e.message, command: name })}\n`).catch(() => {});
-      if (!EXPECTED.some((c) => e instanceof c) && this.session.settings.verbose && e.stack) process.stderr.write(`${e.stack}\n`);
+      if (!EXPECTED.some((c) => e instanceof c) && this.session.settings.verbose && e.stack) this.err.write(`${e.stack}\n`);
     } finally {
       if (child) {
         this.out = savedOut;
