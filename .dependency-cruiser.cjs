@@ -7,7 +7,7 @@
 const layers = [
   ['spec', '^src/spec/'],
   ['guests', '^guests/'],
-  ['runtime-base', '^src/runtime/(errors|cache|flock)\\.ts$'],
+  ['runtime-base', '^src/runtime/(errors|cache|flock|tool)\\.ts$'],
   ['protocol', '^src/runtime/protocol/'],
   ['appliance', '^src/runtime/appliance/'],
   ['qemu', '^src/runtime/qemu/'],

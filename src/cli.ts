@@ -6,17 +6,13 @@
 // SIGTERM, SIGHUP: see repl/stop.ts); the README's table is the same for
 // every verb.
 
-import { Session } from './runtime/session/session.js';
-import { openImages } from './runtime/open/open.js';
+import type { Session } from './runtime/session/session.js';
 import { UsageError } from './runtime/errors.js';
 import { checkCommand, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
-import { Shell } from './repl/shell.js';
-import { StreamLineSource } from './repl/input.js';
-import { inspectBanner, KeyReader, openOptions } from './repl/setup.js';
+import type { Shell } from './repl/shell.js';
 import { listPrepared } from './repl/prepared.js';
 import { runVerbIfAny } from './repl/verbs.js';
-import { aboutText } from './repl/about.js';
 import { Stop } from './repl/stop.js';
 
 // Before anything is acquired: a signal from here on is a clean stop.
@@ -55,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   if (opts.version) {
-    process.stdout.write(await aboutText());
+    process.stdout.write(await (await import('./repl/about.js')).aboutText());
     return 0;
   }
   if (opts.listPrepared) {
@@ -81,6 +77,14 @@ async function main(argv: string[]): Promise<number> {
   } catch (e) {
     return fail(oneLine(e));
   }
+  // Loaded only for a session: --remote, help and --version start without them.
+  const [{ Session }, { openImages }, { Shell }, { StreamLineSource }, { inspectBanner, KeyReader, openOptions }] = await Promise.all([
+    import('./runtime/session/session.js'),
+    import('./runtime/open/open.js'),
+    import('./repl/shell.js'),
+    import('./repl/input.js'),
+    import('./repl/setup.js'),
+  ]);
   // The shell's error stream (a resident session's is its current client's); the session says nothing before `shell` exists.
   const diagnostics = (line: string): void => void shell.err.write(line);
   const wire = (s: Session): Session => {

@@ -10,10 +10,8 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { UsageError } from '../runtime/errors.js';
-import { recover, txStatus } from '../runtime/session/transaction.js';
 import type { RunOptions } from '../runtime/recipe/index.js';
 import { type Options, parseArgs, usage, type Verb } from './options.js';
-import { KeyReader } from './setup.js';
 import type { Stop } from './stop.js';
 
 async function runVerb(o: Options, stop: Stop): Promise<number> {
@@ -24,6 +22,7 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
   checkPipelineOptions(o);
   const images = o.drives.flatMap((d) => (d.kind === 'add' ? [{ path: d.path, format: d.format, readonly: o.readonly }] : []));
   if (images.length === 0 && !o.packer) throw new UsageError('run: add an image with -a IMAGE (or --packer in a Packer post-processor)');
+  const { KeyReader } = await import('./setup.js');
   const keys = new KeyReader(o);
   const run: RunOptions = {
     recipe,
@@ -120,6 +119,7 @@ function oneImage(verb: Verb, o: Options): string {
 
 async function recoverVerb(o: Options): Promise<number> {
   const image = oneImage('recover', o);
+  const { recover } = await import('../runtime/session/transaction.js');
   const outcome = await recover(image, o.abandon ? 'abandon' : 'recover');
   const said = {
     clean: 'nothing to do: no interrupted commit and no abandoned changes',
@@ -133,6 +133,7 @@ async function recoverVerb(o: Options): Promise<number> {
 
 async function statusVerb(o: Options): Promise<number> {
   const image = oneImage('status', o);
+  const { txStatus } = await import('../runtime/session/transaction.js');
   const st = await txStatus(image);
   if (o.json) {
     process.stdout.write(`${JSON.stringify({ image, ...st })}\n`);

@@ -5,7 +5,7 @@
 import { closeSync, existsSync, openSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../tool.js';
 import { applianceName, hostPackages, type OptionalPackage, optionalPackages, superminDirCandidates } from '../../../guests/libguestfs/appliance.js';
 import { cacheRoot } from '../cache.js';
 import { flock, tryFlock } from '../flock.js';
@@ -97,7 +97,7 @@ async function build(superminDir: string, dir: string, log: (line: string) => vo
   const tmp = `${dir}.tmp-${process.pid}`;
   log(`building the ${applianceName} appliance with supermin (once per version of its packages) ...`);
   try {
-    await execa('supermin', ['--build', '--copy-kernel', '-f', 'ext2', '--host-cpu', 'x86_64', superminDir, '-o', tmp]);
+    await runTool('supermin', ['--build', '--copy-kernel', '-f', 'ext2', '--host-cpu', 'x86_64', superminDir, '-o', tmp]);
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     const err = e as { code?: string; stderr?: string };

@@ -10,7 +10,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../tool.js';
 
 interface Installed {
   version: string;
@@ -32,7 +32,7 @@ function parseDepends(field: string): string[][] {
 }
 
 async function installedPackages(): Promise<{ packages: Map<string, Installed>; providers: Map<string, string[]> }> {
-  const { stdout } = await execa('dpkg-query', ['-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\t${Pre-Depends}, ${Depends}\t${Provides}\n']);
+  const { stdout } = await runTool('dpkg-query', ['-W', '-f', '${Package}\t${Version}\t${db:Status-Abbrev}\t${Pre-Depends}, ${Depends}\t${Provides}\n']);
   const packages = new Map<string, Installed>();
   const providers = new Map<string, string[]>();
   for (const line of stdout.split('\n')) {

@@ -6,7 +6,7 @@
 import type { Stats } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../tool.js';
 import { hostPackages } from '../../../guests/libguestfs/appliance.js';
 import { UsageError } from '../errors.js';
 
@@ -68,7 +68,7 @@ export async function checkImageFile(path: string, what: string): Promise<void> 
 
 async function qemuImgInfo(abs: string, format: string | undefined, what: string): Promise<QemuImgInfo> {
   try {
-    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', ...(format ? ['-f', format] : []), abs]);
+    const { stdout } = await runTool('qemu-img', ['info', '--output=json', '-U', ...(format ? ['-f', format] : []), abs]);
     return JSON.parse(stdout) as QemuImgInfo;
   } catch (e) {
     throw new UsageError(`${what} cannot be opened: ${qemuImgFailure(e)}`);
@@ -136,7 +136,7 @@ export async function probeImage(path: string, format?: string, policy: BackingP
 
 export async function createOverlay(base: string, baseFormat: string, overlay: string): Promise<void> {
   try {
-    await execa('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', resolve(base), '-F', baseFormat, resolve(overlay)]);
+    await runTool('qemu-img', ['create', '-q', '-f', 'qcow2', '-b', resolve(base), '-F', baseFormat, resolve(overlay)]);
   } catch (e) {
     throw new UsageError(`cannot create an overlay over '${base}': ${qemuImgFailure(e)}`);
   }
@@ -148,7 +148,7 @@ export async function createOverlay(base: string, baseFormat: string, overlay: s
  */
 export async function createDisk(path: string, format: string, sizeBytes: number | bigint, opts: { preallocate?: boolean } = {}): Promise<void> {
   try {
-    await execa('qemu-img', ['create', '-q', '-f', format, ...(opts.preallocate ? ['-o', 'preallocation=full'] : []), resolve(path), String(sizeBytes)]);
+    await runTool('qemu-img', ['create', '-q', '-f', format, ...(opts.preallocate ? ['-o', 'preallocation=full'] : []), resolve(path), String(sizeBytes)]);
   } catch (e) {
     throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
   }

@@ -34,7 +34,7 @@ import { access, chmod, lstat, readFile, rename, rm, stat, statfs, writeFile } f
 import { hostname } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { execa } from 'execa';
+import { runTool } from '../tool.js';
 import { CancelledError, UsageError } from '../errors.js';
 import { createOverlay } from '../qemu/img.js';
 import { ImageLock, readLockInfo, writerOf } from './image-lock.js';
@@ -128,7 +128,7 @@ async function overlayProblem(f: TxFiles, st: Stats, format: string): Promise<st
   if (ost.mode & 0o022) return 'others can write it';
   let chain: ChainEntry[];
   try {
-    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', '--backing-chain', '-f', 'qcow2', f.overlay]);
+    const { stdout } = await runTool('qemu-img', ['info', '--output=json', '-U', '--backing-chain', '-f', 'qcow2', f.overlay]);
     chain = JSON.parse(stdout) as ChainEntry[];
   } catch (e) {
     return `qemu-img cannot read it (${((e as { stderr?: string }).stderr ?? String(e)).trim().split('\n').pop()})`;
@@ -179,7 +179,7 @@ type MergeResult = 'merged' | 'image-in-use';
 
 async function mergeOnce(f: TxFiles): Promise<MergeResult> {
   try {
-    await execa('qemu-img', ['commit', '-q', '-d', '-f', 'qcow2', f.overlay]);
+    await runTool('qemu-img', ['commit', '-q', '-d', '-f', 'qcow2', f.overlay]);
   } catch (e) {
     const err = e as { stderr?: string };
     if (IMAGE_IN_USE.test(err.stderr ?? '')) return 'image-in-use';
@@ -223,7 +223,7 @@ async function finish(f: TxFiles): Promise<void> {
 
 /** Bytes a merge may newly allocate on the image's filesystem: the overlay's data, less what a raw image already has allocated. */
 async function mergeNeeds(f: TxFiles, st: Stats, format: string): Promise<number> {
-  const { stdout } = await execa('qemu-img', ['map', '--output=json', '-f', 'qcow2', f.overlay]);
+  const { stdout } = await runTool('qemu-img', ['map', '--output=json', '-f', 'qcow2', f.overlay]);
   const extents = JSON.parse(stdout) as { start: number; length: number; depth: number; data: boolean; zero: boolean }[];
   const data = extents.filter((x) => x.depth === 0 && (x.data || x.zero)).reduce((n, x) => n + x.length, 0);
   if (format !== 'raw') return data + Math.ceil(data / 16) + (1 << 20); // the format's own metadata grows too
@@ -444,7 +444,7 @@ export class Transaction {
     try {
       if (top !== this.files.overlay) {
         try {
-          await execa('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', this.files.overlay, top]);
+          await runTool('qemu-img', ['commit', '-q', '-f', 'qcow2', '-b', this.files.overlay, top]);
         } catch (e) {
           throw new UsageError(`folding savepoint layers of '${this.files.image}' failed: ${lastLine(e)}`);
         }

@@ -4,7 +4,7 @@
 
 import { existsSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { execa } from 'execa';
+import { runTool } from '../../tool.js';
 import { UsageError } from '../../errors.js';
 import { checkImageFile } from '../../qemu/img.js';
 import type { AddDriveOptions, DiskCreateOptions } from '../../../spec/api.js';
@@ -35,7 +35,7 @@ async function qemuImgInfo(action: string, filename: string): Promise<Record<str
   if (!existsSync(filename)) throw new UsageError(`${action}: ${filename}: No such file or directory`);
   await checkImageFile(filename, `${action}: ${filename}`);
   try {
-    const { stdout } = await execa('qemu-img', ['info', '--output=json', '-U', resolve(filename)]);
+    const { stdout } = await runTool('qemu-img', ['info', '--output=json', '-U', resolve(filename)]);
     return JSON.parse(stdout) as Record<string, unknown>;
   } catch (e) {
     const err = e as { stderr?: string; message: string };
@@ -102,7 +102,7 @@ async function diskCreate(filename: string, format: string, sizeArg: bigint | nu
   const args = ['create', '-q', '-f', format, ...(options.length ? ['-o', options.join(',')] : []), target];
   if (backing === undefined) args.push(String(size));
   try {
-    await execa('qemu-img', args);
+    await runTool('qemu-img', args);
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     throw new UsageError(`${a}: qemu-img create: ${(err.stderr ?? err.message).trim()}`);
