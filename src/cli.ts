@@ -11,7 +11,8 @@ import { openImages } from './runtime/open/open.js';
 import { UsageError } from './runtime/errors.js';
 import { checkCommand, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
-import { Shell } from './repl/shell.js';
+import { basename } from 'node:path';
+import { type Dialect, Shell } from './repl/shell.js';
 import { StreamLineSource } from './repl/input.js';
 import { inspectBanner, KeyReader, openOptions } from './repl/setup.js';
 import { listPrepared } from './repl/prepared.js';
@@ -22,6 +23,11 @@ import { Stop } from './repl/stop.js';
 // Before anything is acquired: a signal from here on is a clean stop.
 const stop = new Stop();
 
+// Linked or installed as `guestfish`, guestsh prints errors and traces as
+// guestfish does, for the scripts that grep or compare them.
+const dialect: Dialect = basename(process.argv[1] ?? '') === 'guestfish' ? 'guestfish' : 'guestsh';
+const PROGRAM = dialect;
+
 /** An error as the one line the user sees: control characters (a newline in a file name) are escaped, not printed. */
 function oneLine(e: unknown): string {
   const msg = e instanceof Error ? e.message : String(e);
@@ -29,7 +35,7 @@ function oneLine(e: unknown): string {
 }
 
 function fail(msg: string, code = 1): number {
-  process.stderr.write(`guestsh: error: ${msg}\n`);
+  process.stderr.write(dialect === 'guestfish' ? `guestfish: ${msg}\n` : `guestsh: error: ${msg}\n`);
   return code;
 }
 
@@ -71,8 +77,8 @@ async function main(argv: string[]): Promise<number> {
     return fail(oneLine(e));
   }
   const wire = (s: Session): Session => {
-    s.on('notice', (l) => process.stderr.write(`guestsh: ${l}\n`));
-    s.on('trace', (l) => process.stderr.write(`guestsh: trace: ${l}\n`));
+    s.on('notice', (l) => process.stderr.write(`${PROGRAM}: ${l}\n`));
+    s.on('trace', (l) => process.stderr.write(`${dialect === 'guestfish' ? 'libguestfs' : 'guestsh'}: trace: ${l}\n`));
     if (opts.verbose || s.settings.verbose) s.on('console', (l) => process.stderr.write(`${l}\n`));
     return s;
   };
@@ -90,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
     interactive,
     progress: opts.progressBars ?? (interactive && Boolean(process.stderr.isTTY)),
     signal: stop.signal,
+    dialect,
   }, (old) => {
     // The old session's settings already hold what the environment set.
     const s = new Session({ env: {} });

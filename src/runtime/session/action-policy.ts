@@ -60,8 +60,8 @@ export const ACTION_POLICY: Readonly<Record<string, ActionPolicy>> = {
   set_qemu: { restricted: `any hypervisor other than qemu-system-x86_64 ${NULL_RESETS}`, recipe: LAUNCH },
   set_path: { restricted: `any appliance path (guestsh builds and caches its own appliance; null resets)`, recipe: LAUNCH },
   set_append: { restricted: 'extra kernel parameters (null or empty resets)', recipe: LAUNCH },
-  set_tmpdir: { restricted: `a directory other than $TMPDIR ${NULL_RESETS}`, recipe: LAUNCH },
-  set_cachedir: { restricted: `a directory other than $GUESTSH_CACHE ${NULL_RESETS}`, recipe: LAUNCH },
+  set_tmpdir: { recipe: LAUNCH },
+  set_cachedir: { recipe: LAUNCH },
   set_backend: { restricted: 'libvirt backends (only "direct" exists)', recipe: LAUNCH },
   set_attach_method: { restricted: 'libvirt backends (only "direct"/"appliance" exist)', recipe: LAUNCH },
 

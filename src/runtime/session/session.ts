@@ -184,7 +184,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   private async ensureRunDir(): Promise<string> {
     if (!this.runDir) {
-      this.runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+      this.runDir = await mkdtemp(join(this.settings.tmpdir ?? tmpdir(), 'guestsh-'));
       watchRunDir(this.runDir);
       live.add(this);
     }

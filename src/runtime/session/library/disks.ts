@@ -3,6 +3,7 @@
 // over qemu-img.
 
 import { existsSync, statSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { execa } from 'execa';
 import { UsageError } from '../../errors.js';
@@ -44,7 +45,41 @@ async function qemuImgInfo(action: string, filename: string): Promise<Record<str
 }
 
 const QCOW2_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', metadata: 'metadata', full: 'falloc' };
-const RAW_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', full: 'full' };
+const RAW_PREALLOC = new Set(['off', 'sparse', 'full']);
+const ZEROS = Buffer.alloc(1 << 20);
+
+/**
+ * A raw image is written here, not by qemu-img (which rounds the size up to
+ * a sector): exactly SIZE bytes, sparse or written out with zeros, as
+ * libguestfs does. A block device is left as it is (its size is its own).
+ */
+async function createRaw(filename: string, sizeBytes: bigint, allocated: boolean): Promise<void> {
+  const a = 'disk_create';
+  const size = Number(sizeBytes);
+  if (existsSync(filename) && statSync(filename).isBlockDevice()) return;
+  let fh;
+  try {
+    fh = await open(filename, 'w', 0o666);
+  } catch (e) {
+    throw new UsageError(`${a}: cannot create raw file: ${filename}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  try {
+    if (!allocated) {
+      await fh.truncate(size);
+    } else {
+      for (let at = 0; at < size; ) {
+        const n = Math.min(ZEROS.length, size - at);
+        const { bytesWritten } = await fh.write(ZEROS, 0, n, at);
+        at += bytesWritten;
+      }
+    }
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(filename).catch(() => {});
+    throw new UsageError(`${a}: ${filename}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}: the image was not created`);
+  }
+}
 
 async function diskCreate(filename: string, format: string, sizeArg: bigint | number, opt: DiskCreateOptions): Promise<void> {
   const a = 'disk_create';
@@ -66,11 +101,10 @@ async function diskCreate(filename: string, format: string, sizeArg: bigint | nu
     for (const k of ['backingfile', 'backingformat', 'compat', 'clustersize'] as const) {
       if (opt[k] !== undefined) throw new UsageError(`${a}: ${k} parameter cannot be used with raw format`);
     }
-    if (prealloc !== undefined) {
-      const p = RAW_PREALLOC[prealloc];
-      if (!p) throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
-      options.push(`preallocation=${p}`);
+    if (prealloc !== undefined && !RAW_PREALLOC.has(prealloc)) {
+      throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
     }
+    return createRaw(filename, size, prealloc === 'full');
   } else {
     if (backing !== undefined) {
       options.push(`backing_file=${backing}`);
