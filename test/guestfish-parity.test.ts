@@ -106,3 +106,25 @@ describe('the environment libguestfs\'s test harness sets', () => {
     expect(r.stdout).toBe(`${dir}\n${dir}\n`);
   });
 });
+
+describe('add_drive: blocksize, iface, /dev/null', () => {
+  it('blocksize 4096 is the disk\'s sector size in the guest; /dev/null is a small blank disk of the session\'s, nothing made in /dev', async () => {
+    const before = readdirSync('/dev').filter((n) => n.includes('guestsh'));
+    const r = await run('guestfish', ['--ro', 'add', '/dev/null', 'blocksize:4096', ':', 'run', ':', 'blockdev-getss', '/dev/sda', ':', 'blockdev-getsize64', '/dev/sda']);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('4096\n4096\n');
+    expect(readdirSync('/dev').filter((n) => n.includes('guestsh'))).toEqual(before);
+  });
+
+  it('a blocksize other than 512 or 4096 and an iface other than scsi are refused with one line; iface:scsi is taken', async () => {
+    const bad = await run('guestfish', ['add', '/dev/null', 'blocksize:1000']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toBe('libguestfs: error: add_drive: blocksize parameter is invalid: 1000 (512 or 4096)\n');
+    const virtio = await run('guestfish', ['add', '/dev/null', 'iface:virtio']);
+    expect(virtio.code).toBe(1);
+    expect(virtio.stderr).toMatch(/^libguestfs: error: add_drive: not supported in guestsh: optional argument iface:virtio: .*leave iface out or give iface:scsi\n$/);
+    const scsi = await run('guestfish', ['add', '/dev/null', 'iface:scsi']);
+    expect(scsi.stderr).toBe('');
+    expect(scsi.code).toBe(0);
+  });
+});

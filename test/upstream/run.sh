@@ -7,6 +7,7 @@
 #   test/upstream/run.sh                 the selection (tests.tsv rows marked "run")
 #   test/upstream/run.sh NAME...         those tests only (e.g. fish/test-alloc.sh)
 #   test/upstream/run.sh --all           every shell test the package has
+#   test/upstream/run.sh --list          their names, one a line (tests.tsv has a row for each)
 #   test/upstream/run.sh --reference ... the same with the installed guestfish
 #                                        (how tests.tsv's selection was made)
 #
@@ -26,11 +27,13 @@ repo=$(cd "$here/../.." && pwd)
 table=$here/tests.tsv
 reference=0
 all=0
+list=0
 names=()
 for a in "$@"; do
   case $a in
     --reference) reference=1 ;;
     --all) all=1 ;;
+    --list) list=1 ;;
     -*) echo "run.sh: unknown option $a (see the header of $0)" >&2; exit 2 ;;
     *) names+=("$a") ;;
   esac
@@ -70,6 +73,11 @@ src=${GUESTSH_LIBGUESTFS_SRC:-$(fetch_source)} || exit 2
 all_tests() {
   (cd "$src" && ls fish/test-*.sh tests/*/test-*.sh tests/regressions/*.sh) | sort -u
 }
+
+if ((list)); then
+  all_tests
+  exit 0
+fi
 
 if ((${#names[@]} == 0)); then
   if ((all)); then

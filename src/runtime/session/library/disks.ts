@@ -13,23 +13,34 @@ import type { LibraryTable, SessionHost } from '../host.js';
 import { notSupported } from './util.js';
 
 const REMOTE_OPTS = ['protocol', 'server', 'username', 'secret'] as const;
-const NOT_ON_THE_COMMAND_LINE = ['name', 'blocksize', 'copyonread', 'discard'] as const;
+const NOT_ON_THE_COMMAND_LINE = ['name', 'copyonread', 'discard'] as const;
+/** The sector sizes libguestfs accepts for blocksize (qemu's logical and physical block size). */
+const BLOCKSIZES = [512, 4096];
+
+function checkBlocksize(action: string, blocksize: number | undefined): void {
+  if (blocksize !== undefined && !BLOCKSIZES.includes(blocksize)) {
+    throw new UsageError(`${action}: blocksize parameter is invalid: ${blocksize} (512 or 4096)`);
+  }
+}
 
 async function addDrive(s: SessionHost, filename: string, opt: AddDriveOptions, action = 'add_drive'): Promise<void> {
   const remote = REMOTE_OPTS.filter((k) => opt[k] !== undefined);
   if (remote.length) {
     throw notSupported(action, `optional argument ${remote.join(', ')}: guestsh opens local image files only (no network block devices)`);
   }
-  if (opt.iface !== undefined) {
-    throw notSupported(action, 'optional argument iface: guestsh attaches every drive to one virtio-scsi controller');
+  // Every drive is a SCSI disk on one virtio-scsi controller (/dev/sdX, in
+  // order): "scsi" names that; virtio-blk or ide would be other devices and names.
+  if (opt.iface !== undefined && opt.iface !== 'scsi') {
+    throw notSupported(action, `optional argument iface:${opt.iface}: guestsh attaches every drive as a SCSI disk on one virtio-scsi controller (/dev/sdX); leave iface out or give iface:scsi`);
   }
+  checkBlocksize(action, opt.blocksize);
   for (const k of NOT_ON_THE_COMMAND_LINE) {
     if (opt[k] !== undefined) throw notSupported(action, `optional argument ${k}: the guestsh qemu command line does not expose it`);
   }
   if (opt.cachemode !== undefined && opt.cachemode !== 'writeback') {
     throw notSupported(action, 'optional argument cachemode: guestsh opens writable drives with cache=writeback only');
   }
-  await s.addDrive(filename, { format: opt.format, readonly: opt.readonly, label: opt.label });
+  await s.addDrive(filename, { format: opt.format, readonly: opt.readonly, label: opt.label, blocksize: opt.blocksize });
 }
 
 async function qemuImgInfo(action: string, filename: string): Promise<Record<string, unknown>> {
@@ -148,10 +159,9 @@ export const diskActions: LibraryTable = {
   add_drive_ro: (s, f) => addDrive(s, f, { readonly: true }, 'add_drive_ro'),
   add_cdrom: (s, f) => addDrive(s, f, { readonly: true }, 'add_cdrom'),
   add_drive_scratch: (s, size, opt) => {
-    for (const k of ['name', 'blocksize'] as const) {
-      if (opt[k] !== undefined) throw notSupported('add_drive_scratch', `optional argument ${k}: the guestsh qemu command line does not expose it`);
-    }
-    return s.addDriveScratch(size, { label: opt.label });
+    if (opt.name !== undefined) throw notSupported('add_drive_scratch', 'optional argument name: the guestsh qemu command line does not expose it');
+    checkBlocksize('add_drive_scratch', opt.blocksize);
+    return s.addDriveScratch(size, { label: opt.label, blocksize: opt.blocksize });
   },
   remove_drive: () => {
     throw new UsageError('remove_drive: hotplugging support was removed in libguestfs 1.48');
