@@ -128,3 +128,13 @@ describe('add_drive: blocksize, iface, /dev/null', () => {
     expect(scsi.code).toBe(0);
   });
 });
+
+describe('edit', () => {
+  it('through a symlink edits its target and leaves the link a link', async () => {
+    const script = 'write /target.txt "first\\n"\nln-s /target.txt /link.txt\nedit /link.txt\nis-symlink /link.txt\ncat /target.txt\n';
+    const r = await run('guestfish', ['-N', join(work, 'edit.img') + '=fs', '-m', '/dev/sda1'], script, { EDITOR: 'echo second >>' });
+    expect(r.stderr).toBe('');
+    // cat ends its output with a newline of its own, as guestfish's does.
+    expect(r.stdout).toBe('true\nfirst\nsecond\n\n');
+  });
+});
