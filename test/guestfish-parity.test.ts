@@ -52,6 +52,8 @@ describe('guestsh as guestfish: the lines scripts read', () => {
     const fish = await run('guestfish', ['-f', script]);
     expect(fish.code).toBe(1);
     expect(fish.stderr).toBe(`${script}:2: libguestfs: error: set_memsize: too small value for memsize (must be at least 256)\n`);
+    // A command on the command line is line 0 of stdin to guestfish.
+    expect((await run('guestfish', ['set-memsize', '1'])).stderr).toBe('*stdin*:0: libguestfs: error: set_memsize: too small value for memsize (must be at least 256)\n');
     const sh = await run('guestsh', ['-f', script]);
     expect(sh.stderr).toBe(`guestsh: ${script}:2: error: set_memsize: too small value for memsize (must be at least 256)\n`);
   });

@@ -76,7 +76,9 @@ export class Shell {
     } else if (e instanceof ArgumentError) {
       process.stderr.write(`${e.guestfish}\n`);
     } else if (e instanceof Error && this.callErrors.has(e)) {
-      process.stderr.write(`${where}libguestfs: error: ${msg}\n`);
+      // guestfish names a command-line command's failure as line 0 of its stdin.
+      const at = src || this.opts.interactive ? where : '*stdin*:0: ';
+      process.stderr.write(`${at}libguestfs: error: ${msg}\n`);
     } else {
       process.stderr.write(`guestfish: ${msg}\n`);
     }
