@@ -121,10 +121,10 @@ describe('add_drive: blocksize, iface, /dev/null', () => {
   it('a blocksize other than 512 or 4096 and an iface other than scsi are refused with one line; iface:scsi is taken', async () => {
     const bad = await run('guestfish', ['add', '/dev/null', 'blocksize:1000']);
     expect(bad.code).toBe(1);
-    expect(bad.stderr).toBe('libguestfs: error: add_drive: blocksize parameter is invalid: 1000 (512 or 4096)\n');
+    expect(bad.stderr).toBe('*stdin*:0: libguestfs: error: add_drive: blocksize parameter is invalid: 1000 (512 or 4096)\n');
     const virtio = await run('guestfish', ['add', '/dev/null', 'iface:virtio']);
     expect(virtio.code).toBe(1);
-    expect(virtio.stderr).toMatch(/^libguestfs: error: add_drive: not supported in guestsh: optional argument iface:virtio: .*leave iface out or give iface:scsi\n$/);
+    expect(virtio.stderr).toMatch(/^\*stdin\*:0: libguestfs: error: add_drive: not supported in guestsh: optional argument iface:virtio: .*leave iface out or give iface:scsi\n$/);
     const scsi = await run('guestfish', ['add', '/dev/null', 'iface:scsi']);
     expect(scsi.stderr).toBe('');
     expect(scsi.code).toBe(0);
