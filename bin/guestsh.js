@@ -19,6 +19,7 @@ import { isatty } from 'node:tty';
 import { fileURLToPath } from 'node:url';
 
 const LIFELINE = 'GUESTSH_LIFELINE_FD';
+const CALLED_AS = 'GUESTSH_CALLED_AS';
 let hungUp = false;
 const hangUp = () => {
   if (hungUp) return;
@@ -30,8 +31,9 @@ const needsIsolates = ['run', 'batch', 'worker'].includes(process.argv[2]) || is
 if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
   const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
-    // Who the worker's Stop.confirm() checks is still there (src/repl/stop.ts).
-    env: { ...process.env, [LIFELINE]: '3', GUESTSH_STARTER: `${process.pid}:${process.env.npm_lifecycle_event === undefined ? '' : process.ppid}` },
+    // Who the worker's Stop.confirm() checks is still there (src/repl/stop.ts), and
+    // the name it was called by (guestsh linked as guestfish speaks guestfish's error dialect).
+    env: { ...process.env, [LIFELINE]: '3', [CALLED_AS]: process.argv[1], GUESTSH_STARTER: `${process.pid}:${process.env.npm_lifecycle_event === undefined ? '' : process.ppid}` },
   });
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(sig, () => child.kill(sig));
   child.on('exit', (code, signal) => process.exit(code ?? (signal === 'SIGINT' ? 130 : signal === 'SIGHUP' ? 129 : 143)));
@@ -40,6 +42,8 @@ if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
   const fd = process.env[LIFELINE];
   // Not for the processes this one starts (a `!guestsh …` host command is a guestsh of its own).
   delete process.env[LIFELINE];
+  if (process.env[CALLED_AS] !== undefined) process.argv[1] = process.env[CALLED_AS];
+  delete process.env[CALLED_AS];
   if (fd !== undefined) {
     const lifeline = new Socket({ fd: Number(fd), readable: true, writable: false });
     lifeline.on('end', hangUp);

@@ -10,13 +10,19 @@ import type { Session } from './runtime/session/session.js';
 import { UsageError } from './runtime/errors.js';
 import { checkCommand, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
-import type { Shell } from './repl/shell.js';
+import { basename } from 'node:path';
+import type { Dialect, Shell } from './repl/shell.js';
 import { listPrepared } from './repl/prepared.js';
 import { runVerbIfAny } from './repl/verbs.js';
 import { Stop } from './repl/stop.js';
 
 // Before anything is acquired: a signal from here on is a clean stop.
 const stop = new Stop();
+
+// Linked or installed as `guestfish`, guestsh prints errors and traces as
+// guestfish does, for the scripts that grep or compare them.
+const dialect: Dialect = basename(process.argv[1] ?? '') === 'guestfish' ? 'guestfish' : 'guestsh';
+const PROGRAM = dialect;
 
 /** An error as the one line the user sees: control characters (a newline in a file name) are escaped, not printed. */
 function oneLine(e: unknown): string {
@@ -25,7 +31,7 @@ function oneLine(e: unknown): string {
 }
 
 function fail(msg: string, code = 1): number {
-  process.stderr.write(`guestsh: error: ${msg}\n`);
+  process.stderr.write(dialect === 'guestfish' ? `guestfish: ${msg}\n` : `guestsh: error: ${msg}\n`);
   return code;
 }
 
@@ -88,8 +94,8 @@ async function main(argv: string[]): Promise<number> {
   // The shell's error stream (a resident session's is its current client's); the session says nothing before `shell` exists.
   const diagnostics = (line: string): void => void shell.err.write(line);
   const wire = (s: Session): Session => {
-    s.on('notice', (l) => diagnostics(`guestsh: ${l}\n`));
-    s.on('trace', (l) => diagnostics(`guestsh: trace: ${l}\n`));
+    s.on('notice', (l) => diagnostics(`${PROGRAM}: ${l}\n`));
+    s.on('trace', (l) => diagnostics(`${dialect === 'guestfish' ? 'libguestfs' : 'guestsh'}: trace: ${l}\n`));
     if (opts.verbose || s.settings.verbose) s.on('console', (l) => diagnostics(`${l}\n`));
     return s;
   };
@@ -107,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     interactive,
     progress: opts.progressBars ?? (interactive && Boolean(process.stderr.isTTY)),
     signal: stop.signal,
+    dialect,
   }, (old) => {
     // The old session's settings already hold what the environment set.
     const s = new Session({ env: {} });

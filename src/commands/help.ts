@@ -80,10 +80,11 @@ export const HELP_GUIDE = `guestsh: a shell for disk images (guestfish's command
 export function commandList(meta: readonly MetaCommand[], actions: readonly ActionSpec[], refused: Readonly<Record<string, string>>): string {
   let out = '';
   const row = (n: string, d: string): void => void (out += `${n.padEnd(25)} ${d}\n`);
-  for (const m of meta) row(m.name, m.summary);
+  // Each alias on a row of its own after its command, as guestfish -h lists them.
+  for (const m of meta) for (const name of [m.name, ...m.aliases]) row(name, m.summary);
   for (const a of actions) {
     const summary = firstSentence(manualSection(kebab(a.name))) || signature(a);
-    row(kebab(a.name), refused[a.name] !== undefined ? `(not in guestsh) ${summary}` : summary);
+    for (const name of [kebab(a.name), ...a.fishAlias]) row(name, refused[a.name] !== undefined ? `(not in guestsh) ${summary}` : summary);
   }
   out += "    Use 'help <cmd>' to show help on a command, or 'man' for guestsh's manual.\n";
   return out;

@@ -37,14 +37,17 @@ export function edit(ctx: CommandContext, remote: string, editor: string): Promi
     const before = readFileSync(file);
     await runOn(editor, file, '; the file was not changed');
     if (before.equals(readFileSync(file))) return;
-    const beside = `${dirname(remote) === '/' ? '' : dirname(remote)}/.guestsh-edit-${process.pid}`;
+    // The file the name resolves to is replaced, as libguestfs does: a
+    // symlink stays a symlink, its target gets the new content.
+    const target = await ctx.g.realpath(remote);
+    const beside = `${dirname(target) === '/' ? '' : dirname(target)}/.guestsh-edit-${process.pid}`;
     await ctx.g.upload(file, beside);
     try {
-      await ctx.g.copyAttributes(remote, beside, { all: true });
+      await ctx.g.copyAttributes(target, beside, { all: true });
     } catch {
       // owner and mode are best effort (some filesystems have neither)
     }
-    await ctx.g.mv(beside, remote);
+    await ctx.g.mv(beside, target);
   });
 }
 

@@ -19,10 +19,54 @@ const SUFFIX_POWER: Record<string, number> = { k: 1, K: 1, M: 2, G: 3, T: 4, P: 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
 
+/**
+ * A word that is not a valid argument. `guestfish` is the line guestfish
+ * prints for it (COMMAND: ARGUMENT: reason, in its words), which a shell
+ * speaking guestfish's dialect prints instead of the message.
+ */
+export class ArgumentError extends UsageError {
+  override name = 'ArgumentError';
+  constructor(
+    message: string,
+    readonly guestfish: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Who is parsing a word: the message's prefix, and guestfish's "command: argument" for its own line. */
+export interface ArgumentName {
+  what: string;
+  command: string;
+  arg: string;
+}
+
+const INTEGER_HELP = '(decimal, 0octal, 0xhex, optional k/M/G/T/P/E suffix)';
+
+/**
+ * gnulib's xstrtoll result for a word parseInteger refuses, as guestfish
+ * reports it: 1 overflow, 2 a character after the number that is no
+ * suffix, 3 both, 4 no number at all.
+ */
+function xstrtollCode(word: string): number {
+  const m = /^\s*[+-]?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)/.exec(word);
+  if (!m) return 4;
+  const digits = m[1]!;
+  const n = /^0[xX]/.test(digits) ? BigInt(digits) : digits.length > 1 ? BigInt(`0o${digits.slice(1)}`) : BigInt(digits);
+  const overflow = n > INT64_MAX + (word.trimStart().startsWith('-') ? 1n : 0n);
+  if (m[0].length < word.length) return overflow ? 3 : 2;
+  return overflow ? 1 : 0;
+}
+
+function integerError(word: string, name: ArgumentName | string, message: string): UsageError {
+  if (typeof name === 'string') return new UsageError(`${name}: ${message}`);
+  return new ArgumentError(`${name.what}: ${message}`, `${name.command}: ${name.arg}: invalid integer parameter (xstrtoll returned ${xstrtollCode(word)})`);
+}
+
 /** Parses an integer the way guestfish does; throws UsageError naming `what`. */
-export function parseInteger(word: string, what: string): bigint {
+export function parseInteger(word: string, name: ArgumentName | string): bigint {
   const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)(?:([kKMGTPEZY])(iB|B)?)?$/.exec(word);
-  if (!m) throw new UsageError(`${what}: '${word}' is not an integer (decimal, 0octal, 0xhex, optional k/M/G/T/P/E suffix)`);
+  if (!m) throw integerError(word, name, `'${word}' is not an integer ${INTEGER_HELP}`);
   const digits = m[2]!;
   let n: bigint;
   if (/^0[xX]/.test(digits)) n = BigInt(digits);
@@ -30,7 +74,7 @@ export function parseInteger(word: string, what: string): bigint {
   else n = BigInt(digits);
   if (m[3]) n *= (m[4] === 'B' ? 1000n : 1024n) ** BigInt(SUFFIX_POWER[m[3]]!);
   if (m[1] === '-') n = -n;
-  if (n < INT64_MIN || n > INT64_MAX) throw new UsageError(`${what}: '${word}' is out of range for a 64-bit integer`);
+  if (n < INT64_MIN || n > INT64_MAX) throw integerError(word, name, `'${word}' is out of range for a 64-bit integer`);
   return n;
 }
 
@@ -42,9 +86,11 @@ export function parseBool(word: string, what: string): boolean {
 }
 
 /** libguestfs's Int is a signed 31-bit-range integer in guestfish's checks. */
-function int32(word: string, what: string): number {
-  const n = parseInteger(word, what);
-  if (n < -(2n ** 31n) || n > 2n ** 31n - 1n) throw new UsageError(`${what}: ${word}: integer out of range`);
+function int32(word: string, name: ArgumentName): number {
+  const n = parseInteger(word, name);
+  if (n < -(2n ** 31n) || n > 2n ** 31n - 1n) {
+    throw new ArgumentError(`${name.what}: ${word}: integer out of range`, `${name.command}: ${name.arg}: integer out of range`);
+  }
   return Number(n);
 }
 
@@ -118,13 +164,14 @@ export function kindName(a: ArgSpec | OptArgSpec): string {
 
 function parseArg(action: string, a: ArgSpec, word: string): ArgValue {
   const what = `${action}: argument '${a.name}' (${kindName(a)})`;
+  const name: ArgumentName = { what, command: kebab(action), arg: a.name };
   switch (a.kind) {
     case 'Bool':
       return parseBool(word, what);
     case 'Int':
-      return int32(word, what);
+      return int32(word, name);
     case 'Int64':
-      return parseInteger(word, what);
+      return parseInteger(word, name);
     case 'OptString':
       return word === '' ? null : word;
     case 'StringList':
@@ -139,13 +186,14 @@ function parseArg(action: string, a: ArgSpec, word: string): ArgValue {
 
 function parseOptArg(action: string, o: OptArgSpec, word: string): ArgValue {
   const what = `${action}: optional argument '${o.name}' (${kindName(o)})`;
+  const name: ArgumentName = { what, command: kebab(action), arg: o.name };
   switch (o.kind) {
     case 'OBool':
       return parseBool(word, what);
     case 'OInt':
-      return int32(word, what);
+      return int32(word, name);
     case 'OInt64':
-      return parseInteger(word, what);
+      return parseInteger(word, name);
     case 'OString':
       return word;
     case 'OStringList':

@@ -14,13 +14,12 @@ import { spec, suggestActions } from '../spec/index.js';
 import type { ActionSpec } from '../spec/types.js';
 import { UsageError } from '../runtime/errors.js';
 import { encodeArgs } from '../runtime/protocol/codec.js';
-import { createDisk } from '../runtime/qemu/img.js';
 import { CommandFailed, type CommandContext, type MetaCommand, type ParamKind } from './context.js';
 import { expandArguments } from './glob.js';
 import { actionHelp, commandList, HELP_GUIDE, metaHelp } from './help.js';
 import { notSupported } from '../runtime/session/action-policy.js';
 import { edit, editorFor, view } from './host-files.js';
-import { kebab, parseCommandArgs, parseInteger } from './parse.js';
+import { ArgumentError, kebab, parseCommandArgs, parseInteger } from './parse.js';
 
 const ANY = Infinity;
 
@@ -44,7 +43,7 @@ async function supported(ctx: CommandContext): Promise<void> {
 async function newImage(ctx: CommandContext, file: string, size: string, sparse: boolean): Promise<void> {
   const bytes = parseInteger(size, 'size');
   if (bytes < 0n) throw new UsageError(`${size}: size must not be negative`);
-  await createDisk(file, 'raw', bytes, { preallocate: !sparse });
+  await ctx.g.diskCreate(file, 'raw', bytes, { preallocation: sparse ? 'sparse' : 'full' });
   try {
     await ctx.session.addDrive(file, { format: 'raw' });
   } catch (e) {
@@ -169,7 +168,7 @@ export function resolveCommand(name: string): Command | null {
 /** The error for a name that is no command, with the closest actions. */
 function unknownCommand(name: string): UsageError {
   const near = suggestActions(name);
-  return new UsageError(`unknown command '${name}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`);
+  return new ArgumentError(`unknown command '${name}'${near.length ? `; did you mean ${near.join(', ')}?` : ''}`, `${name}: unknown command`);
 }
 
 /** Like resolveCommand, but a name that cannot run is an error saying why. */

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import { createApi, createInternalApi, type GuestfsApi, type GuestfsInternalApi } from '../spec/api.js';
 import type { ActionSpec } from '../spec/types.js';
 import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
-import { kebab, parseCommandArgs } from '../commands/parse.js';
+import { ArgumentError, kebab, parseCommandArgs } from '../commands/parse.js';
 import { CommandFailed, type CommandContext } from '../commands/context.js';
 import { checkArity, commandOrThrow } from '../commands/table.js';
 import { sh, waitExit, writeTo } from '../commands/host.js';
@@ -28,7 +28,17 @@ export interface ShellOptions {
   progress: boolean;
   /** The process's stop signal: a `commit` it arrives before does not commit. */
   signal?: AbortSignal | undefined;
+  /**
+   * How errors read on stderr. guestsh: `guestsh: SCRIPT:LINE: error: …`.
+   * guestfish (guestsh called by that name): guestfish's own lines, which
+   * scripts grep and compare: `SCRIPT:LINE: libguestfs: error: …` for a
+   * failed call, `COMMAND: ARGUMENT: …` for a bad argument, `guestfish: …`
+   * for a line that does not parse.
+   */
+  dialect?: Dialect | undefined;
 }
+
+export type Dialect = 'guestsh' | 'guestfish';
 
 /** Errors that are a command's own failure, reported in one line (anything else also shows its stack with -v). */
 const EXPECTED = [UsageError, GuestfsError, CancelledError, CommandFailed, ParseError];
@@ -57,9 +67,23 @@ export class Shell {
     },
   ) {}
 
-  private report(src: LineSource | null, msg: string): void {
+  /** Errors a call raised (the action ran and failed), as against the shell refusing the line first. */
+  private readonly callErrors = new WeakSet<Error>();
+
+  private report(src: LineSource | null, e: Error | string): void {
+    const msg = typeof e === 'string' ? e : e.message;
     const where = src && !this.opts.interactive ? `${src.name}:${src.lineNo}: ` : '';
-    this.err.write(`guestsh: ${where}error: ${msg}\n`);
+    if (this.opts.dialect !== 'guestfish') {
+      this.err.write(`guestsh: ${where}error: ${msg}\n`);
+    } else if (e instanceof ArgumentError) {
+      this.err.write(`${e.guestfish}\n`);
+    } else if (e instanceof Error && this.callErrors.has(e)) {
+      // guestfish names a command-line command's failure as line 0 of its stdin.
+      const at = src || this.opts.interactive ? where : '*stdin*:0: ';
+      this.err.write(`${at}libguestfs: error: ${msg}\n`);
+    } else {
+      this.err.write(`guestfish: ${msg}\n`);
+    }
   }
 
   /**
@@ -97,8 +121,9 @@ export class Shell {
       parsed = parseLine(line);
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
-      this.report(src, e.message);
-      return !exitOnError;
+      this.report(src, e);
+      // A leading "-" still says the script goes on, as in guestfish: it is read before the words.
+      return !exitOnError || /^\s*-/.test(line);
     }
     const stop = exitOnError && !(parsed.type !== 'none' && parsed.continueOnError);
     switch (parsed.type) {
@@ -156,7 +181,7 @@ export class Shell {
       ok = false;
       // Whatever fails inside one command (a host file, a broken appliance)
       // is that command's failure, not the shell's.
-      this.report(src, e.message);
+      this.report(src, e);
       // --json: the failure is that command's one line too.
       if (this.opts.json) await writeTo(this.out, `${JSON.stringify({ error: e.message, command: name })}\n`).catch(() => {});
       if (!EXPECTED.some((c) => e instanceof c) && this.session.settings.verbose && e.stack) this.err.write(`${e.stack}\n`);
@@ -238,6 +263,9 @@ export class Shell {
     if (this.opts.progress) this.session.on('progress', onProgress);
     try {
       return await this.session.call(name, args, optargs, { ...transfer, signal: ac.signal });
+    } catch (e) {
+      if (e instanceof Error) this.callErrors.add(e);
+      throw e;
     } finally {
       if (this.opts.progress) this.session.off('progress', onProgress);
       (bar as ProgressBar | null)?.done();

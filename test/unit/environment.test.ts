@@ -2,7 +2,9 @@
 // given, as libguestfs's handle creation does; a value guestsh cannot honour
 // is a one-line notice naming the variable, and the others still apply.
 import { execFileSync } from 'node:child_process';
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cacheRoot } from '../../src/runtime/cache.js';
 import { defaultSettings } from '../../src/runtime/session/settings.js';
@@ -91,8 +93,8 @@ describe('the environment a new session applies', () => {
     ]);
   });
 
-  it('LIBGUESTFS_PATH, LIBGUESTFS_APPEND, LIBGUESTFS_TMPDIR, LIBGUESTFS_CACHEDIR: what guestsh already uses is taken, anything else is a notice naming what to set instead', async () => {
-    expect((await created({ LIBGUESTFS_APPEND: '', LIBGUESTFS_TMPDIR: tmpdir(), LIBGUESTFS_CACHEDIR: cacheRoot(), LIBGUESTFS_PATH: '' })).notices).toEqual([]);
+  it('LIBGUESTFS_PATH, LIBGUESTFS_APPEND: what guestsh already uses is taken, anything else is a notice naming what to set instead', async () => {
+    expect((await created({ LIBGUESTFS_APPEND: '', LIBGUESTFS_PATH: '' })).notices).toEqual([]);
     const { notices } = await created({
       LIBGUESTFS_PATH: '/usr/lib/guestfs',
       LIBGUESTFS_APPEND: 'console=ttyS0',
@@ -101,10 +103,29 @@ describe('the environment a new session applies', () => {
     });
     // In libguestfs's order.
     expect(notices.map((l) => l.split(' ')[0])).toEqual(['LIBGUESTFS_TMPDIR', 'LIBGUESTFS_CACHEDIR', 'LIBGUESTFS_PATH', 'LIBGUESTFS_APPEND']);
-    expect(notices[0]).toMatch(/set_tmpdir: not supported in guestsh: .*set that variable instead/);
-    expect(notices[1]).toMatch(/set_cachedir: not supported in guestsh: .*GUESTSH_CACHE/);
+    expect(notices[0]).toMatch(/set_tmpdir: \/no\/such\/tmp: ENOENT: the directory must exist/);
+    expect(notices[1]).toMatch(/set_cachedir: \/no\/such\/cache: ENOENT/);
     expect(notices[2]).toMatch(/set_path: not supported in guestsh: .*GUESTSH_CACHE/);
     expect(notices[3]).toMatch(/set_append: not supported in guestsh/);
+  });
+
+  it('LIBGUESTFS_TMPDIR moves the run directory; LIBGUESTFS_CACHEDIR is kept and reported (the appliance stays shared), as the tests of libguestfs set both', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'guestsh-envtmp-'));
+    try {
+      const { s, notices } = await created({ LIBGUESTFS_TMPDIR: dir, LIBGUESTFS_CACHEDIR: dir });
+      expect(notices).toEqual([]);
+      expect(await s.g.getTmpdir()).toBe(realpathSync(dir));
+      expect(await s.g.getCachedir()).toBe(realpathSync(dir));
+      expect(s.settings.tmpdir).toBe(realpathSync(dir));
+      await s.g.setTmpdir(null);
+      await s.g.setCachedir(null);
+      expect(await s.g.getTmpdir()).toBe(tmpdir());
+      expect(await s.g.getCachedir()).toBe(cacheRoot());
+      writeFileSync(join(dir, 'f'), '');
+      await expect(s.g.setTmpdir(join(dir, 'f'))).rejects.toThrow(/is not a directory/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('a refused variable does not stop the ones after it (libguestfs would, but it takes values guestsh refuses)', async () => {

@@ -73,7 +73,10 @@ export async function openImages(s: Session, o: OpenOptions): Promise<Opened> {
   if (s.state === 'config') {
     for (const d of o.drives) {
       await d.create?.();
-      await s.addDrive(d.path, { format: d.format, readonly: d.readonly ?? o.readonly ?? false });
+      // Through the dispatcher, as guestfish's -a calls add_drive: -x traces it
+      // with the optional arguments that were given, and only those.
+      const readonly = d.readonly ?? o.readonly ?? false;
+      await s.call('add_drive', [d.path], { ...(readonly ? { readonly } : {}), ...(d.format !== undefined ? { format: d.format } : {}) });
     }
     if (!needsAppliance) return { root: null };
     await s.launch();

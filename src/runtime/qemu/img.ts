@@ -146,9 +146,9 @@ export async function createOverlay(base: string, baseFormat: string, overlay: s
  * A blank image of `sizeBytes` bytes: sparse, or with every block allocated
  * (`preallocate`: guestfish's alloc).
  */
-export async function createDisk(path: string, format: string, sizeBytes: number | bigint, opts: { preallocate?: boolean } = {}): Promise<void> {
+export async function createDisk(path: string, format: string, sizeBytes: number | bigint): Promise<void> {
   try {
-    await runTool('qemu-img', ['create', '-q', '-f', format, ...(opts.preallocate ? ['-o', 'preallocation=full'] : []), resolve(path), String(sizeBytes)]);
+    await runTool('qemu-img', ['create', '-q', '-f', format, resolve(path), String(sizeBytes)]);
   } catch (e) {
     throw new UsageError(`cannot create disk '${path}': ${qemuImgFailure(e)}`);
   }

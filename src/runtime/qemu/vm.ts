@@ -25,6 +25,8 @@ export interface DriveConfig {
   cache: 'writeback' | 'unsafe';
   readonly: boolean;
   serial?: string | undefined;
+  /** The disk's logical and physical sector size (add_drive's blocksize); qemu's default (512) when unset. */
+  blocksize?: number | undefined;
 }
 
 /** The appliance's root filesystem as qemu opens it. */
@@ -101,7 +103,8 @@ export function qemuArgs(cfg: VmConfig, sockets: { daemon: string; qmp: string }
   cfg.drives.forEach((d, i) => {
     const file = absolute(d.file).replaceAll(',', ',,');
     a.push('-drive', `file=${file},format=${d.format},cache=${d.cache},id=hd${i},if=none${d.readonly ? ',readonly=on' : ''}`);
-    a.push('-device', `scsi-hd,drive=hd${i},id=sd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}`);
+    const sectors = d.blocksize ? `,physical_block_size=${d.blocksize},logical_block_size=${d.blocksize}` : '';
+    a.push('-device', `scsi-hd,drive=hd${i},id=sd${i},scsi-id=${i}${d.serial ? `,serial=${d.serial}` : ''}${sectors}`);
   });
   // The appliance root sits on virtio-blk, a bus of its own, so the user's
   // disks are /dev/sda, /dev/sdb … in order whatever is plugged later.
@@ -378,6 +381,7 @@ export class Vm extends EventEmitter<{ console: [string] }> {
       id: `sd${i}`,
       'scsi-id': i,
       ...(d.serial ? { serial: d.serial } : {}),
+      ...(d.blocksize ? { physical_block_size: d.blocksize, logical_block_size: d.blocksize } : {}),
     });
   }
 

@@ -72,7 +72,17 @@ export class Dispatcher implements ActionCaller {
     if (action.optargs.length > 0) trailing.push(optargs);
     if (action.args.some((a) => a.kind === 'String' && isFileArg(a.sub))) trailing.push(transfer);
     const host = transfer.signal || transfer.countBuffered ? this.cancellableHost(transfer) : this.host.library;
-    return impl(host, ...args, ...trailing);
+    if (!this.host.settings.trace) return impl(host, ...args, ...trailing);
+    this.host.emitTrace(traceCall(action, args, optargs));
+    let value: RetValue | void;
+    try {
+      value = await impl(host, ...args, ...trailing);
+    } catch (e) {
+      this.host.emitTrace(`${action.name} = -1 (error)`);
+      throw e;
+    }
+    this.host.emitTrace(`${action.name} = ${value === undefined ? '0' : traceValue(value)}`);
+    return value;
   }
 
   /**
@@ -146,7 +156,7 @@ export class Dispatcher implements ActionCaller {
         outError ??= new UsageError(`${action.name}: cannot write host file '${hostPath}': ${e.code ?? 'error'} (${describeErrno(e)})`);
       });
     }
-    if (this.host.settings.trace) this.host.emitTrace(`${action.name} ${args.map((a) => JSON.stringify(a)).join(' ')}`);
+    if (this.host.settings.trace) this.host.emitTrace(traceCall(action, args, optargs));
     this.currentAction = action.name;
     // Counted before the reply: a write that fails or is cancelled half-way may have written part.
     if (state === 'ready' && writesDisks(action)) this.writeCalls++;
@@ -200,6 +210,19 @@ function endStream(out: ReturnType<typeof createWriteStream>): Promise<void> {
 function describeErrno(e: NodeJS.ErrnoException): string {
   const m = /^[A-Z0-9]+: ([^,]+)/.exec(e.message);
   return (m ? m[1]! : e.message).toLowerCase();
+}
+
+/**
+ * A call as libguestfs's trace prints it: the arguments, then each optional
+ * argument given as "name:value", in the spec's order.
+ */
+function traceCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs): string {
+  const words = args.map((a) => traceValue(a as RetValue));
+  for (const o of action.optargs) {
+    const v = optargs[o.name];
+    if (v !== undefined) words.push(JSON.stringify(`${o.name}:${String(v)}`));
+  }
+  return [action.name, ...words].join(' ');
 }
 
 function traceValue(v: RetValue): string {

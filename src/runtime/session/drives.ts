@@ -2,7 +2,8 @@
 // that the image itself is written only by a transaction's commit (or, with
 // transactions off, directly) and never by a read-only drive.
 
-import { stat } from 'node:fs/promises';
+import { stat, writeFile } from 'node:fs/promises';
+import { UsageError } from '../errors.js';
 import { join } from 'node:path';
 import { type BackingPolicy, createDisk, createOverlay, probeImage } from '../qemu/img.js';
 import type { DriveConfig } from '../qemu/vm.js';
@@ -12,6 +13,7 @@ export interface DriveOptions {
   format?: string | undefined;
   readonly?: boolean | undefined;
   label?: string | undefined;
+  blocksize?: number | undefined;
 }
 
 export interface Drive {
@@ -33,6 +35,9 @@ export interface Drive {
   top: string;
 }
 
+/** libguestfs's stand-in for the null device: 4096 bytes, one 4k sector. */
+const NULL_DRIVE_BYTES = 4096;
+
 /**
  * The drive for image `path` as the session's `index`-th. `runDir` is asked
  * for only when a throwaway overlay is needed; `backing` says which files
@@ -48,10 +53,18 @@ export async function openDrive(
 ): Promise<Drive> {
   const info = await probeImage(path, opts.format, backing);
   const format = opts.format ?? info.format;
-  // A character device (guestfish's `-a /dev/null`) has nothing a commit
-  // could write into, and no directory of the user's for a transaction's
-  // files: it gets a read-only drive's throwaway overlay.
-  const readonly = (opts.readonly ?? false) || (await stat(path)).isCharacterDevice();
+  // The null device (guestfish's `-a /dev/null`): as libguestfs does, a
+  // small blank raw file of the session's stands in for it (a disk of size 0
+  // is "not ready" to the guest's SCSI layer, so it would have no sector
+  // size, for one). Nothing of it outlives the session.
+  if ((await stat(path)).isCharacterDevice()) {
+    if (opts.format !== undefined && opts.format !== 'raw') throw new UsageError(`add_drive: for device '${path}', format must be 'raw'`);
+    const file = join(await runDir(), `null${index}.img`);
+    await writeFile(file, Buffer.alloc(NULL_DRIVE_BYTES));
+    const qemu: DriveConfig = { file, format: 'raw', cache: 'unsafe', readonly: false, serial: opts.label, blocksize: opts.blocksize };
+    return { path, format: 'raw', readonly: opts.readonly ?? false, label: opts.label, qemu, tx: null, layers: [], top: '' };
+  }
+  const readonly = opts.readonly ?? false;
   const base = { path, format, readonly, label: opts.label };
   if (readonly) {
     await checkReadable(path);
@@ -59,18 +72,18 @@ export async function openDrive(
     // but the writes land in an overlay that is thrown away.
     const overlay = join(await runDir(), `overlay${index}.qcow2`);
     await createOverlay(path, format, overlay);
-    return { ...base, qemu: { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label }, tx: null, layers: [], top: '' };
+    return { ...base, qemu: { file: overlay, format: 'qcow2', cache: 'unsafe', readonly: false, serial: opts.label, blocksize: opts.blocksize }, tx: null, layers: [], top: '' };
   }
   if (!transactions) {
-    return { ...base, qemu: { file: path, format, cache: 'writeback', readonly: false, serial: opts.label }, tx: null, layers: [], top: '' };
+    return { ...base, qemu: { file: path, format, cache: 'writeback', readonly: false, serial: opts.label, blocksize: opts.blocksize }, tx: null, layers: [], top: '' };
   }
   const tx = await Transaction.begin(path, format);
-  const qemu: DriveConfig = { file: tx.files.overlay, format: 'qcow2', cache: 'writeback', readonly: false, serial: opts.label };
+  const qemu: DriveConfig = { file: tx.files.overlay, format: 'qcow2', cache: 'writeback', readonly: false, serial: opts.label, blocksize: opts.blocksize };
   return { ...base, qemu, tx, layers: [tx.files.overlay], top: `hd${index}` };
 }
 
 /** A blank qcow2 disk in the run directory, gone with the session. */
-export async function scratchDrive(sizeBytes: bigint | number, label: string | undefined, index: number, runDir: string): Promise<Drive> {
+export async function scratchDrive(sizeBytes: bigint | number, { label, blocksize }: Pick<DriveOptions, 'label' | 'blocksize'>, index: number, runDir: string): Promise<Drive> {
   const file = join(runDir, `scratch${index}.qcow2`);
   await createDisk(file, 'qcow2', sizeBytes);
   return {
@@ -78,7 +91,7 @@ export async function scratchDrive(sizeBytes: bigint | number, label: string | u
     format: 'qcow2',
     readonly: false,
     label,
-    qemu: { file, format: 'qcow2', cache: 'unsafe', readonly: false, serial: label },
+    qemu: { file, format: 'qcow2', cache: 'unsafe', readonly: false, serial: label, blocksize },
     tx: null,
     layers: [],
     top: '',

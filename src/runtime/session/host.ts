@@ -30,7 +30,7 @@ export interface SessionHost {
   readonly qemuPid: number | null;
   slot<T>(slot: SessionSlot<T>): T;
   addDrive(path: string, opts?: DriveOptions): Promise<void>;
-  addDriveScratch(sizeBytes: bigint | number, opts?: { label?: string | undefined }): Promise<void>;
+  addDriveScratch(sizeBytes: bigint | number, opts?: { label?: string | undefined; blocksize?: number | undefined }): Promise<void>;
   launch(): Promise<void>;
   shutdown(): Promise<void>;
   close(): Promise<void>;

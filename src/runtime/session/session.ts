@@ -189,7 +189,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   private async ensureRunDir(): Promise<string> {
     if (!this.runDir) {
-      this.runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
+      this.runDir = await mkdtemp(join(this.settings.tmpdir ?? tmpdir(), 'guestsh-'));
       watchRunDir(this.runDir);
       live.add(this);
     }
@@ -210,9 +210,9 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   /** A temporary blank disk that disappears with the session. */
-  async addDriveScratch(sizeBytes: bigint | number, opts: { label?: string | undefined } = {}): Promise<void> {
+  async addDriveScratch(sizeBytes: bigint | number, opts: { label?: string | undefined; blocksize?: number | undefined } = {}): Promise<void> {
     this.assertState('add_drive_scratch', 'config');
-    this.drives.push(await scratchDrive(sizeBytes, opts.label, this.drives.length, await this.ensureRunDir()));
+    this.drives.push(await scratchDrive(sizeBytes, opts, this.drives.length, await this.ensureRunDir()));
   }
 
   async launch(): Promise<void> {

@@ -23,6 +23,8 @@ export interface SessionSettings {
   transactions: boolean;
   /** The backing files and external data files an added image may use (recipes: none; --allow-backing: any). */
   backing: BackingPolicy;
+  /** Where the session's run directory goes (set_tmpdir, LIBGUESTFS_TMPDIR); null: $TMPDIR. */
+  tmpdir: string | null;
 }
 
 export function defaultSettings(): SessionSettings {
@@ -38,5 +40,6 @@ export function defaultSettings(): SessionSettings {
     snapshots: process.env.GUESTSH_SNAPSHOT !== '0',
     transactions: true,
     backing: 'own-directory',
+    tmpdir: null,
   };
 }

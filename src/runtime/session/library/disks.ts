@@ -3,6 +3,7 @@
 // over qemu-img.
 
 import { existsSync, statSync } from 'node:fs';
+import { open, unlink } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { runTool } from '../../tool.js';
 import { UsageError } from '../../errors.js';
@@ -12,23 +13,34 @@ import type { LibraryTable, SessionHost } from '../host.js';
 import { notSupported } from './util.js';
 
 const REMOTE_OPTS = ['protocol', 'server', 'username', 'secret'] as const;
-const NOT_ON_THE_COMMAND_LINE = ['name', 'blocksize', 'copyonread', 'discard'] as const;
+const NOT_ON_THE_COMMAND_LINE = ['name', 'copyonread', 'discard'] as const;
+/** The sector sizes libguestfs accepts for blocksize (qemu's logical and physical block size). */
+const BLOCKSIZES = [512, 4096];
+
+function checkBlocksize(action: string, blocksize: number | undefined): void {
+  if (blocksize !== undefined && !BLOCKSIZES.includes(blocksize)) {
+    throw new UsageError(`${action}: blocksize parameter is invalid: ${blocksize} (512 or 4096)`);
+  }
+}
 
 async function addDrive(s: SessionHost, filename: string, opt: AddDriveOptions, action = 'add_drive'): Promise<void> {
   const remote = REMOTE_OPTS.filter((k) => opt[k] !== undefined);
   if (remote.length) {
     throw notSupported(action, `optional argument ${remote.join(', ')}: guestsh opens local image files only (no network block devices)`);
   }
-  if (opt.iface !== undefined) {
-    throw notSupported(action, 'optional argument iface: guestsh attaches every drive to one virtio-scsi controller');
+  // Every drive is a SCSI disk on one virtio-scsi controller (/dev/sdX, in
+  // order): "scsi" names that; virtio-blk or ide would be other devices and names.
+  if (opt.iface !== undefined && opt.iface !== 'scsi') {
+    throw notSupported(action, `optional argument iface:${opt.iface}: guestsh attaches every drive as a SCSI disk on one virtio-scsi controller (/dev/sdX); leave iface out or give iface:scsi`);
   }
+  checkBlocksize(action, opt.blocksize);
   for (const k of NOT_ON_THE_COMMAND_LINE) {
     if (opt[k] !== undefined) throw notSupported(action, `optional argument ${k}: the guestsh qemu command line does not expose it`);
   }
   if (opt.cachemode !== undefined && opt.cachemode !== 'writeback') {
     throw notSupported(action, 'optional argument cachemode: guestsh opens writable drives with cache=writeback only');
   }
-  await s.addDrive(filename, { format: opt.format, readonly: opt.readonly, label: opt.label });
+  await s.addDrive(filename, { format: opt.format, readonly: opt.readonly, label: opt.label, blocksize: opt.blocksize });
 }
 
 async function qemuImgInfo(action: string, filename: string): Promise<Record<string, unknown>> {
@@ -44,7 +56,41 @@ async function qemuImgInfo(action: string, filename: string): Promise<Record<str
 }
 
 const QCOW2_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', metadata: 'metadata', full: 'falloc' };
-const RAW_PREALLOC: Record<string, string> = { off: 'off', sparse: 'off', full: 'full' };
+const RAW_PREALLOC = new Set(['off', 'sparse', 'full']);
+const ZEROS = Buffer.alloc(1 << 20);
+
+/**
+ * A raw image is written here, not by qemu-img (which rounds the size up to
+ * a sector): exactly SIZE bytes, sparse or written out with zeros, as
+ * libguestfs does. A block device is left as it is (its size is its own).
+ */
+async function createRaw(filename: string, sizeBytes: bigint, allocated: boolean): Promise<void> {
+  const a = 'disk_create';
+  const size = Number(sizeBytes);
+  if (existsSync(filename) && statSync(filename).isBlockDevice()) return;
+  let fh;
+  try {
+    fh = await open(filename, 'w', 0o666);
+  } catch (e) {
+    throw new UsageError(`${a}: cannot create raw file: ${filename}: ${(e as NodeJS.ErrnoException).code}`);
+  }
+  try {
+    if (!allocated) {
+      await fh.truncate(size);
+    } else {
+      for (let at = 0; at < size; ) {
+        const n = Math.min(ZEROS.length, size - at);
+        const { bytesWritten } = await fh.write(ZEROS, 0, n, at);
+        at += bytesWritten;
+      }
+    }
+    await fh.close();
+  } catch (e) {
+    await fh.close().catch(() => {});
+    await unlink(filename).catch(() => {});
+    throw new UsageError(`${a}: ${filename}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}: the image was not created`);
+  }
+}
 
 async function diskCreate(filename: string, format: string, sizeArg: bigint | number, opt: DiskCreateOptions): Promise<void> {
   const a = 'disk_create';
@@ -66,11 +112,10 @@ async function diskCreate(filename: string, format: string, sizeArg: bigint | nu
     for (const k of ['backingfile', 'backingformat', 'compat', 'clustersize'] as const) {
       if (opt[k] !== undefined) throw new UsageError(`${a}: ${k} parameter cannot be used with raw format`);
     }
-    if (prealloc !== undefined) {
-      const p = RAW_PREALLOC[prealloc];
-      if (!p) throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
-      options.push(`preallocation=${p}`);
+    if (prealloc !== undefined && !RAW_PREALLOC.has(prealloc)) {
+      throw new UsageError(`${a}: invalid value for preallocation parameter '${prealloc}'`);
     }
+    return createRaw(filename, size, prealloc === 'full');
   } else {
     if (backing !== undefined) {
       options.push(`backing_file=${backing}`);
@@ -114,10 +159,9 @@ export const diskActions: LibraryTable = {
   add_drive_ro: (s, f) => addDrive(s, f, { readonly: true }, 'add_drive_ro'),
   add_cdrom: (s, f) => addDrive(s, f, { readonly: true }, 'add_cdrom'),
   add_drive_scratch: (s, size, opt) => {
-    for (const k of ['name', 'blocksize'] as const) {
-      if (opt[k] !== undefined) throw notSupported('add_drive_scratch', `optional argument ${k}: the guestsh qemu command line does not expose it`);
-    }
-    return s.addDriveScratch(size, { label: opt.label });
+    if (opt.name !== undefined) throw notSupported('add_drive_scratch', 'optional argument name: the guestsh qemu command line does not expose it');
+    checkBlocksize('add_drive_scratch', opt.blocksize);
+    return s.addDriveScratch(size, { label: opt.label, blocksize: opt.blocksize });
   },
   remove_drive: () => {
     throw new UsageError('remove_drive: hotplugging support was removed in libguestfs 1.48');

@@ -3,7 +3,7 @@
 // guestsh cannot act on refuses with "not supported in guestsh" instead of
 // storing something that would silently be ignored.
 
-import { realpathSync } from 'node:fs';
+import { realpathSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cacheRoot } from '../../cache.js';
@@ -19,6 +19,7 @@ interface Extra {
   recoveryProc: boolean;
   selinux: boolean;
   direct: boolean;
+  cachedir: string | null;
 }
 
 const extras = new SessionSlot<Extra>(() => ({
@@ -28,6 +29,7 @@ const extras = new SessionSlot<Extra>(() => ({
   recoveryProc: true,
   selinux: false,
   direct: false,
+  cachedir: null,
 }));
 
 function extra(s: SessionHost): Extra {
@@ -141,14 +143,28 @@ function setAppend(_s: SessionHost, a: string | null): void {
   throw notSupported('set_append', 'guestsh composes the appliance kernel command line itself; extra kernel parameters cannot be added');
 }
 
-function setTmpdir(_s: SessionHost, d: string | null): void {
-  if (d === null || sameFile(d, tmpdir())) return;
-  throw notSupported('set_tmpdir', 'guestsh keeps its per-session files under $TMPDIR; set that variable instead');
+/** libguestfs's rule for both directories: made absolute (realpath), and it must be a directory. */
+function directory(action: string, d: string): string {
+  let real: string;
+  try {
+    real = realpathSync(d);
+  } catch (e) {
+    throw new UsageError(`${action}: ${d}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}: the directory must exist`);
+  }
+  if (!statSync(real).isDirectory()) throw new UsageError(`${action}: '${d}' is not a directory`);
+  return real;
 }
 
-function setCachedir(_s: SessionHost, d: string | null): void {
-  if (d === null || sameFile(d, cacheRoot())) return;
-  throw notSupported('set_cachedir', 'guestsh caches the appliance under $GUESTSH_CACHE (default ~/.cache/guestsh); set that variable instead');
+function setTmpdir(s: SessionHost, d: string | null): void {
+  s.settings.tmpdir = d === null ? null : directory('set_tmpdir', d);
+}
+
+// Stored and reported only: the appliance is shared between sessions,
+// keyed by its inputs under $GUESTSH_CACHE, and a directory of its own per
+// handle would mean a build per directory (libguestfs's tests give every
+// test tree one).
+function setCachedir(s: SessionHost, d: string | null): void {
+  extra(s).cachedir = d === null ? null : directory('set_cachedir', d);
 }
 
 function setBackendSettings(s: SessionHost, list: readonly string[]): void {
@@ -258,9 +274,9 @@ export const propertyActions: LibraryTable = {
   set_path: setPath,
   get_append: () => null,
   set_append: setAppend,
-  get_tmpdir: () => tmpdir(),
+  get_tmpdir: (s) => s.settings.tmpdir ?? tmpdir(),
   set_tmpdir: setTmpdir,
-  get_cachedir: () => cacheRoot(),
+  get_cachedir: (s) => extra(s).cachedir ?? cacheRoot(),
   set_cachedir: setCachedir,
   get_sockdir: (s) => s.runDirectory ?? tmpdir(),
   get_pid: (s) => {
