@@ -27,15 +27,24 @@ export function diskName(i: number): string {
 }
 
 /**
- * Waits until the guest has `count` SCSI disks and udev has settled, and
+ * Waits until the guest has `count` SCSI disks with their partitions, and
  * checks that disk i is at SCSI target i: otherwise device names would not
- * match the drive order.
+ * match the drive order. `then` is more shell run in the same round trip.
+ *
+ * No udev settle: the kernel makes the device nodes (devtmpfs) and scans the
+ * partition table under the disk's open lock, so once an open of each disk
+ * has returned, its partitions are there. What udev adds (probes, by-id
+ * links) goes on meanwhile; guestfsd settles udev itself before the calls
+ * that depend on it, as it does on a cold boot's later calls.
  */
-export async function waitForDisks(shell: GuestShell, count: number): Promise<void> {
-  const last = `/dev/${diskName(count - 1)}`;
-  // Each disk with its SCSI address (host:channel:target:lun).
-  const settle = `${inGuestUntil(`[ -b ${last} ]`)}; udevadm settle; for b in /sys/block/sd*; do echo "\${b##*/} $(basename "$(readlink "$b/device")")"; done`;
-  const blocks = (await shell(settle)).split('\n').filter((l) => l.startsWith('sd')).map((l) => l.split(' ') as [string, string]);
+export async function waitForDisks(shell: GuestShell, count: number, then = ''): Promise<void> {
+  const disks = Array.from({ length: count }, (_, i) => `/dev/${diskName(i)}`).join(' ');
+  // Each disk with its SCSI address (host:channel:target:lun), from sysfs
+  // paths alone: no process started per disk.
+  const script =
+    `for d in ${disks}; do ${inGuestUntil('[ -b $d ]')}; true <$d 2>/dev/null; done; ${then}` +
+    'for b in /sys/bus/scsi/devices/*/block/sd*; do [ -e "$b" ] || continue; a=${b%/block/*}; echo "${b##*/} ${a##*/}"; done';
+  const blocks = (await shell(script)).split('\n').filter((l) => l.startsWith('sd')).map((l) => l.split(' ') as [string, string]);
   if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
   for (const [name, address] of blocks) {
     const target = Number(address.split(':')[2]);
