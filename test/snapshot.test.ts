@@ -159,6 +159,7 @@ describe('resuming a saved appliance', () => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a migration stream');
       writeFileSync(join(dir, 'root.qcow2'), '');
+      writeFileSync(join(dir, 'uptime'), '900');
       await s.addDrive(rawDisk(join(tmp.dir, 'fallback.img'), 16), { format: 'raw' });
       await s.launch();
       const pid = s.qemuPid!;

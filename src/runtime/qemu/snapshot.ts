@@ -75,8 +75,8 @@ const paths = (dir: string): Omit<Snapshot, 'savedUptimeCs'> & { uptime: string 
 
 async function describe(dir: string): Promise<Snapshot> {
   const p = paths(dir);
-  const savedUptimeCs = Number(await readFile(p.uptime, 'utf8'));
-  if (!Number.isSafeInteger(savedUptimeCs)) throw new Error(`${p.uptime}: not an uptime`);
+  const savedUptimeCs = Number(await readFile(p.uptime, 'utf8').catch(() => ''));
+  if (!Number.isSafeInteger(savedUptimeCs) || savedUptimeCs <= 0) throw new Error(`the saved appliance in ${dir} has no usable uptime record`);
   return { dir, state: p.state, root: p.root, savedUptimeCs };
 }
 
@@ -93,7 +93,7 @@ async function guestUptimeCs(vm: Vm): Promise<number> {
 /** The snapshot for these parameters, booting and saving an appliance if there is none yet. */
 export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => void): Promise<Snapshot> {
   const dir = snapshotDir(p);
-  if (existsSync(paths(dir).uptime)) return describe(dir);
+  if (existsSync(paths(dir).state)) return describe(dir);
   log('saving a booted appliance for fast starts (once per appliance build) ...');
   const tmp = `${dir}.tmp-${process.pid}`;
   const runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
@@ -124,7 +124,8 @@ export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => v
     } catch {
       // Another process saved one first: theirs is as good.
     }
-    return describe(dir);
+    // Awaited here, so that a failure is the caller's before the cleanup below runs.
+    return await describe(dir);
   } finally {
     vm?.kill();
     if (vm) await vm.exited;
