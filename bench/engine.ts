@@ -1,16 +1,19 @@
 // Engine benchmark, guestsh against guestfish on the same image in one run:
-//   launch: process start → first answered call (list-devices), both as CLIs;
-//           guestsh twice: booting (GUESTSH_SNAPSHOT=0) and resuming a saved appliance;
-//   resume breakdown: where a resumed session's time goes (in process);
-//   calls:  1000 small calls (is-file) after launch, timed inside each tool.
-// Runs alternate between the tools so machine load hits both alike. Prints
-// medians and the guestsh/guestfish ratios (below 1.0 means guestsh is faster).
+//   calls:  1000 small calls (is-file) after launch, timed inside each tool;
+//   warm start: process start → first answered call (list-devices), both as
+//           CLIs, guestsh resuming a saved appliance against guestfish's
+//           (only, cold) launch, with where guestsh's time goes (in process:
+//           restore, hot-plug, disks settled + clock, first call);
+//   cold start: the same with guestsh booting (GUESTSH_SNAPSHOT=0).
+// Every round runs each measure once, so machine load hits all alike. Prints
+// medians, the guestsh/guestfish ratios (below 1.0 means guestsh is faster)
+// and the load average during the run.
 //
 //   npx tsx bench/engine.ts [--runs N] [--calls N]
 
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Session } from '../src/index.js';
 import { arg, CLI, LIBGUESTFS_ENV, median } from './util.js';
@@ -70,6 +73,23 @@ async function guestshCalls(image: string, n: number): Promise<number> {
   }
 }
 
+/** Where an in-process resumed session's start goes: the launch's phases, then its first call. */
+async function resumeBreakdown(image: string): Promise<{ restoreMs: number; hotplugMs: number; settleMs: number; firstCallMs: number }> {
+  const s = new Session();
+  try {
+    await s.addDrive(image, { format: 'raw' });
+    await s.launch();
+    const t0 = process.hrtime.bigint();
+    await s.call('list_devices');
+    const firstCallMs = Number(process.hrtime.bigint() - t0) / 1e6;
+    const stats = s.launchStats;
+    if (stats?.mode !== 'snapshot') throw new Error('the in-process session did not resume a saved appliance');
+    return { restoreMs: stats.restoreMs, hotplugMs: stats.hotplugMs, settleMs: stats.settleMs, firstCallMs };
+  } finally {
+    await s.close();
+  }
+}
+
 const work = mkdtempSync(join(tmpdir(), 'guestsh-bench-'));
 try {
   const image = ext4Image(join(work, 'bench.img'), 64, { hello: 'hello\n' });
@@ -81,37 +101,23 @@ try {
   // probe and saves the appliance if this machine never did (guestfish's
   // appliance cache is warm too by then).
   await timeToFirstOutput('node', [CLI, ...cli], process.env);
+  const load = [loadavg()[0]!];
+  const phases = { restoreMs: [] as number[], hotplugMs: [] as number[], settleMs: [] as number[], firstCallMs: [] as number[] };
+  // Each round runs every measure once, so a change in the machine's load
+  // falls on all of them alike.
   for (let r = 0; r < RUNS; r++) {
     launch.guestfish.push(await timeToFirstOutput('guestfish', cli, LIBGUESTFS_ENV));
-    launch.boot.push(await timeToFirstOutput('node', [CLI, ...cli], bootEnv));
     launch.resume.push(await timeToFirstOutput('node', [CLI, ...cli], process.env));
-    process.stderr.write(
-      `launch run ${r + 1}/${RUNS}: guestfish ${launch.guestfish.at(-1)!.toFixed(0)} ms, ` +
-        `guestsh boot ${launch.boot.at(-1)!.toFixed(0)} ms, guestsh resume ${launch.resume.at(-1)!.toFixed(0)} ms\n`,
-    );
-  }
-  const phases: Record<string, number[]> = { restoreMs: [], hotplugMs: [], settleMs: [], firstCallMs: [] };
-  for (let r = 0; r < RUNS; r++) {
-    const s = new Session();
-    try {
-      await s.addDrive(image, { format: 'raw' });
-      await s.launch();
-      const t0 = process.hrtime.bigint();
-      await s.call('list_devices');
-      const stats = s.launchStats;
-      if (stats?.mode !== 'snapshot') throw new Error('the in-process session did not resume a saved appliance');
-      phases.restoreMs!.push(stats.restoreMs);
-      phases.hotplugMs!.push(stats.hotplugMs);
-      phases.settleMs!.push(stats.settleMs);
-      phases.firstCallMs!.push(Number(process.hrtime.bigint() - t0) / 1e6);
-    } finally {
-      await s.close();
-    }
-  }
-  for (let r = 0; r < RUNS; r++) {
+    launch.boot.push(await timeToFirstOutput('node', [CLI, ...cli], bootEnv));
+    const stats = await resumeBreakdown(image);
+    for (const k of Object.keys(phases) as (keyof typeof phases)[]) phases[k].push(stats[k]);
     calls.guestfish.push(await guestfishCalls(image, CALLS));
     calls.guestsh.push(await guestshCalls(image, CALLS));
-    process.stderr.write(`calls run ${r + 1}/${RUNS}: guestfish ${calls.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${calls.guestsh.at(-1)!.toFixed(0)} ms\n`);
+    load.push(loadavg()[0]!);
+    process.stderr.write(
+      `round ${r + 1}/${RUNS}: launch guestfish ${launch.guestfish.at(-1)!.toFixed(0)} ms, guestsh resume ${launch.resume.at(-1)!.toFixed(0)} ms, ` +
+        `guestsh boot ${launch.boot.at(-1)!.toFixed(0)} ms; ${CALLS} calls guestfish ${calls.guestfish.at(-1)!.toFixed(0)} ms, guestsh ${calls.guestsh.at(-1)!.toFixed(0)} ms\n`,
+    );
   }
   const lf = median(launch.guestfish);
   const lb = median(launch.boot);
@@ -119,13 +125,14 @@ try {
   const cf = median(calls.guestfish) / CALLS;
   const cg = median(calls.guestsh) / CALLS;
   const sec = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
-  console.log(`launch → first answer, booting (median of ${RUNS}): guestfish ${sec(lf)}, guestsh ${sec(lb)}, ratio ${(lb / lf).toFixed(2)}`);
-  console.log(`launch → first answer, resuming (median of ${RUNS}): guestfish ${sec(lf)}, guestsh ${sec(lr)}, ratio ${(lr / lf).toFixed(2)}`);
-  console.log(
-    `resume breakdown (median of ${RUNS}): restore ${median(phases.restoreMs!)} ms, hot-plug ${median(phases.hotplugMs!)} ms, ` +
-      `devices settled + clock ${median(phases.settleMs!)} ms, first call ${median(phases.firstCallMs!).toFixed(0)} ms`,
-  );
+  console.log(`load average (1 min) during the run: ${Math.min(...load).toFixed(1)}–${Math.max(...load).toFixed(1)} on ${cpus().length} cores`);
   console.log(`small call is-file (median of ${RUNS}×${CALLS}): guestfish ${cf.toFixed(2)} ms, guestsh ${cg.toFixed(2)} ms, ratio ${(cg / cf).toFixed(2)}`);
+  console.log(`warm start → first answer (median of ${RUNS}): guestfish cold ${sec(lf)}, guestsh resuming ${sec(lr)}, ratio ${(lr / lf).toFixed(3)}`);
+  console.log(
+    `  in process (median of ${RUNS}): restore ${median(phases.restoreMs)} ms, hot-plug ${median(phases.hotplugMs)} ms, ` +
+      `disks settled + clock ${median(phases.settleMs)} ms, first call (list-devices) ${median(phases.firstCallMs).toFixed(0)} ms`,
+  );
+  console.log(`cold start → first answer (median of ${RUNS}): guestfish ${sec(lf)}, guestsh booting ${sec(lb)}, ratio ${(lb / lf).toFixed(2)}`);
 } finally {
   rmSync(work, { recursive: true, force: true });
 }

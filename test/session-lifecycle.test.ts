@@ -82,6 +82,7 @@ describe('a resume that fails part-way', () => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a migration stream');
       writeFileSync(join(dir, 'root.qcow2'), '');
+      writeFileSync(join(dir, 'uptime'), '900');
       await s.addDrive(rawDisk(join(tmp.dir, 'corrupt.img'), 16), { format: 'raw' });
       try {
         await s.launch();

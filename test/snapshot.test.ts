@@ -68,6 +68,17 @@ describe('resuming a saved appliance', () => {
     }
   });
 
+  it('answers a first list_devices with every disk, in drive order', async () => {
+    // guestfsd lists devices from udev's links without settling first: the
+    // launch must have waited for udev.
+    const s = await open([rawDisk(join(tmp.dir, 'ld0.img'), 16), rawDisk(join(tmp.dir, 'ld1.img'), 16)]);
+    try {
+      expect(await s.call('list_devices')).toEqual(['/dev/sda', '/dev/sdb']);
+    } finally {
+      await s.close();
+    }
+  });
+
   it('gives each session fresh randomness, and concurrent sessions do not interfere', async () => {
     const [a, b] = await Promise.all([
       open([rawDisk(join(tmp.dir, 'ra.img'), 64)]),
@@ -159,6 +170,7 @@ describe('resuming a saved appliance', () => {
       mkdirSync(dir, { recursive: true });
       writeFileSync(join(dir, 'state'), 'not a migration stream');
       writeFileSync(join(dir, 'root.qcow2'), '');
+      writeFileSync(join(dir, 'uptime'), '900');
       await s.addDrive(rawDisk(join(tmp.dir, 'fallback.img'), 16), { format: 'raw' });
       await s.launch();
       const pid = s.qemuPid!;

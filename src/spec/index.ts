@@ -22,7 +22,8 @@ for (const a of spec.actions) {
 }
 
 export function actionByName(name: string): ActionSpec | undefined {
-  return index.get(name.replace(/-/g, '_'));
+  // The snake_case name the API and the dispatcher pass is found without a rewrite.
+  return index.get(name) ?? index.get(name.replace(/-/g, '_'));
 }
 
 export function publicActions(): ActionSpec[] {

@@ -76,12 +76,34 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
     }
   }
 
+  /**
+   * The next `n` buffered bytes. A view when one chunk holds them all, else
+   * just those bytes joined (the chunks after them are left as they are).
+   * No copy is needed for a view: each socket read is its own allocation,
+   * which nothing writes to again, and a frame keeps it alive only until
+   * the frame is consumed.
+   */
   private take(n: number): Buffer {
-    const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.buffered);
-    const out = all.subarray(0, n);
-    const rest = all.subarray(n);
-    this.chunks = rest.length ? [rest] : [];
-    this.buffered = rest.length;
+    if (n === 0) return Buffer.alloc(0);
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let filled = 0;
+      while (filled < n) {
+        const c = this.chunks[0]!;
+        const used = Math.min(c.length, n - filled);
+        c.copy(out, filled, 0, used);
+        filled += used;
+        if (used === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(used);
+      }
+    }
+    this.buffered -= n;
     return out;
   }
 
@@ -89,7 +111,7 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
     if (this.buffered < 4) return null;
     const first = this.chunks[0]!;
     if (first.length >= 4) return first.readUInt32BE(0);
-    return Buffer.concat(this.chunks, this.buffered).readUInt32BE(0);
+    return Buffer.concat(this.chunks, this.buffered).subarray(0, 4).readUInt32BE(0);
   }
 
   private parse(): void {
@@ -104,7 +126,8 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
         this.push({ type: 'cancel' });
       } else if (word === wire.progressFlag) {
         if (this.buffered < 4 + PROGRESS_SIZE) return;
-        const r = new XdrReader(Buffer.from(this.take(4 + PROGRESS_SIZE).subarray(4)));
+        this.take(4);
+        const r = new XdrReader(this.take(PROGRESS_SIZE));
         this.emit('progress', { proc: r.u32(), serial: r.u32(), position: r.u64(), total: r.u64() });
       } else if (word > wire.messageMax) {
         throw new ProtocolError(
@@ -112,8 +135,8 @@ export class DaemonChannel extends EventEmitter<DaemonChannelEvents> {
         );
       } else {
         if (this.buffered < 4 + word) return;
-        // Copy: the body outlives the socket's buffer.
-        this.push({ type: 'message', body: Buffer.from(this.take(4 + word).subarray(4)) });
+        this.take(4);
+        this.push({ type: 'message', body: this.take(word) });
       }
     }
   }

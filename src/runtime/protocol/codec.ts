@@ -1,12 +1,13 @@
 // Spec-driven XDR codecs: one function encodes any daemon action's arguments,
-// one decodes any return kind. No action is written out by hand.
+// one decodes any return kind. No action is written out by hand; what an
+// action's encoding takes is worked out from its spec on its first call and
+// kept (a plan per action), so a call does no lookups by name or kind.
 
 import type { ActionSpec, ArgSpec, OptArgSpec, RetSpec, StructSpec } from '../../spec/types.js';
 import { structByName } from '../../spec/index.js';
 import type { ArgValue, OptArgs, RetValue, StructValue } from '../../spec/values.js';
 import { UsageError } from '../errors.js';
 import { type XdrReader, XdrWriter } from './xdr.js';
-
 
 function argError(action: string, name: string, expected: string, got: unknown): UsageError {
   const shown = typeof got === 'string' ? JSON.stringify(got) : typeof got;
@@ -99,6 +100,43 @@ const optArgAsArg: Record<OptArgSpec['kind'], ArgSpec['kind']> = {
   OStringList: 'StringList',
 };
 
+type ArgWriter = (w: XdrWriter, v: ArgValue | undefined) => void;
+type FormatCheck = (action: string, name: string, v: ArgValue) => string | null;
+
+/** What encoding one action's arguments takes, worked out once from its spec. */
+interface EncodePlan {
+  /** One writer per wire argument, with its position in `args` (FileIn/FileOut go as chunks, not here). */
+  args: { index: number; write: ArgWriter }[];
+  formatChecks: { index: number; name: string; check: FormatCheck }[];
+  optargs: { name: string; write: ArgWriter; zero: ArgValue }[];
+  known: ReadonlySet<string>;
+}
+
+const plans = new WeakMap<ActionSpec, EncodePlan>();
+
+function planFor(action: ActionSpec): EncodePlan {
+  let plan = plans.get(action);
+  if (plan) return plan;
+  const writer = (a: ArgSpec): ArgWriter => (w, v) => writeArg(w, action.name, a, v);
+  plan = {
+    args: action.args.flatMap((a, index) =>
+      a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut') ? [] : [{ index, write: writer(a) }],
+    ),
+    formatChecks: action.args.flatMap((a, index) => {
+      const check = FORMAT_CHECKS[`${a.kind}:${'sub' in a ? a.sub : ''}`];
+      return check ? [{ index, name: a.name, check }] : [];
+    }),
+    optargs: action.optargs.map((o) => ({
+      name: o.name,
+      write: writer({ kind: optArgAsArg[o.kind], name: o.name, sub: 'PlainString' } as ArgSpec),
+      zero: optArgZero[o.kind],
+    })),
+    known: new Set(action.optargs.map((o) => o.name)),
+  };
+  plans.set(action, plan);
+  return plan;
+}
+
 export function encodeArgs(
   action: ActionSpec,
   args: readonly ArgValue[],
@@ -109,33 +147,29 @@ export function encodeArgs(
       `${action.name}: expects ${action.args.length} argument(s) (${action.args.map((a) => a.name).join(', ')}), got ${args.length}`,
     );
   }
-  const known = new Set(action.optargs.map((o) => o.name));
-  for (const k of Object.keys(optargs)) {
-    if (!known.has(k)) {
+  const plan = planFor(action);
+  for (const k in optargs) {
+    if (!plan.known.has(k)) {
       const list = action.optargs.map((o) => o.name).join(', ') || 'none';
       throw new UsageError(`${action.name}: unknown optional argument '${k}' (accepted: ${list})`);
     }
   }
   const w = new XdrWriter();
-  action.args.forEach((a, i) => {
-    if (a.kind === 'String' && (a.sub === 'FileIn' || a.sub === 'FileOut')) return;
-    writeArg(w, action.name, a, args[i]);
-  });
+  for (const a of plan.args) a.write(w, args[a.index]);
   // After every argument's type is checked, as libguestfs checks formats
   // only once no argument is missing.
-  action.args.forEach((a, i) => {
-    const problem = FORMAT_CHECKS[`${a.kind}:${'sub' in a ? a.sub : ''}`]?.(action.name, a.name, args[i]!);
+  for (const f of plan.formatChecks) {
+    const problem = f.check(action.name, f.name, args[f.index]!);
     if (problem) throw new UsageError(problem);
-  });
+  }
   let bitmask = 0n;
-  action.optargs.forEach((o, i) => {
+  plan.optargs.forEach((o, i) => {
     const v = optargs[o.name];
-    const asArg = { kind: optArgAsArg[o.kind], name: o.name, sub: 'PlainString' } as ArgSpec;
     if (v === undefined) {
-      writeArg(w, action.name, asArg, optArgZero[o.kind]);
+      o.write(w, o.zero);
     } else {
       bitmask |= 1n << BigInt(i);
-      writeArg(w, action.name, asArg, v);
+      o.write(w, v);
     }
   });
   return { bytes: w.bytes(), bitmask };

@@ -26,16 +26,16 @@ export interface CallRequest extends Transfer {
 
 const HEADER_SIZE = 40;
 
-function frame(w: XdrWriter): Buffer {
-  const body = w.bytes();
-  const out = Buffer.allocUnsafe(4 + body.length);
-  out.writeUInt32BE(body.length, 0);
-  body.copy(out, 4);
-  return out;
-}
-
+/** A file chunk (cancel flag, opaque data) framed for the wire, written once into its buffer. */
 function chunkMessage(cancel: boolean, data: Uint8Array): Buffer {
-  return frame(new XdrWriter(data.length + 16).i32(cancel ? 1 : 0).opaque(data));
+  const body = 8 + data.length + ((4 - (data.length % 4)) % 4);
+  const out = Buffer.allocUnsafe(4 + body);
+  out.writeUInt32BE(body, 0);
+  out.writeInt32BE(cancel ? 1 : 0, 4);
+  out.writeUInt32BE(data.length, 8);
+  out.set(data, 12);
+  out.fill(0, 12 + data.length);
+  return out;
 }
 
 const CANCEL_WORD = new XdrWriter(4).u32(wire.cancelFlag).bytes();
@@ -57,24 +57,23 @@ export class Rpc {
 
   private async run(req: CallRequest): Promise<XdrReader> {
     const serial = this.nextSerial++;
-    const w = new XdrWriter(HEADER_SIZE + req.args.length)
-      .u32(wire.program)
-      .u32(wire.version)
-      .u32(req.procNr)
-      .u32(Direction.Call)
-      .u32(serial)
-      .u64(req.progressHint ?? 0n)
-      .u64(req.optargsBitmask)
-      .u32(Status.Ok);
     if (HEADER_SIZE + req.args.length > wire.messageMax) {
       throw new UsageError(
         `${req.action}: the arguments take ${req.args.length} bytes, over the ${wire.messageMax}-byte protocol limit; ` +
           'send large data with upload or write it in pieces',
       );
     }
+    // Length word, header and arguments written into one buffer, sent in one write.
     const msg = Buffer.allocUnsafe(4 + HEADER_SIZE + req.args.length);
     msg.writeUInt32BE(HEADER_SIZE + req.args.length, 0);
-    w.bytes().copy(msg, 4);
+    msg.writeUInt32BE(wire.program, 4);
+    msg.writeUInt32BE(wire.version, 8);
+    msg.writeUInt32BE(req.procNr, 12);
+    msg.writeUInt32BE(Direction.Call, 16);
+    msg.writeUInt32BE(serial, 20);
+    msg.writeBigUInt64BE(req.progressHint ?? 0n, 24);
+    msg.writeBigUInt64BE(req.optargsBitmask, 32);
+    msg.writeUInt32BE(Status.Ok, 40);
     msg.set(req.args, 4 + HEADER_SIZE);
     await this.channel.write(msg);
 

@@ -65,8 +65,17 @@ export class XdrWriter {
     return this;
   }
 
+  /** An XDR string, UTF-8 encoded straight into the buffer (no intermediate copy). */
   string(s: string): this {
-    return this.opaque(Buffer.from(s, 'utf8'));
+    const n = Buffer.byteLength(s, 'utf8');
+    this.u32(n);
+    this.reserve(n + 3);
+    this.buf.write(s, this.pos, n, 'utf8');
+    this.pos += n;
+    const pad = (4 - (n % 4)) % 4;
+    this.buf.fill(0, this.pos, this.pos + pad);
+    this.pos += pad;
+    return this;
   }
 
   get length(): number {

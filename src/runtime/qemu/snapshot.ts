@@ -9,7 +9,7 @@
 
 import { createHash } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Accel } from './accel.js';
@@ -18,9 +18,12 @@ import { Vm } from './vm.js';
 import { releaseWatchdogs } from './watchdog.js';
 import { createOverlay } from './img.js';
 import type { Appliance } from '../appliance/build.js';
+import { actionByName } from '../../spec/index.js';
+import { decodeRet, encodeArgs } from '../protocol/codec.js';
+import { Rpc } from '../protocol/rpc.js';
 
 // Bump when the saved layout or the VM's device model changes.
-const SNAPSHOT_LAYOUT = 1;
+const SNAPSHOT_LAYOUT = 2;
 const SAVE_TIMEOUT_MS = 120_000;
 
 export interface SnapshotParams {
@@ -40,6 +43,13 @@ export interface Snapshot {
   state: string;
   /** The appliance root as the saved guest left it. */
   root: string;
+  /**
+   * The guest's uptime when it was saved, in hundredths of a second (its
+   * clocks stand still while it is paused): a resumed guest's uptime minus
+   * this is how long ago it was resumed, which sets its clock without a
+   * round trip of its own.
+   */
+  savedUptimeCs: number;
 }
 
 function qemuIdentity(): string {
@@ -57,21 +67,41 @@ export function snapshotDir(p: SnapshotParams): string {
   return join(p.appliance.dir, 'snapshots', key);
 }
 
-function describe(dir: string): Snapshot {
-  return { dir, state: join(dir, 'state'), root: join(dir, 'root.qcow2') };
+const paths = (dir: string): Omit<Snapshot, 'savedUptimeCs'> & { uptime: string } => ({
+  dir,
+  state: join(dir, 'state'),
+  root: join(dir, 'root.qcow2'),
+  uptime: join(dir, 'uptime'),
+});
+
+async function describe(dir: string): Promise<Snapshot> {
+  const p = paths(dir);
+  const savedUptimeCs = Number(await readFile(p.uptime, 'utf8').catch(() => ''));
+  if (!Number.isSafeInteger(savedUptimeCs) || savedUptimeCs <= 0) throw new Error(`the saved appliance in ${dir} has no usable uptime record`);
+  return { dir, state: p.state, root: p.root, savedUptimeCs };
+}
+
+/** /proc/uptime's first field ("9.21") in hundredths of a second. */
+async function guestUptimeCs(vm: Vm): Promise<number> {
+  const debug = actionByName('debug')!;
+  const { bytes, bitmask } = encodeArgs(debug, ['sh', ['read u _ </proc/uptime; echo $u']]);
+  const reply = await new Rpc(vm.channel!).call({ action: debug.name, procNr: debug.procNr!, args: bytes, optargsBitmask: bitmask });
+  const m = /^(\d+)\.(\d\d)\s*$/.exec(decodeRet(debug.ret, reply) as string);
+  if (!m) throw new Error('the appliance did not report its uptime');
+  return Number(m[1]) * 100 + Number(m[2]);
 }
 
 /** The snapshot for these parameters, booting and saving an appliance if there is none yet. */
 export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => void): Promise<Snapshot> {
   const dir = snapshotDir(p);
-  if (existsSync(join(dir, 'state'))) return describe(dir);
+  if (existsSync(paths(dir).state)) return describe(dir);
   log('saving a booted appliance for fast starts (once per appliance build) ...');
   const tmp = `${dir}.tmp-${process.pid}`;
   const runDir = await mkdtemp(join(tmpdir(), 'guestsh-'));
   let vm: Vm | null = null;
   try {
     await mkdir(tmp, { recursive: true });
-    const draft = describe(tmp);
+    const draft = paths(tmp);
     await createOverlay(p.appliance.root, 'raw', draft.root);
     vm = await Vm.start({
       appliance: p.appliance,
@@ -89,6 +119,8 @@ export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => v
     // A stop while saving kills qemu at once; the save then fails and the draft goes.
     const booted = vm;
     p.signal?.addEventListener('abort', () => booted.kill(), { once: true });
+    // Read just before the save stops the guest: off by that QMP round trip.
+    await writeFile(draft.uptime, String(await guestUptimeCs(vm)));
     await vm.saveState(draft.state, SAVE_TIMEOUT_MS);
     await vm.quit();
     vm = null;
@@ -97,7 +129,8 @@ export async function ensureSnapshot(p: SnapshotParams, log: (line: string) => v
     } catch {
       // Another process saved one first: theirs is as good.
     }
-    return describe(dir);
+    // Awaited here, so that a failure is the caller's before the cleanup below runs.
+    return await describe(dir);
   } finally {
     vm?.kill();
     if (vm) await vm.exited;

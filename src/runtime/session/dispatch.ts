@@ -131,7 +131,7 @@ export class Dispatcher implements ActionCaller {
     this.host.lifecycle.assert(action.name, state);
     const conn = this.host.connection();
     if (!conn) throw new Error(`${action.name}: no appliance attached in state ${state} (guestsh bug)`);
-    await checkOptionalGroup(this.host.library, action);
+    if (action.optional) await checkOptionalGroup(this.host.library, action);
     const fileInIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileIn');
     const fileOutIndex = action.args.findIndex((a) => a.kind === 'String' && a.sub === 'FileOut');
     let fileIn: AsyncIterable<Uint8Array> | undefined;

@@ -27,15 +27,25 @@ export function diskName(i: number): string {
 }
 
 /**
- * Waits until the guest has `count` SCSI disks and udev has settled, and
- * checks that disk i is at SCSI target i: otherwise device names would not
- * match the drive order.
+ * Waits until the guest has `count` SCSI disks with their partitions and
+ * udev has settled, and checks that disk i is at SCSI target i: otherwise
+ * device names would not match the drive order. `then` is more shell run in
+ * the same round trip.
+ *
+ * An open of each disk returns once the kernel has scanned its partition
+ * table, so the settle that follows has the disk's events queued. The settle
+ * cannot go: guestfsd 1.48 lists devices (list_devices, device name
+ * translation) from udev's /dev/disk/by-path links, and list_devices does not
+ * settle first (without it, a first list_devices answered an empty list).
  */
-export async function waitForDisks(shell: GuestShell, count: number): Promise<void> {
-  const last = `/dev/${diskName(count - 1)}`;
-  // Each disk with its SCSI address (host:channel:target:lun).
-  const settle = `${inGuestUntil(`[ -b ${last} ]`)}; udevadm settle; for b in /sys/block/sd*; do echo "\${b##*/} $(basename "$(readlink "$b/device")")"; done`;
-  const blocks = (await shell(settle)).split('\n').filter((l) => l.startsWith('sd')).map((l) => l.split(' ') as [string, string]);
+export async function waitForDisks(shell: GuestShell, count: number, then = ''): Promise<void> {
+  const disks = Array.from({ length: count }, (_, i) => `/dev/${diskName(i)}`).join(' ');
+  // Each disk with its SCSI address (host:channel:target:lun), from sysfs
+  // paths alone: no process started per disk.
+  const script =
+    `for d in ${disks}; do ${inGuestUntil('[ -b $d ]')}; true <$d 2>/dev/null; done; udevadm settle; ${then}` +
+    'for b in /sys/bus/scsi/devices/*/block/sd*; do [ -e "$b" ] || continue; a=${b%/block/*}; echo "${b##*/} ${a##*/}"; done';
+  const blocks = (await shell(script)).split('\n').filter((l) => l.startsWith('sd')).map((l) => l.split(' ') as [string, string]);
   if (blocks.length !== count) throw new ApplianceError(`the appliance saw ${blocks.length} of ${count} plugged drives`);
   for (const [name, address] of blocks) {
     const target = Number(address.split(':')[2]);

@@ -1,7 +1,8 @@
 // Starting a session from the saved appliance instead of booting: restore
 // the paused VM, plug the drives in one by one, and make the guest fresh
-// (clock set to now; vmgenid has reseeded its random generator; devices
-// settled). Whatever fails here, the caller tears the VM down and boots.
+// (clock set to now; vmgenid has reseeded its random generator; disks
+// present with their partitions). Whatever fails here, the caller tears the VM
+// down and boots.
 
 import { ensureSnapshot } from '../qemu/snapshot.js';
 import { type DriveConfig, Vm, type VmConfig } from '../qemu/vm.js';
@@ -51,10 +52,14 @@ export async function resumeSnapshot(cfg: VmConfig, host: ResumeHost): Promise<L
     await host.shell(inGuestUntil(`[ -b /dev/${diskName(j)} ]`));
     await plug(j + 1, d);
   }
-  await waitForDisks(host.shell, cfg.drives.length);
-  // The guest's clock stopped when it was saved; a call takes milliseconds,
-  // so setting it last leaves it that close to the host's.
-  const now = Date.now();
-  await host.shell(`date -u -s @${Math.floor(now / 1000)}.${String(now % 1000).padStart(3, '0')} >/dev/null`);
+  // The guest's clock stopped when it was saved. It is set in the same
+  // round trip as the disk check, to the host's time at `cont` plus the
+  // guest's uptime since then (both in hundredths of a second), so the
+  // time the message took to arrive does not count.
+  const resumedCs = Math.floor(t3 / 10) - snap.savedUptimeCs;
+  const setClock =
+    `read u _ </proc/uptime; u=\${u%.*}\${u#*.}; t=$((${resumedCs} + u)); ` +
+    'date -u -s @$((t / 100)).$((t % 100 / 10))$((t % 10)) >/dev/null; ';
+  await waitForDisks(host.shell, cfg.drives.length, setClock);
   return { mode: 'snapshot', snapshotMs: t1 - t0, restoreMs: t2 - t1, hotplugMs: t3 - t2, settleMs: Date.now() - t3 };
 }
