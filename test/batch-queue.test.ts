@@ -119,7 +119,8 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const c of children) if (c.exitCode === null && c.pid && isAlive(c.pid)) c.kill('SIGKILL');
   redis?.kill('SIGTERM');
-  await until('qemu to end', () => qemuUnder(tmp.dir).length === 0, 30_000).catch(() => undefined);
+  // The SIGKILLed worker's run directory is the watchdog's to remove, once its qemu has gone (it polls).
+  await until('qemu and run directories to go', () => qemuUnder(tmp.dir).length === 0 && tmp.leftovers().length === 0, scaled(30_000)).catch(() => undefined);
   const qemus = qemuUnder(tmp.dir);
   const left = tmp.leftovers();
   tmp.restore();

@@ -62,7 +62,9 @@ describe("libguestfs's shell tests, guestsh as guestfish", () => {
       if (r.status === 'excluded') expect(r.reason.length, r.test).toBeGreaterThan(10);
     }
     const listed = await runUpstream(['--list'], scaled(120_000));
-    expect(listed.stderr).toBe('');
+    // The first call in a fresh HOME fetches the source package and says so; never an error.
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(listed.stderr).not.toMatch(/^run\.sh: error/m);
     expect(listed.stdout.split('\n').filter(Boolean).sort()).toEqual([...names].sort());
   });
 
