@@ -215,7 +215,7 @@ describe('transactions', () => {
     await cal.reached('MERGING');
     const m0 = Date.now();
     await cal.reached('DONE');
-    const mergeMs = Math.max(20, Date.now() - m0);
+    let mergeMs = Math.max(20, Date.now() - m0);
     await cal.exited;
     const outcomes: Record<string, number> = {};
     let rolledForward = 0;
@@ -246,13 +246,16 @@ describe('transactions', () => {
         outcomes['rolled-forward'] = (outcomes['rolled-forward'] ?? 0) + 1;
       } else {
         const key = existsSync(f.overlay) ? 'killed-before-journal' : 'commit-had-finished';
+        // The calibration run can be slower than the trials (a CI rehearsal saw 33 of 60 kills land
+        // after the commit): aim the next kills earlier, so the trials keep hitting the merge.
+        if (key === 'commit-had-finished') mergeMs = Math.max(20, mergeMs * 0.8);
         await reopen(img);
         outcomes[key] = (outcomes[key] ?? 0) + 1;
         if (key === 'killed-before-journal') expect(await sha256(img)).toBe(pristineHash);
       }
       expect(nothingBeside(img)).toBe(true);
     }
-    console.log(`kill during commit (merge ≈ ${mergeMs} ms): ${JSON.stringify(outcomes)}`);
+    console.log(`kill during commit (window at the end ≈ ${Math.round(mergeMs)} ms): ${JSON.stringify(outcomes)}`);
     expect(rolledForward).toBe(TRIALS);
    }, TRIAL_TIMEOUT_MS);
 
