@@ -19,7 +19,7 @@ const layers = [
   ['batch', '^src/runtime/batch/'],
   ['commands', '^src/commands/'],
   ['repl', '^src/repl/'],
-  ['entry', '^src/(cli|index)\\.ts$'],
+  ['entry', '^src/(cli|remote-cli|index)\\.ts$'],
 ];
 
 // Every module of src/ and guests/ must sit in a layer (see the unlayered rule).

@@ -13,7 +13,6 @@
 // whose other end only the parent has: the kernel closes it when the parent
 // dies, however it dies, and the child takes the end of file as a SIGHUP
 // (its parent hung up), which stops it cleanly (src/repl/stop.ts).
-import { spawn } from 'node:child_process';
 import { Socket } from 'node:net';
 import { isatty } from 'node:tty';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +26,12 @@ const hangUp = () => {
   process.kill(process.pid, 'SIGHUP');
 };
 
-const needsIsolates = ['run', 'batch', 'worker'].includes(process.argv[2]) || isatty(0);
+// --remote only talks to a resident session (src/remote-cli.ts), whatever stdin is.
+const remote = process.argv[2]?.startsWith('--remote') ?? false;
+const needsIsolates = !remote && (['run', 'batch', 'worker'].includes(process.argv[2]) || isatty(0));
 if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
+  // Loaded here only: every --remote of a pipeline would pay for it.
+  const { spawn } = await import('node:child_process');
   const child = spawn(process.execPath, ['--no-node-snapshot', fileURLToPath(import.meta.url), ...process.argv.slice(2)], {
     stdio: ['inherit', 'inherit', 'inherit', 'pipe'],
     // Who the worker's Stop.confirm() checks is still there (src/repl/stop.ts), and
@@ -53,7 +56,7 @@ if (needsIsolates && !process.execArgv.includes('--no-node-snapshot')) {
   } else {
     watchNpmShell();
   }
-  await import('../dist/src/cli.js');
+  await import(remote ? '../dist/src/remote-cli.js' : '../dist/src/cli.js');
 }
 
 /**

@@ -10,8 +10,8 @@ import type { Session } from './runtime/session/session.js';
 import { UsageError } from './runtime/errors.js';
 import { checkCommand, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
-import { basename } from 'node:path';
-import type { Dialect, Shell } from './repl/shell.js';
+import type { Shell } from './repl/shell.js';
+import { failureLine, oneLine, processDialect } from './repl/dialect.js';
 import { listPrepared } from './repl/prepared.js';
 import { runVerbIfAny } from './repl/verbs.js';
 import { Stop } from './repl/stop.js';
@@ -19,19 +19,11 @@ import { Stop } from './repl/stop.js';
 // Before anything is acquired: a signal from here on is a clean stop.
 const stop = new Stop();
 
-// Linked or installed as `guestfish`, guestsh prints errors and traces as
-// guestfish does, for the scripts that grep or compare them.
-const dialect: Dialect = basename(process.argv[1] ?? '') === 'guestfish' ? 'guestfish' : 'guestsh';
+const dialect = processDialect;
 const PROGRAM = dialect;
 
-/** An error as the one line the user sees: control characters (a newline in a file name) are escaped, not printed. */
-function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.replace(/[\x00-\x1f\x7f]/g, (c) => (c === '\n' ? '\\n' : `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`));
-}
-
 function fail(msg: string, code = 1): number {
-  process.stderr.write(dialect === 'guestfish' ? `guestfish: ${msg}\n` : `guestsh: error: ${msg}\n`);
+  process.stderr.write(failureLine(msg));
   return code;
 }
 
@@ -65,7 +57,10 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    if (opts.remote !== null) return await (await import('./repl/remote.js')).remoteCommands(opts, stop);
+    if (opts.remote !== null) {
+      const remote = await import('./repl/remote.js');
+      return await remote.remoteCommands(remote.remoteRequest(opts), stop);
+    }
     if (opts.listen) {
       const resident = await import('./repl/resident.js');
       // The foreground starts the session in a process of its own and returns once it listens.

@@ -248,6 +248,11 @@ describe('the end of a resident session by the transaction rules', () => {
     const before = await sha256(image);
     const pid = await listen(['--format=raw', '-a', image, '-m', '/dev/sda']);
     expect((await remote(pid, ['write', '/x', 'y'])).code).toBe(0);
+    // A typo is refused before anything runs (the session checks it: the client has no command
+    // table) and ends nothing: the command before it in the same invocation did not run either.
+    const typo = await remote(pid, ['write', '/typo-first', 'z', ':', 'wirte', '/x', 'y']);
+    expect(typo).toEqual({ code: 1, out: '', err: "guestsh: error: unknown command 'wirte'; did you mean write?\n" });
+    expect((await remote(pid, ['exists', '/typo-first'])).out).toBe('false\n');
     // '-cmd' may fail and the session goes on, as in a script.
     const tolerated = await remote(pid, ['--', '-cat', '/missing']);
     expect(tolerated.code).toBe(0);

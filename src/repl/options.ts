@@ -17,6 +17,8 @@ import { type MountArg, parseMount } from '../runtime/open/open.js';
 import { RECIPE_LIMITS } from '../runtime/recipe/limits.js';
 import { type PreparedDisk, preparedDisk } from './prepared.js';
 import { HELP_GUIDE } from '../commands/help.js';
+import { remotePid } from './resident-wire.js';
+import { splitCommands } from './command-words.js';
 
 export type { MountArg };
 
@@ -194,11 +196,7 @@ const OPTIONS: readonly OptionSpec[] = [
   { names: ['--idle-timeout'], value: 'SECONDS', help: `--listen: end the resident session (discarding its changes) after this long without a command (default ${RESIDENT_IDLE_TIMEOUT_S})`, verbs: SHELL,
     apply: (o, v) => void (o.idleTimeoutMs = positiveNumber('--idle-timeout', v!) * 1000) },
   { names: ['--remote'], value: 'PID', optional: 'inline', help: 'run the commands (or stdin, or -f SCRIPT) in the resident session $GUESTFISH_PID (or PID)', verbs: SHELL,
-    apply: (o, v) => {
-      if (v === undefined) o.remote = 'env';
-      else if (/^[1-9][0-9]*$/.test(v)) o.remote = Number(v);
-      else throw new UsageError(`--remote=${v}: not a process id; give the pid --listen printed (GUESTFISH_PID)`);
-    } },
+    apply: (o, v) => void (o.remote = remotePid(v)) },
   { names: ['-n', '--no-sync'], help: 'do not sync the disks when the session ends', verbs: SHELL, apply: (o) => void (o.autosync = false) },
   { names: ['--network'], help: 'enable the appliance network', verbs: IMAGES, apply: (o) => void (o.network = true) },
   { names: ['--progress-bars'], help: 'show progress bars even when stderr is not a terminal', verbs: SHELL, apply: (o) => void (o.progressBars = true) },
@@ -324,15 +322,7 @@ function shellCommands(o: Options, words: readonly string[], st: ParseState): vo
     for (const path of words) o.drives.push({ kind: 'add', path, format: st.format });
     return;
   }
-  let current: string[] = [];
-  for (const w of words) {
-    if (w === ':') {
-      if (current.length === 0) throw new UsageError('empty command on command line');
-      o.commands.push(current);
-      current = [];
-    } else current.push(w);
-  }
-  if (current.length) o.commands.push(current);
+  o.commands.push(...splitCommands(words));
 }
 
 /** The shell's options (guestfish's) and its commands. */

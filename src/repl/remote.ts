@@ -5,25 +5,57 @@
 // on this process's stdout and stderr, and its status is this one's: 0 when
 // the commands succeeded, 1 when one failed (which, like a failing command in
 // a script, ends the session and discards its changes; `-cmd` does not).
+//
+// A pipeline runs this once per command, so it is kept cheap to start: it
+// loads neither the command table nor the spec (the session checks the
+// commands for typos before running any), and `guestsh --remote[=PID] CMD …`
+// and `--remote[=PID] -- CMD …` reach it from src/remote-cli.ts without the
+// option table; any other option goes through the full command line.
 
 import { connect } from 'node:net';
 import { createReadStream, existsSync } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { UsageError } from '../runtime/errors.js';
-import { checkCommand } from '../commands/table.js';
 import type { Options } from './options.js';
-import { checkResidentDir, FRAME, FrameReader, frame, type Hello, readToken, residentPaths } from './resident-wire.js';
+import { splitCommands } from './command-words.js';
+import { checkResidentDir, FRAME, FrameReader, frame, type Hello, readToken, remotePid, residentPaths } from './resident-wire.js';
 import type { Stop } from './stop.js';
 
+/** What a --remote invocation sends: to which session, and the commands (none: a script from -f FILE or stdin). */
+export interface RemoteRequest {
+  pid: number | 'env';
+  file: string | null;
+  commands: string[][];
+}
+
 /** Options that open images belong to --listen: here they would be ignored, as guestfish ignores them, and that surprises. */
-function checkRemoteOptions(o: Options): void {
+export function remoteRequest(o: Options): RemoteRequest {
   if (o.listen) throw new UsageError('--listen and --remote cannot be used together');
   const local = o.drives.length ? '-a/-N' : o.mounts.length ? '-m' : o.inspector ? '-i' : o.readonly ? '--ro' : null;
   if (local) throw new UsageError(`${local} with --remote: the resident session's images are given to --listen, or added in it (guestsh --remote add-drive IMAGE)`);
+  return { pid: o.remote ?? 'env', file: o.file, commands: o.commands };
 }
 
-function targetPid(o: Options): number {
-  if (typeof o.remote === 'number') return o.remote;
+/**
+ * The words of the common case, `--remote[=PID] [--] CMD ARGS [: CMD …]`, read
+ * without the option table; null for anything else (an option after
+ * --remote, a bad pid), which the full command line then parses and reports.
+ */
+export function leanRemoteRequest(argv: readonly string[]): RemoteRequest | null {
+  const m = /^--remote(?:=([1-9][0-9]*))?$/.exec(argv[0] ?? '');
+  if (!m) return null;
+  let words = argv.slice(1);
+  if (words[0] === '--') words = words.slice(1);
+  else if (words[0]?.startsWith('-') && words[0] !== '-') return null;
+  try {
+    return { pid: remotePid(m[1]), file: null, commands: splitCommands(words) };
+  } catch {
+    return null;
+  }
+}
+
+function targetPid(r: RemoteRequest): number {
+  if (typeof r.pid === 'number') return r.pid;
   const env = process.env.GUESTFISH_PID;
   if (env === undefined || !/^[1-9][0-9]*$/.test(env)) {
     throw new UsageError(`--remote: set GUESTFISH_PID to the resident session's pid (eval "$(guestsh --listen …)" does) or give --remote=PID${env === undefined ? '' : ` (GUESTFISH_PID is '${env}')`}`);
@@ -31,17 +63,8 @@ function targetPid(o: Options): number {
   return Number(env);
 }
 
-export async function remoteCommands(o: Options, stop: Stop): Promise<number> {
-  checkRemoteOptions(o);
+export async function remoteCommands(o: RemoteRequest, stop: Stop): Promise<number> {
   const pid = targetPid(o);
-  // A typo costs milliseconds here, not the session (a failing command ends it).
-  try {
-    for (const words of o.commands) if (!words[0]!.startsWith('-')) checkCommand(words);
-  } catch (e) {
-    // Status 1, as the shell's own check of its command line gives.
-    process.stderr.write(`guestsh: error: ${(e as Error).message}\n`);
-    return 1;
-  }
   let paths: { socket: string; token: string };
   let token: string;
   try {

@@ -16,6 +16,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { UsageError } from '../runtime/errors.js';
 
+/** --remote's value: a pid, or 'env' (none given: $GUESTFISH_PID names the session). */
+export function remotePid(value: string | undefined): number | 'env' {
+  if (value === undefined) return 'env';
+  if (/^[1-9][0-9]*$/.test(value)) return Number(value);
+  throw new UsageError(`--remote=${value}: not a process id; give the pid --listen printed (GUESTFISH_PID)`);
+}
+
 /** The per-user directory: $XDG_RUNTIME_DIR/guestsh when that is set (it is private by its spec), else TMPDIR/guestsh-remote-UID. */
 export function residentDir(): string {
   const runtime = process.env.XDG_RUNTIME_DIR;

@@ -27,6 +27,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { UsageError } from '../runtime/errors.js';
 import { writeTo } from '../commands/host.js';
+import { checkCommand } from '../commands/table.js';
 import { type LineSource, StreamLineSource } from './input.js';
 import type { Options } from './options.js';
 import { FRAME, FrameReader, frame, type Hello, makeResidentDir, residentPaths, tokenMatches, writeToken } from './resident-wire.js';
@@ -228,6 +229,14 @@ export async function serveResident(shell: Shell, o: Options, finish: (ok: boole
       return c.reply(1);
     }
     const hello = c.hello!;
+    // A typo is refused before any command runs, and does not end the session as a
+    // failing command would (the client does not load the command table to check it).
+    try {
+      for (const words of hello.commands ?? []) if (!words[0]!.startsWith('-')) checkCommand(words);
+    } catch (e) {
+      await writeTo(c.err, `guestsh: error: ${(e as Error).message}\n`);
+      return c.reply(1);
+    }
     const home = process.cwd();
     try {
       process.chdir(hello.cwd);

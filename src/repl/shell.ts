@@ -38,7 +38,8 @@ export interface ShellOptions {
   dialect?: Dialect | undefined;
 }
 
-export type Dialect = 'guestsh' | 'guestfish';
+import type { Dialect } from './dialect.js';
+export type { Dialect };
 
 /** Errors that are a command's own failure, reported in one line (anything else also shows its stack with -v). */
 const EXPECTED = [UsageError, GuestfsError, CancelledError, CommandFailed, ParseError];

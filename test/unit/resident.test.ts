@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { parseOptions } from '../../src/repl/options.js';
 import { checkListenOptions } from '../../src/repl/resident.js';
+import { leanRemoteRequest, remoteRequest } from '../../src/repl/remote.js';
 import { FRAME, FrameReader, frame, makeResidentDir, residentDir, residentPaths, tokenMatches, writeToken } from '../../src/repl/resident-wire.js';
 
 describe('the options', () => {
@@ -17,6 +18,16 @@ describe('the options', () => {
     expect(parseOptions(['--remote=4242', 'cat', '/etc/hostname']).remote).toBe(4242);
     expect(() => parseOptions(['--remote=abc', 'exit'])).toThrow(/--remote=abc: not a process id/);
     expect(parseOptions(['--remote', '--', '-cat', '/x']).commands).toEqual([['-cat', '/x']]);
+  });
+
+  it('reads the common --remote forms without the option table, as the table reads them, and leaves the rest to it', () => {
+    for (const argv of [['--remote', 'exit'], ['--remote=4242', 'cat', '/etc/hostname', ':', 'ls', '/'], ['--remote', '--', '-cat', '/x'], ['--remote'], ['--remote=7', '-']]) {
+      expect(leanRemoteRequest(argv), argv.join(' ')).toEqual(remoteRequest(parseOptions(argv)));
+    }
+    // An option after --remote, a bad pid, an empty command: the full command line parses (and reports) them.
+    for (const argv of [['--remote', '-f', 'x.gfs'], ['--remote', '--ro', 'ls', '/'], ['--remote=abc', 'exit'], ['--remote=0', 'exit'], ['--remote', ':', 'ls'], ['--remotely'], ['-a', 'x', '--remote']]) {
+      expect(leanRemoteRequest(argv), argv.join(' ')).toBeNull();
+    }
   });
 
   it("refuses what guestfish's --listen refuses", () => {
