@@ -1,12 +1,13 @@
 // FileIn/FileOut streaming: a 64 MiB round trip, progress events, and
 // cancellation in both directions leaving the session usable.
 import { randomBytes } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CancelledError, Session, type ProgressEvent } from '../src/index.js';
-import { isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
+import { ext4Image, guestsh, isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
 
 const tmp = isolatedTmpdir();
 const s = new Session();
@@ -144,5 +145,25 @@ describe('file transfer', () => {
   it('gets an upload refused by guestfsd as an error, in sync', async () => {
     await expect(s.call('upload', [source, '/no/such/dir/file'])).rejects.toThrow(/upload/);
     expect(await s.call('exists', ['/big.bin'])).toBe(true);
+  });
+});
+
+describe('the shell downloading into a filesystem that fills up', () => {
+  // A real ENOSPC from a real filesystem: a 256 KiB tmpfs (mounting it needs root).
+  it.skipIf(process.getuid!() !== 0)('prints one error line and goes on to the next command (skipped unless root: it mounts a tmpfs)', async () => {
+    const small = join(tmp.dir, 'small');
+    mkdirSync(small);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=256k', 'tmpfs', small]);
+    try {
+      const image = ext4Image(join(tmp.dir, 'one-mib.img'), 16, { 'big.bin': 'x'.repeat(1 << 20) });
+      const out = join(small, 'out.bin');
+      // '-download': a failure that lets the command line go on, as in guestfish.
+      const r = await guestsh(['--ro', '-a', image, '-m', '/dev/sda', '--', '-download', '/big.bin', out, ':', 'is-file', '/big.bin']);
+      expect(r.stderr).toBe(`guestsh: error: download: cannot write host file '${out}': ENOSPC (no space left on device)\n`);
+      expect(r.stdout).toBe('true\n');
+      expect(r.code).toBe(0);
+    } finally {
+      execFileSync('umount', [small]);
+    }
   });
 });
