@@ -28,6 +28,7 @@ import { Readable, Writable } from 'node:stream';
 import { UsageError } from '../runtime/errors.js';
 import { writeTo } from '../commands/host.js';
 import { checkCommand } from '../commands/table.js';
+import { failureLine, oneLine } from './dialect.js';
 import { type LineSource, StreamLineSource } from './input.js';
 import type { Options } from './options.js';
 import { FRAME, FrameReader, frame, type Hello, makeResidentDir, residentPaths, tokenMatches, writeToken } from './resident-wire.js';
@@ -234,7 +235,7 @@ export async function serveResident(shell: Shell, o: Options, finish: (ok: boole
     try {
       for (const words of hello.commands ?? []) if (!words[0]!.startsWith('-')) checkCommand(words);
     } catch (e) {
-      await writeTo(c.err, `guestsh: error: ${(e as Error).message}\n`);
+      await writeTo(c.err, failureLine(oneLine(e)));
       return c.reply(1);
     }
     const home = process.cwd();
