@@ -22,10 +22,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 type Run = { code: number; stdout: string; stderr: string };
 
 /** Runs `program` (the guestfish link, or guestsh itself) with `input` on stdin. */
-function run(program: 'guestfish' | 'guestsh', args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<Run> {
+function run(program: 'guestfish' | 'guestsh', args: string[], input = '', env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
   const [file, argv] = program === 'guestfish' ? [guestfish, args] : ['node', [CLI, ...args]];
   return new Promise((done) => {
-    const child = execFile(file, argv, { cwd: work, timeout: scaled(60_000), env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    const child = execFile(file, argv, { cwd: work, timeout: scaled(timeoutMs), env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       done({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
@@ -139,6 +139,50 @@ describe('edit', () => {
     // cat ends its output with a newline of its own, as guestfish's does.
     expect(r.stdout).toBe('true\nfirst\nsecond\n\n');
   });
+});
+
+describe('Key arguments', () => {
+  it('left out of the words, each is read as guestfish reads it: the next line of the script on stdin, in order; given as a word it is taken too', async () => {
+    const disk = join(work, 'keys.img');
+    const script = [
+      `sparse ${disk} 32M`,
+      'run',
+      'luks-format /dev/sda 0',
+      'key0',
+      // Two keys, the old then the new, then the key slot.
+      'luks-add-key /dev/sda 1',
+      'key0',
+      'key1',
+      'luks-open /dev/sda opened',
+      'key1',
+      'list-dm-devices',
+      'luks-close /dev/mapper/opened',
+      // A wrong key is the call's failure; the line after it is still the key, not a command.
+      '-luks-open /dev/sda wrong',
+      'not-a-key',
+      // guestsh's own way still works: the key as a word.
+      'luks-open /dev/sda key0 again',
+      'list-dm-devices',
+      'luks-close /dev/mapper/again',
+      'luks-open /dev/sda last',
+      '',
+    ].join('\n');
+    // Each key costs a key derivation (PBKDF) in an emulated CPU: minutes, not seconds.
+    const r = await run('guestfish', ['--keys-from-stdin'], script, {}, 300_000);
+    expect(r.stdout).toBe('/dev/mapper/opened\n/dev/mapper/again\n');
+    const errors = r.stderr.split('\n').filter(Boolean);
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^\*stdin\*:13: libguestfs: error: luks_open: /);
+    // Input ended where the last key should be: one line naming the argument, and the script fails.
+    expect(errors[1]).toBe('guestfish: no key for key: *stdin* ended first (give keys one a line with --keys-from-stdin, or at a terminal)');
+    expect(r.code).toBe(1);
+  }, scaled(330_000));
+
+  it('without --keys-from-stdin and without a terminal, the key is read from stdin as well (guestfish falls back to it)', async () => {
+    const r = await run('guestsh', ['-N', `${join(work, 'nokeyopt.img')}=disk:32M`], ['luks-format /dev/sda 0', 'k', 'luks-open /dev/sda m', 'k', 'list-dm-devices', ''].join('\n'), {}, 180_000);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/dev/mapper/m\n');
+  }, scaled(200_000));
 });
 
 describe('-h', () => {
