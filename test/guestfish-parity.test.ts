@@ -3,8 +3,8 @@
 // they give straight after the options, the environment libguestfs's own test
 // harness sets. Each case is one behaviour libguestfs's shell tests check
 // (test/upstream/ runs those tests themselves).
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -139,6 +139,31 @@ describe('edit', () => {
     // cat ends its output with a newline of its own, as guestfish's does.
     expect(r.stdout).toBe('true\nfirst\nsecond\n\n');
   });
+});
+
+describe('tar-in', () => {
+  it("of an archive that is not one, of one cut short and of one too big for the disk: guestfish's error line each, and the script goes on after '-'", async () => {
+    const garbage = join(work, 'garbage.tar');
+    writeFileSync(garbage, Buffer.alloc(64 * 1024, 0x5a));
+    const big = join(work, 'big');
+    mkdirSync(big);
+    writeFileSync(join(big, 'big.bin'), Buffer.alloc(12 << 20, 1));
+    const whole = join(work, 'big.tar');
+    execFileSync('tar', ['cf', whole, '-C', big, 'big.bin']);
+    const cut = join(work, 'cut.tar');
+    writeFileSync(cut, readFileSync(whole).subarray(0, 100 * 1024));
+    const script = [`-tar-in ${garbage} /`, 'echo one', `-tar-in ${cut} /`, 'echo two', `-tar-in ${whole} /`, 'echo three', ''].join('\n');
+    const r = await run('guestfish', ['-N', `${join(work, 'tar.img')}=fs:ext2:8M`, '-m', '/dev/sda1'], script);
+    expect(r.stdout).toBe('one\ntwo\nthree\n');
+    const errors = r.stderr.split('\n').filter((l) => l.includes('libguestfs: error:'));
+    expect(errors).toEqual([
+      expect.stringMatching(/^\*stdin\*:1: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: This does not look like a tar archive/),
+      expect.stringMatching(/^\*stdin\*:3: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: .*Unexpected EOF in archive/),
+      // The disk is full: tar's own words for it.
+      expect.stringMatching(/^\*stdin\*:5: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: big\.bin: Wrote only \d+ of \d+ bytes/),
+    ]);
+    expect(r.code).toBe(0);
+  }, scaled(200_000));
 });
 
 describe('Key arguments', () => {
