@@ -94,6 +94,10 @@ async function main(argv: string[]): Promise<number> {
     if (opts.verbose || s.settings.verbose) s.on('console', (l) => diagnostics(`${l}\n`));
     return s;
   };
+  // Standard input's lines, read by -i's keys, then the script (or a command's keys and FileIn "-"): one reader, so none takes another's lines.
+  let stdinLines: InstanceType<typeof StreamLineSource> | null = null;
+  const stdin = (): InstanceType<typeof StreamLineSource> => (stdinLines ??= new StreamLineSource(process.stdin, '*stdin*'));
+  const keys = new KeyReader(opts, stdin);
   const session = wire(new Session());
   // -v and -x add to LIBGUESTFS_DEBUG and LIBGUESTFS_TRACE, as in guestfish: an option left out does not turn them off.
   Object.assign(session.settings, {
@@ -109,6 +113,7 @@ async function main(argv: string[]): Promise<number> {
     progress: opts.progressBars ?? (interactive && Boolean(process.stderr.isTTY)),
     signal: stop.signal,
     dialect,
+    keys,
   }, (old) => {
     // The old session's settings already hold what the environment set.
     const s = new Session({ env: {} });
@@ -125,7 +130,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     let root: string | null;
     try {
-      ({ root } = await openImages(session, openOptions(opts, new KeyReader(opts))));
+      ({ root } = await openImages(session, openOptions(opts, keys)));
     } catch (e) {
       // The images could not be opened, launched or mounted: 4, as for `guestsh run`.
       return fail(oneLine(e), 4);
@@ -136,10 +141,10 @@ async function main(argv: string[]): Promise<number> {
       return stop.exitCode(await serveResident(shell, opts, (good) => finish(shell, opts, good, false)));
     }
     if (opts.commands.length) {
-      shell.stdinSource = new StreamLineSource(process.stdin, '*stdin*');
+      shell.stdinSource = stdin();
       ok = await shell.runCommands(opts.commands);
     } else if (opts.file !== null || !interactive) {
-      const src = opts.file !== null ? StreamLineSource.file(opts.file) : new StreamLineSource(process.stdin, '*stdin*');
+      const src = opts.file !== null ? StreamLineSource.file(opts.file) : stdin();
       ok = await shell.runSource(src, true);
     } else {
       const { interactiveShell } = await import('./repl/interactive.js');

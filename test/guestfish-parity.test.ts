@@ -3,8 +3,8 @@
 // they give straight after the options, the environment libguestfs's own test
 // harness sets. Each case is one behaviour libguestfs's shell tests check
 // (test/upstream/ runs those tests themselves).
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,10 +22,10 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 type Run = { code: number; stdout: string; stderr: string };
 
 /** Runs `program` (the guestfish link, or guestsh itself) with `input` on stdin. */
-function run(program: 'guestfish' | 'guestsh', args: string[], input = '', env: NodeJS.ProcessEnv = {}): Promise<Run> {
+function run(program: 'guestfish' | 'guestsh', args: string[], input = '', env: NodeJS.ProcessEnv = {}, timeoutMs = 60_000): Promise<Run> {
   const [file, argv] = program === 'guestfish' ? [guestfish, args] : ['node', [CLI, ...args]];
   return new Promise((done) => {
-    const child = execFile(file, argv, { cwd: work, timeout: scaled(60_000), env: { ...process.env, ...env } }, (err, stdout, stderr) => {
+    const child = execFile(file, argv, { cwd: work, timeout: scaled(timeoutMs), env: { ...process.env, ...env } }, (err, stdout, stderr) => {
       const code = err ? (err as { code?: unknown }).code : 0;
       done({ code: typeof code === 'number' ? code : 1, stdout, stderr });
     });
@@ -139,6 +139,75 @@ describe('edit', () => {
     // cat ends its output with a newline of its own, as guestfish's does.
     expect(r.stdout).toBe('true\nfirst\nsecond\n\n');
   });
+});
+
+describe('tar-in', () => {
+  it("of an archive that is not one, of one cut short and of one too big for the disk: guestfish's error line each, and the script goes on after '-'", async () => {
+    const garbage = join(work, 'garbage.tar');
+    writeFileSync(garbage, Buffer.alloc(64 * 1024, 0x5a));
+    const big = join(work, 'big');
+    mkdirSync(big);
+    writeFileSync(join(big, 'big.bin'), Buffer.alloc(12 << 20, 1));
+    const whole = join(work, 'big.tar');
+    execFileSync('tar', ['cf', whole, '-C', big, 'big.bin']);
+    const cut = join(work, 'cut.tar');
+    writeFileSync(cut, readFileSync(whole).subarray(0, 100 * 1024));
+    const script = [`-tar-in ${garbage} /`, 'echo one', `-tar-in ${cut} /`, 'echo two', `-tar-in ${whole} /`, 'echo three', ''].join('\n');
+    const r = await run('guestfish', ['-N', `${join(work, 'tar.img')}=fs:ext2:8M`, '-m', '/dev/sda1'], script);
+    expect(r.stdout).toBe('one\ntwo\nthree\n');
+    const errors = r.stderr.split('\n').filter((l) => l.includes('libguestfs: error:'));
+    expect(errors).toEqual([
+      expect.stringMatching(/^\*stdin\*:1: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: This does not look like a tar archive/),
+      expect.stringMatching(/^\*stdin\*:3: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: .*Unexpected EOF in archive/),
+      // The disk is full: tar's own words for it.
+      expect.stringMatching(/^\*stdin\*:5: libguestfs: error: tar_in: tar subcommand failed on directory: \/: tar: big\.bin: Wrote only \d+ of \d+ bytes/),
+    ]);
+    expect(r.code).toBe(0);
+  }, scaled(200_000));
+});
+
+describe('Key arguments', () => {
+  it('left out of the words, each is read as guestfish reads it: the next line of the script on stdin, in order; given as a word it is taken too', async () => {
+    const disk = join(work, 'keys.img');
+    const script = [
+      `sparse ${disk} 32M`,
+      'run',
+      'luks-format /dev/sda 0',
+      'key0',
+      // Two keys, the old then the new, then the key slot.
+      'luks-add-key /dev/sda 1',
+      'key0',
+      'key1',
+      'luks-open /dev/sda opened',
+      'key1',
+      'list-dm-devices',
+      'luks-close /dev/mapper/opened',
+      // A wrong key is the call's failure; the line after it is still the key, not a command.
+      '-luks-open /dev/sda wrong',
+      'not-a-key',
+      // guestsh's own way still works: the key as a word.
+      'luks-open /dev/sda key0 again',
+      'list-dm-devices',
+      'luks-close /dev/mapper/again',
+      'luks-open /dev/sda last',
+      '',
+    ].join('\n');
+    // Each key costs a key derivation (PBKDF) in an emulated CPU: minutes, not seconds.
+    const r = await run('guestfish', ['--keys-from-stdin'], script, {}, 300_000);
+    expect(r.stdout).toBe('/dev/mapper/opened\n/dev/mapper/again\n');
+    const errors = r.stderr.split('\n').filter(Boolean);
+    expect(errors).toHaveLength(2);
+    expect(errors[0]).toMatch(/^\*stdin\*:13: libguestfs: error: luks_open: /);
+    // Input ended where the last key should be: one line naming the argument, and the script fails.
+    expect(errors[1]).toBe('guestfish: no key for key: *stdin* ended first (give keys one a line with --keys-from-stdin, or at a terminal)');
+    expect(r.code).toBe(1);
+  }, scaled(330_000));
+
+  it('without --keys-from-stdin and without a terminal, the key is read from stdin as well (guestfish falls back to it)', async () => {
+    const r = await run('guestsh', ['-N', `${join(work, 'nokeyopt.img')}=disk:32M`], ['luks-format /dev/sda 0', 'k', 'luks-open /dev/sda m', 'k', 'list-dm-devices', ''].join('\n'), {}, 180_000);
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toBe('/dev/mapper/m\n');
+  }, scaled(200_000));
 });
 
 describe('-h', () => {

@@ -4,12 +4,12 @@
 // written, a full filesystem, and --ro readers beside a commit. Everything
 // here is real qemu-img and real files; only the reader cases boot a VM.
 import { execFile, execFileSync } from 'node:child_process';
-import { chmodSync, chownSync, closeSync, openSync, readSync, copyFileSync, existsSync, linkSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, closeSync, openSync, readSync, copyFileSync, existsSync, linkSync, mkdirSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Session, UsageError } from '../src/index.js';
-import { READER_WAIT_MS, Transaction, recover, txFiles, txStatus } from '../src/runtime/session/transaction.js';
+import { READER_WAIT_MS, Transaction, recover, stateDir, txFiles, txStatus } from '../src/runtime/session/transaction.js';
 import { guestsh, isolatedTmpdir, rawDisk, sha256 } from './helpers.js';
 import { scaled } from './slowdown.js';
 
@@ -295,7 +295,7 @@ const root = process.geteuid?.() === 0;
 if (!root) console.warn('locks.test.ts: skipping the immutable-image and full-filesystem cases: they need root (chattr +i, mount -t tmpfs)');
 
 describe.skipIf(!root)('images that cannot be written, and a full filesystem', () => {
-  it('refuses an immutable image, or one whose directory is immutable, before any appliance, leaving nothing behind', async () => {
+  it('refuses an immutable image before any appliance, leaving nothing behind; an immutable directory keeps the transaction in the state directory', async () => {
     const img = image();
     execFileSync('chattr', ['+i', img]);
     try {
@@ -311,10 +311,19 @@ describe.skipIf(!root)('images that cannot be written, and a full filesystem', (
     mkdirSync(dir);
     const inside = image('inside.img', dir);
     execFileSync('chattr', ['+i', dir]);
+    const saved = process.env.XDG_STATE_HOME;
+    process.env.XDG_STATE_HOME = join(tmp.dir, 'state');
     try {
-      expect(await refusal(Transaction.begin(inside, 'raw'))).toMatch(/^cannot write beside '.*' in .*frozen \(guestsh keeps uncommitted changes there\)/);
+      const tx = await Transaction.begin(inside, 'raw');
+      expect(tx.files.place).toBe('state');
+      expect(tx.files.overlay.startsWith(`${stateDir()}/inside.img-`)).toBe(true);
+      expect(existsSync(tx.files.overlay)).toBe(true);
+      await tx.discard();
+      expect(readdirSync(stateDir())).toEqual([]);
     } finally {
       execFileSync('chattr', ['-i', dir]);
+      if (saved === undefined) delete process.env.XDG_STATE_HOME;
+      else process.env.XDG_STATE_HOME = saved;
     }
     expect(nothingBeside(inside)).toBe(true);
   });

@@ -1,7 +1,7 @@
 // Where commands come from: a script file, standard input, or the
-// interactive line editor. Heredoc uploads (-<<END) and "-" FileIn arguments
-// read from the same source as the commands, as guestfish does (with -f, the
-// script file is guestfish's stdin).
+// interactive line editor. Heredoc uploads (-<<END), "-" FileIn arguments and
+// keys read from the same source as the commands, as guestfish does (with -f,
+// the script file is guestfish's stdin).
 
 import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
@@ -11,6 +11,8 @@ export interface LineSource {
   readLine(prompt?: string): Promise<string | null>;
   /** Everything not read yet, as bytes (for FileIn "-"). */
   rest(): AsyncIterable<Uint8Array>;
+  /** A line typed at this source's terminal without showing it (a passphrase), where the source has one. */
+  readSecret?(prompt: string, echo: boolean): Promise<string | null>;
   /** Name for error messages (the file, or *stdin*). */
   readonly name: string;
   lineNo: number;

@@ -74,6 +74,22 @@ class PromptSource implements LineSource {
     });
   }
 
+  async readSecret(prompt: string, echo: boolean): Promise<string | null> {
+    const rl = this.rl as unknown as { _writeToOutput: (s: string) => void; history: string[] };
+    const write = rl._writeToOutput;
+    // The prompt shows, the typing does not (unless --echo-keys).
+    if (!echo) rl._writeToOutput = (s) => void (s.startsWith(prompt) ? write.call(this.rl, prompt) : undefined);
+    try {
+      const line = await this.readLine(prompt);
+      // A passphrase is never kept in the line editor's history.
+      if (line !== null && rl.history[0] === line) rl.history.shift();
+      return line;
+    } finally {
+      rl._writeToOutput = write;
+      if (!echo) process.stdout.write('\n');
+    }
+  }
+
   async *rest(): AsyncIterable<Uint8Array> {
     // FileIn "-" at the prompt reads lines until Ctrl-D... which would end the
     // shell; guestfish reads the terminal too. Refuse instead.

@@ -44,6 +44,8 @@ export interface Options {
   json: boolean;
   keysFromStdin: boolean;
   echoKeys: boolean;
+  /** --key ID:key:KEY / ID:file:FILE: keys for -i's encrypted devices, by device name or LUKS UUID, tried in order. */
+  keySelectors: KeySelector[];
   autosync: boolean;
   network: boolean;
   progressBars: boolean | null;
@@ -126,6 +128,23 @@ const RUN: Verb[] = ['run'];
 const ALL: Verb[] = ['shell', 'run', 'check', 'status', 'recover', 'init-recipe', 'batch', 'worker', 'mount', 'umount'];
 const BATCH: Verb[] = ['batch', 'worker'];
 
+export interface KeySelector {
+  id: string;
+  kind: 'key' | 'file';
+  value: string;
+}
+
+/** guestfish's --key selector: ID:key:KEY_STRING or ID:file:FILENAME (fields split at every ':'). */
+function parseKeySelector(v: string): KeySelector {
+  const [id, kind, ...rest] = v.split(':');
+  if (!id) throw new UsageError(`--key: selector '${v}': missing ID`);
+  if (kind === undefined) throw new UsageError(`--key: selector '${v}': missing TYPE (key or file)`);
+  if (kind === 'clevis') throw new UsageError(`--key: selector '${v}': clevis (network-bound) decryption is not supported in guestsh; give the key with ID:key:KEY or ID:file:FILE`);
+  if (kind !== 'key' && kind !== 'file') throw new UsageError(`--key: selector '${v}': invalid TYPE '${kind}' (key or file)`);
+  if (rest.length !== 1) throw new UsageError(`--key: selector '${v}': missing ${kind === 'key' ? 'KEY_STRING' : 'FILENAME'}, or too many fields`);
+  return { id, kind, value: rest[0]! };
+}
+
 function positiveNumber(flag: string, v: string): number {
   const n = Number(v);
   if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag}: '${v}' is not a positive number`);
@@ -156,6 +175,8 @@ const OPTIONS: readonly OptionSpec[] = [
     verbs: MOUNTS, apply: (o) => void (o.allowBacking = true) },
   { names: ['--keys-from-stdin'], help: 'read LUKS passphrases from stdin (one a line) instead of the terminal', verbs: MOUNTS, apply: (o) => void (o.keysFromStdin = true) },
   { names: ['--echo-keys'], help: 'echo passphrases as they are typed', verbs: MOUNTS, apply: (o) => void (o.echoKeys = true) },
+  { names: ['--key'], value: 'ID:key:KEY|ID:file:FILE', help: "a key for -i's encrypted device ID (a device name or a LUKS UUID; repeatable, tried in order)", verbs: MOUNTS,
+    apply: (o, v) => void o.keySelectors.push(parseKeySelector(v!)) },
   { names: ['--param'], value: 'KEY=VALUE', help: "a parameter for the recipe (its params.KEY)", verbs: RUN,
     apply: (o, v) => {
       const eq = v!.indexOf('=');
@@ -257,7 +278,7 @@ for (const spec of OPTIONS) for (const n of spec.names) byName.set(n, spec);
 function emptyOptions(): Options {
   return {
     drives: [], mounts: [], readonly: false, inspector: false, verbose: false, trace: false, help: false, helpCommand: null, listCommands: false,
-    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, autosync: true, network: false, changes: null, dryRun: false, abandon: false, queue: undefined, concurrency: undefined, allowBacking: false,
+    version: false, file: null, json: false, keysFromStdin: false, echoKeys: false, keySelectors: [], autosync: true, network: false, changes: null, dryRun: false, abandon: false, queue: undefined, concurrency: undefined, allowBacking: false,
     listen: false, csh: false, idleTimeoutMs: RESIDENT_IDLE_TIMEOUT_S * 1000, remote: null,
     progressBars: null, listPrepared: false, commands: [], params: {}, timeoutMs: undefined, memoryMb: undefined, outputDir: undefined, watch: false, typecheck: true,
     packer: false, manifest: undefined, resultFile: undefined, deadlineMs: undefined, operands: [],

@@ -19,6 +19,7 @@ import { formatJson, formatResult } from './format.js';
 import { type LineSource, StringLineSource } from './input.js';
 import { ParseError, parseLine } from './lexer.js';
 import { ProgressBar } from './progress.js';
+import { KeyReader } from './setup.js';
 import { manual } from './options.js';
 
 export interface ShellOptions {
@@ -36,6 +37,8 @@ export interface ShellOptions {
    * for a line that does not parse.
    */
   dialect?: Dialect | undefined;
+  /** Reads a Key argument the command's words leave out (the CLI's, for --keys-from-stdin and --echo-keys). */
+  keys?: KeyReader | undefined;
 }
 
 import type { Dialect } from './dialect.js';
@@ -221,8 +224,29 @@ export class Shell {
     };
   }
 
+  /**
+   * guestfish never takes a Key argument (luks-open's key, …) as a word: it
+   * reads it, from the terminal or stdin (KeyReader). guestsh takes it
+   * either way: when the words leave the keys out, they are read here, one
+   * after the other, before the other words are checked (as guestfish does).
+   */
+  private async withKeys(action: ActionSpec, words: readonly string[], src: LineSource | null): Promise<readonly string[]> {
+    const keys = action.args.flatMap((a, i) => (a.kind === 'String' && a.sub === 'Key' ? [i] : []));
+    if (keys.length === 0) return words;
+    let positional = words.length;
+    while (positional > 0 && action.optargs.some((o) => words[positional - 1]!.startsWith(`${o.name}:`))) positional--;
+    if (positional !== action.args.length - keys.length) return words;
+    const reader = this.opts.keys ?? (this.defaultKeys ??= new KeyReader({ keysFromStdin: false, echoKeys: false }));
+    const full = [...words];
+    for (const i of keys) full.splice(i, 0, await reader.read(action.args[i]!.name, this.stdinSource ?? src));
+    return full;
+  }
+
+  private defaultKeys: KeyReader | null = null;
+
   /** Parses, calls and prints one libguestfs action. */
-  async runAction(action: ActionSpec, words: readonly string[], src: LineSource | null): Promise<void> {
+  async runAction(action: ActionSpec, given: readonly string[], src: LineSource | null): Promise<void> {
+    const words = await this.withKeys(action, given, src);
     const { args, optargs } = parseCommandArgs(action, words);
     const transfer: CallTransfer = {};
     for (const [i, a] of action.args.entries()) {

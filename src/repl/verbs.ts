@@ -29,7 +29,7 @@ async function runVerb(o: Options, stop: Stop): Promise<number> {
     images,
     inspect: o.inspector,
     mounts: o.mounts,
-    keys: (device) => keys.read(device),
+    keys: (device, uuid) => keys.forDevice(device, uuid),
     params: o.params,
     timeoutMs: o.timeoutMs,
     memoryMb: o.memoryMb,

@@ -41,7 +41,8 @@ export interface OpenOptions {
   /** Launch even when nothing above needs the appliance yet. */
   launch?: boolean | undefined;
   /** The key for an encrypted device; without it, an encrypted device stops -i with an error that says how to give one. */
-  keys?: ((device: string) => Promise<string>) | undefined;
+  /** The keys to try for an encrypted device (its name, its LUKS UUID when it has one), in order. */
+  keys?: ((device: string, uuid: string | null) => Promise<readonly string[]>) | undefined;
   /** Problems that do not stop the opening (a filesystem -i could not mount). */
   warn?: ((line: string) => void) | undefined;
 }
@@ -96,11 +97,18 @@ async function openEncrypted(s: Session, keys: OpenOptions['keys']): Promise<voi
     const type = await g.vfsType(dev).catch(() => '');
     if (type !== 'crypto_LUKS') continue;
     if (!keys) throw new OpenError(`-i: ${dev} is encrypted: give its key with --keys-from-stdin`);
-    const mapname = await g.luksUuid(dev).then(
-      (uuid) => `luks-${uuid}`,
-      () => `crypt${dev.replace(/^\/dev\//, '').replace(/[^a-zA-Z0-9]/g, '')}`,
-    );
-    await g.cryptsetupOpen(dev, await keys(dev), mapname, { readonly: false });
+    const uuid = await g.luksUuid(dev).catch(() => null);
+    const mapname = uuid ? `luks-${uuid}` : `crypt${dev.replace(/^\/dev\//, '').replace(/[^a-zA-Z0-9]/g, '')}`;
+    // As guestfish: each key given for the device in turn, until one opens it.
+    const candidates = await keys(dev, uuid);
+    for (const [i, key] of candidates.entries()) {
+      try {
+        await g.cryptsetupOpen(dev, key, mapname, { readonly: false });
+        break;
+      } catch (e) {
+        if (i === candidates.length - 1) throw e;
+      }
+    }
     opened = true;
   }
   // Volume groups inside the opened devices appear only after a rescan.

@@ -37,8 +37,8 @@ export interface RunOptions {
   inspect?: boolean | undefined;
   /** -m dev:mnt[:opts[:fstype]], in order. */
   mounts?: RunMount[] | undefined;
-  /** The key for each encrypted device -i opens (--keys-from-stdin); without it an encrypted guest cannot be inspected. */
-  keys?: ((device: string) => Promise<string>) | undefined;
+  /** The keys to try for each encrypted device -i opens (--key, --keys-from-stdin), in order; without them an encrypted guest cannot be inspected. */
+  keys?: ((device: string, uuid: string | null) => Promise<readonly string[]>) | undefined;
   /** --param key=value. */
   params?: Record<string, string> | undefined;
   /** --timeout SECONDS as milliseconds (default 10 minutes). */

@@ -12,8 +12,9 @@
 // Who holds it is read from /proc/locks, which names the holder's pid
 // without taking the lock (a probe that took it, even shared for a moment,
 // would make a writer starting at that instant fail). IMAGE.guestsh-lock
-// records the holder's host, pid, process start and boot id for people
-// reading the directory; it is written and removed only by the holder.
+// (beside the image, or in the state directory: transaction.ts) records the
+// holder's host, pid, process start and boot id for people reading the
+// directory; it is written and removed only by the holder.
 
 import { closeSync, openSync, readFileSync, renameSync, rmSync, writeFileSync, type Stats } from 'node:fs';
 import { readFile } from 'node:fs/promises';

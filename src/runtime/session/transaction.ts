@@ -1,12 +1,20 @@
 // All-or-nothing writes to a disk image. A read-write session never opens the
-// user's image for writing: qemu writes into a qcow2 overlay beside it, and
-// only a successful end merges the overlay into the image. Beside the
-// image's real path (symlinks resolved):
+// user's image for writing: qemu writes into a qcow2 overlay, and only a
+// successful end merges the overlay into the image. Beside the image's real
+// path (symlinks resolved):
 //
 //   IMAGE.guestsh-lock      who holds the writer's lock (the lock itself is a
 //                           flock on the image file: image-lock.ts)
 //   IMAGE.guestsh-overlay   the session's writes (qcow2, backed by IMAGE)
 //   IMAGE.guestsh-journal   exists exactly while a merge is under way
+//
+// A block device, or an image in a directory this user cannot write, gets
+// them in the user's state directory instead (stateDir(), 0700), named from
+// the image's real path (its base name and a hash of the path), so every
+// guestsh of this user finds the same ones. Where they are is decided from
+// what is on disk (txFiles): files an earlier run left in either place are
+// found there first, so a directory that became writable, or stopped being,
+// never hides an interrupted merge.
 //
 // A merge (qemu-img commit -d) copies every overlay cluster into the image and
 // leaves the overlay intact, so running it again after an interruption gives
@@ -17,7 +25,8 @@
 //
 // Recovery trusts nothing it did not write: the overlay's path is derived
 // from the image, never read from the journal; the journal must name this
-// image by path, device and inode; and the overlay must be a plain qcow2
+// image by path, device and inode (a block device by its device number: its
+// node's inode in /dev says nothing of the disk behind it); and the overlay must be a plain qcow2
 // file of this user, backed by this very image, with no external data file,
 // before anything is merged.
 //
@@ -29,10 +38,11 @@
 // reader never opens an image whose merge is pending: it waits for a live
 // merge to end, and refuses a merge that was cut short until it is recovered.
 
-import { constants, fsyncSync, openSync, closeSync, realpathSync, rmSync, type Stats } from 'node:fs';
+import { accessSync, chmodSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, closeSync, realpathSync, rmSync, statSync, type Stats } from 'node:fs';
 import { access, chmod, lstat, readFile, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { dirname, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { homedir, hostname } from 'node:os';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { runTool } from '../tool.js';
 import { CancelledError, UsageError } from '../errors.js';
@@ -54,9 +64,45 @@ export interface TxFiles {
   lock: string;
   overlay: string;
   journal: string;
+  /** Beside the image, or in the user's state directory. */
+  place: 'beside' | 'state';
 }
 
-/** The transaction's files, beside the image's real path so every name of one file finds the same ones. */
+/** Where this user's sidecar files go when they cannot go beside their image: $XDG_STATE_HOME/guestsh/images. */
+export function stateDir(): string {
+  const xdg = process.env.XDG_STATE_HOME;
+  const base = xdg && isAbsolute(xdg) ? xdg : join(process.env.HOME || homedir(), '.local', 'state');
+  return join(base, 'guestsh', 'images');
+}
+
+function named(image: string, stem: string, place: TxFiles['place']): TxFiles {
+  return { image, lock: `${stem}.guestsh-lock`, overlay: `${stem}.guestsh-overlay`, journal: `${stem}.guestsh-journal`, place };
+}
+
+function present(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) !== undefined;
+}
+
+/** An earlier run's overlay or journal is there: the files are where it put them. */
+function pending(f: TxFiles): boolean {
+  return present(f.overlay) || present(f.journal);
+}
+
+function writableDir(dir: string): boolean {
+  try {
+    accessSync(dir, constants.W_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The transaction's files for the image's real path, so every name of one
+ * file finds the same ones: beside a regular file in a directory this user
+ * can write, in the state directory otherwise (a block device, a read-only
+ * directory), and wherever an earlier run left an overlay or a journal.
+ */
 export function txFiles(image: string): TxFiles {
   let abs = resolve(image);
   try {
@@ -64,7 +110,39 @@ export function txFiles(image: string): TxFiles {
   } catch {
     // missing: the image checks say so
   }
-  return { image: abs, lock: `${abs}.guestsh-lock`, overlay: `${abs}.guestsh-overlay`, journal: `${abs}.guestsh-journal` };
+  const beside = named(abs, abs, 'beside');
+  const st = statSync(abs, { throwIfNoEntry: false });
+  if (!st) return beside;
+  if (st.isFile() && pending(beside)) return beside;
+  const hash = createHash('sha256').update(abs).digest('hex').slice(0, 16);
+  const aside = named(abs, join(stateDir(), `${basename(abs)}-${hash}`), 'state');
+  if (!st.isFile() || pending(aside)) return aside;
+  return writableDir(dirname(abs)) ? beside : aside;
+}
+
+/** The state directory, made if need be: this user's alone, since recovery acts on what it finds there. */
+function ensureStateDir(f: TxFiles): void {
+  if (f.place !== 'state') return;
+  const dir = dirname(f.lock);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw new UsageError(`cannot make guestsh's state directory ${dir} (${(e as NodeJS.ErrnoException).code}), where the changes to '${f.image}' are kept; set XDG_STATE_HOME to a directory you can write`);
+  }
+  const st = lstatSync(dir);
+  if (!st.isDirectory() || st.uid !== process.geteuid?.()) {
+    throw new UsageError(`guestsh's state directory ${dir} is not a directory of yours; remove it, or set XDG_STATE_HOME to a directory you own`);
+  }
+  if (st.mode & 0o077) chmodSync(dir, 0o700);
+}
+
+/**
+ * Whether `other` is the very image `st` describes: the same file (device
+ * and inode), or for a block device the same device number.
+ */
+function sameImage(other: Stats, st: Stats): boolean {
+  if (st.isBlockDevice()) return other.isBlockDevice() && other.rdev === st.rdev;
+  return other.dev === st.dev && other.ino === st.ino;
 }
 
 /** What an image must be for any transaction step: something qemu can use as a disk. */
@@ -84,13 +162,17 @@ interface Journal {
   guestsh: 'journal';
   version: 2;
   image: string;
-  dev: number;
-  ino: number;
+  /** A file's identity. */
+  dev?: number;
+  ino?: number;
+  /** A block device's. */
+  rdev?: number;
   format: string;
 }
 
 function journalFor(f: TxFiles, st: Stats, format: string): Journal {
-  return { guestsh: 'journal', version: 2, image: f.image, dev: st.dev, ino: st.ino, format };
+  const identity = st.isBlockDevice() ? { rdev: st.rdev } : { dev: st.dev, ino: st.ino };
+  return { guestsh: 'journal', version: 2, image: f.image, ...identity, format };
 }
 
 /** Why `text` is not the journal of a merge into this image, or null when it is. */
@@ -103,7 +185,9 @@ function journalProblem(text: string, f: TxFiles, st: Stats): string | null {
   }
   if (typeof j !== 'object' || j === null || j.guestsh !== 'journal' || j.version !== 2) return 'it is not in the format guestsh writes';
   if (j.image !== f.image) return `it names another image ('${String(j.image)}')`;
-  if (j.dev !== st.dev || j.ino !== st.ino) return 'the image file was replaced since it was written';
+  if (st.isBlockDevice() ? j.rdev !== st.rdev : j.dev !== st.dev || j.ino !== st.ino) {
+    return st.isBlockDevice() ? 'the device node names another device than when it was written' : 'the image file was replaced since it was written';
+  }
   if (typeof j.format !== 'string' || !FORMAT.test(j.format)) return 'its image format is not valid';
   return null;
 }
@@ -138,7 +222,7 @@ async function overlayProblem(f: TxFiles, st: Stats, format: string): Promise<st
   if (chain.some((c) => c['format-specific']?.data?.['data-file'] !== undefined)) return 'it or its backing file has an external data file';
   if (!base || !top['full-backing-filename']) return 'it has no backing file';
   const bst = await stat(top['full-backing-filename']).catch(() => null);
-  if (!bst || bst.dev !== st.dev || bst.ino !== st.ino) return `its backing file is '${top['full-backing-filename']}', not the image`;
+  if (!bst || !sameImage(bst, st)) return `its backing file is '${top['full-backing-filename']}', not the image`;
   if (top['backing-filename-format'] !== format) return `its backing format is ${String(top['backing-filename-format'])}, not ${format}`;
   return null;
 }
@@ -257,8 +341,12 @@ async function checkWritable(f: TxFiles, image: string): Promise<void> {
   await access(f.image, constants.W_OK).catch((e: NodeJS.ErrnoException) => {
     throw new UsageError(`'${image}' cannot be written (${e.code}: read-only, immutable or not yours); open it with --ro to read it`);
   });
+  // Only an earlier run's files keep the transaction beside an image whose directory is not writable (txFiles).
+  if (f.place !== 'beside') return;
   await access(dirname(f.image), constants.W_OK).catch(() => {
-    throw new UsageError(`cannot write beside '${image}' in ${dirname(f.image)} (guestsh keeps uncommitted changes there); open it with --ro, or copy the image to a directory you can write`);
+    throw new UsageError(
+      `an earlier run left its changes to '${image}' beside it in ${dirname(f.image)}, which cannot be written now; make the directory writable and run 'guestsh recover ${image}'`,
+    );
   });
 }
 
@@ -270,6 +358,7 @@ async function holderMessage(f: TxFiles, st: Stats, image: string): Promise<stri
 }
 
 async function takeLock(f: TxFiles, st: Stats, image: string): Promise<ImageLock> {
+  ensureStateDir(f);
   let lock: ImageLock | null;
   try {
     lock = ImageLock.tryTake(f.image, f.lock);
