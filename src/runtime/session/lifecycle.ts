@@ -36,7 +36,7 @@ const NEXT_STEP: Record<SessionState, string> = {
   config: 'launch the appliance first (run or launch)',
   launching: 'wait for launch to finish',
   ready: 'this can only be done before launch',
-  stopped: 'the appliance has gone; once its drives are released, add drives and launch again',
+  stopped: 'the appliance has gone; add drives and launch again once its drives are released (after a refused commit: shutdown retries it, close discards it)',
   closed: 'the session is closed; open a new one',
 };
 
