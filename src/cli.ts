@@ -114,7 +114,13 @@ async function main(argv: string[]): Promise<number> {
     signal: stop.signal,
     dialect,
     keys,
-  }, (old) => {
+  }, (old, fresh) => {
+    if (fresh) {
+      // reopen: a new handle, as guestfish makes one (the shell carries over what guestfish does).
+      const s = new Session();
+      if (opts.allowBacking) s.settings.backing = 'any';
+      return wire(s);
+    }
     // The old session's settings already hold what the environment set.
     const s = new Session({ env: {} });
     Object.assign(s.settings, old.settings);

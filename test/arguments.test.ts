@@ -78,7 +78,7 @@ describe('the CLI', () => {
     const r = await guestsh(['get-verbose', ':', 'get-trace'], env);
     expect(r.stdout).toBe('true\ntrue\n');
     // -x's trace (library-side calls are traced too, as in guestfish) and the notice, on a line of its own.
-    expect(r.stderr).toMatch(/^guestsh: trace: get_verbose = true$/m);
+    expect(r.stderr).toMatch(/^guestsh: trace: get_verbose = 1$/m);
     expect(r.stderr).toMatch(/^guestsh: LIBGUESTFS_PATH ignored: set_path: not supported in guestsh: .*GUESTSH_CACHE[^\n]*$/m);
     expect(r.stderr.match(/LIBGUESTFS_PATH/g)).toHaveLength(1);
     expect(r.code).toBe(0);

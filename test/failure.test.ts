@@ -1,7 +1,7 @@
 // What happens when things go wrong: qemu killed mid-call, bad images, bad
 // command lines. Each must end in a clear error, never a hang or a leak.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,12 +48,18 @@ describe('owner killed', () => {
 });
 
 describe('appliance death', () => {
-  it('killing qemu mid-call gives a clear error within 5 s and cleans up', async () => {
+  it('killing qemu mid-call gives a clear error within 5 s, cleans up, and the handle takes drives and launches again', { timeout: scaled(240_000) }, async () => {
     const s = new Session();
-    await s.addDrive(rawDisk(join(tmp.dir, 'kill.img'), 16));
+    const img = rawDisk(join(tmp.dir, 'kill.img'), 16);
+    const before = readFileSync(img);
+    await s.addDrive(img);
     await s.launch();
     const pid = s.qemuPid!;
     const runDir = s.runDirectory!;
+    const quits: string[] = [];
+    s.on('applianceQuit', () => quits.push(s.state));
+    // Written but never committed: the dead appliance's transaction must not reach the image.
+    await s.call('mkfs', ['ext4', '/dev/sda']);
     // A call that would run for a minute inside the appliance.
     const call = s.call('debug', ['sh', ['sleep 60']]).catch((e: unknown) => e);
     await sleep(500);
@@ -61,11 +67,39 @@ describe('appliance death', () => {
     const outcome = await within(call, scaled(5000));
     expect(outcome).toBeInstanceOf(ApplianceError);
     expect((outcome as Error).message).toMatch(/debug: the appliance died: qemu was killed by SIGKILL/);
-    expect(s.state).toBe('closed');
+    // Back in config as libguestfs puts its handle back: no drives, nothing of the dead appliance left.
+    expect(s.state).toBe('config');
+    expect(quits).toEqual(['stopped']);
+    expect(s.drives).toEqual([]);
+    expect(s.runDirectory).toBeNull();
     expect(isAlive(pid)).toBe(false);
-    const { existsSync } = await import('node:fs');
     expect(existsSync(runDir)).toBe(false);
-    await expect(s.call('ls', ['/'])).rejects.toThrow(/session is closed/);
+    expect(readdirSync(tmp.dir).filter((f) => f.startsWith('kill.img.'))).toEqual([]);
+    expect(readFileSync(img).equals(before)).toBe(true);
+    await expect(s.call('mkdir', ['/x'])).rejects.toThrow(/mkdir: not allowed in state config: launch the appliance first/);
+    // The same image again (its lock was released), and a second one: a new appliance.
+    await s.addDrive(img);
+    await s.addDriveScratch(16 * 1024 * 1024);
+    await s.launch();
+    expect(s.qemuPid).not.toBe(pid);
+    expect(await s.g.listDevices()).toEqual(['/dev/sda', '/dev/sdb']);
+    // Only the new appliance's qemu runs under this test's directory.
+    expect(qemuUnder(tmp.dir)).toEqual([s.qemuPid]);
+    await s.close();
+    expect(qemuUnder(tmp.dir)).toEqual([]);
+    expect(readFileSync(img).equals(before)).toBe(true);
+  });
+
+  it('kill-subprocess commits what was written, and the shell adds a drive and launches again', { timeout: scaled(240_000) }, async () => {
+    const img = rawDisk(join(tmp.dir, 'killsub.img'), 16);
+    const script = join(tmp.dir, 'killsub.gfs');
+    writeFileSync(script, ['run', 'mkfs ext4 /dev/sda', 'kill-subprocess', '-mkdir /x', `add-drive-ro ${img}`, 'run', 'mount-ro /dev/sda /', 'ls /', ''].join('\n'));
+    const r = await guestsh(['--format=raw', '-a', img, '-f', script]);
+    expect(r.stderr).toBe(`guestsh: ${script}:4: error: mkdir: not allowed in state config: launch the appliance first (run or launch)\n`);
+    expect(r.code).toBe(0);
+    // The mkfs was committed by kill-subprocess: the second appliance mounts it.
+    expect(r.stdout).toBe('lost+found\n');
+    expect(qemuUnder(tmp.dir)).toEqual([]);
   });
 });
 

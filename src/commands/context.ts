@@ -3,6 +3,7 @@
 // the context; commands never reach into the shell itself.
 
 import type { Session } from '../runtime/session/session.js';
+import type { EventHandlers } from './events.js';
 import type { GuestfsApi, GuestfsInternalApi } from '../spec/api.js';
 
 /** A command that failed for a reason the user can act on (not a guestfs error, not bad syntax). */
@@ -35,6 +36,8 @@ export interface CommandContext {
   readonly internal: GuestfsInternalApi;
   /** Runs another command (glob, time); false when it failed, after reporting why. */
   issue(name: string, args: string[]): Promise<boolean>;
+  /** The shell's `event` handlers (they follow the session across commit and discard; reopen clears them). */
+  readonly events: EventHandlers;
   /** guestsh's manual (`man`): the guide and the command line's options and verbs, which the shell's layer knows. */
   manual(): string;
   /** Ends the shell after this command. */

@@ -1,20 +1,28 @@
 // Meta-commands that hand a guest file to a host program: edit (vi, emacs)
 // with $EDITOR, more (less) with $PAGER, display with
-// $GUESTFISH_DISPLAY_IMAGE. The file is downloaded to a private temporary
-// directory and removed afterwards; an edited file is uploaded beside the
-// original and renamed over it, so a failed upload leaves the original whole.
+// $GUESTFISH_DISPLAY_IMAGE, hexedit with $HEXEDITOR. The file is downloaded
+// to a private temporary directory and removed afterwards; an edited file is
+// uploaded beside the original and renamed over it, so a failed upload
+// leaves the original whole. hexedit writes its range back in place (a
+// device cannot be renamed over).
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { CommandFailed, type CommandContext } from './context.js';
+import { parseInteger } from './parse.js';
 import { sh, shellQuote, waitExit } from './host.js';
 
-async function withLocalCopy<T>(ctx: CommandContext, remote: string, use: (file: string) => Promise<T>): Promise<T> {
+async function withLocalCopy<T>(
+  ctx: CommandContext,
+  remote: string,
+  use: (file: string) => Promise<T>,
+  fetch: (file: string) => Promise<void> = (file) => ctx.g.download(remote, file),
+): Promise<T> {
   const dir = mkdtempSync(join(tmpdir(), 'guestsh-view-'));
   try {
     const file = join(dir, basename(remote) || 'file');
-    await ctx.g.download(remote, file);
+    await fetch(file);
     return await use(file);
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -56,4 +64,40 @@ export function editorFor(calledAs: string): string {
   if (calledAs === 'vi') return 'vi';
   if (calledAs === 'emacs') return 'emacs -nw';
   return process.env.EDITOR ?? 'vi';
+}
+
+/** What hexedit downloads at most without a length (guestfish's limit). */
+const HEXEDIT_WHOLE_MAX = 16n * 1024n * 1024n;
+
+/**
+ * guestfish's hexedit: bytes of a guest file or device (all of it, the
+ * first `max`, or `max` from `start`; sizes take k, M, G… suffixes) in
+ * $HEXEDITOR (default hexedit), written back at the same offset if changed.
+ */
+export async function hexedit(ctx: CommandContext, remote: string, range: readonly string[]): Promise<void> {
+  const size = remote.startsWith('/dev/') ? await ctx.g.blockdevGetsize64(remote) : await ctx.g.filesize(remote);
+  if (size === 0n) throw new CommandFailed(`hexedit: ${remote} is a zero length file or device`);
+  let start = 0n;
+  let max = size;
+  if (range.length === 0 && size > HEXEDIT_WHOLE_MAX) {
+    throw new CommandFailed(`hexedit: ${remote} is larger than 16MB: give a length ('hexedit ${remote} 1M') or a range ('hexedit ${remote} START LENGTH')`);
+  }
+  if (range.length > 0) {
+    if (range.length === 2) start = parseInteger(range[0]!, 'start');
+    max = parseInteger(range.at(-1)!, 'max');
+    if (start + max > size) max = size - start;
+  }
+  if (start < 0n || max <= 0n) throw new CommandFailed(`hexedit: invalid range: ${remote} has ${size} bytes`);
+  const editor = process.env.HEXEDITOR ?? 'hexedit';
+  await withLocalCopy(
+    ctx,
+    remote,
+    async (file) => {
+      const before = readFileSync(file);
+      await runOn(editor, file, '; nothing was written back');
+      if (before.equals(readFileSync(file))) return;
+      await ctx.g.uploadOffset(file, remote, start);
+    },
+    (file) => ctx.g.downloadOffset(remote, file, start, max),
+  );
 }

@@ -18,7 +18,7 @@ import { CommandFailed, type CommandContext, type MetaCommand, type ParamKind } 
 import { expandArguments } from './glob.js';
 import { actionHelp, commandList, HELP_GUIDE, metaHelp } from './help.js';
 import { notSupported } from '../runtime/session/action-policy.js';
-import { edit, editorFor, view } from './host-files.js';
+import { edit, editorFor, hexedit, view } from './host-files.js';
 import { ArgumentError, kebab, parseCommandArgs, parseInteger } from './parse.js';
 
 const ANY = Infinity;
@@ -108,6 +108,8 @@ export const META_COMMANDS: readonly MetaCommand[] = [
     (ctx, [file], calledAs) => view(ctx, file!, calledAs === 'less' ? 'less' : (process.env.PAGER ?? 'more'))),
   meta('display', [], 'display filename', 'show a guest image file with $GUESTFISH_DISPLAY_IMAGE (default display)', ['guest'], [1, 1],
     (ctx, [file]) => view(ctx, file!, process.env.GUESTFISH_DISPLAY_IMAGE ?? 'display')),
+  meta('hexedit', [], 'hexedit <filename|device> [max | start max]', 'edit bytes of a guest file or device with $HEXEDITOR (default hexedit)', ['guest', 'none', 'none'], [1, 3],
+    (ctx, [file, ...range]) => hexedit(ctx, file!, range)),
   meta('supported', [], 'supported', 'list optional feature groups and whether the appliance has them', [], [0, 0], supported),
   meta('commit', [], 'commit', 'merge the changes so far into the images, then carry on in a fresh session', [], [0, 0],
     (ctx) => ctx.replaceSession('commit')),
@@ -123,16 +125,16 @@ export const META_COMMANDS: readonly MetaCommand[] = [
     (ctx, [file, size]) => newImage(ctx, file!, size!, false)),
   meta('sparse', [], 'sparse filename size', 'create a sparse raw image and add it', ['host', 'none'], [2, 2],
     (ctx, [file, size]) => newImage(ctx, file!, size!, true)),
+  meta('event', [], 'event name eventset "shell script ..."', 'run a host shell command each time one of the events fires (eventset: names separated by commas, or *)',
+    ['none', 'none', 'none'], [3, 3], async (ctx, [name, events, command]) => ctx.events.add(name!, events!, command!)),
+  meta('list-events', [], 'list-events', 'list the event handlers', [], [0, 0], (ctx) => ctx.write(ctx.events.list())),
+  meta('delete-event', [], 'delete-event name', 'delete the event handlers registered under a name', ['none'], [1, 1], async (ctx, [name]) => ctx.events.delete(name!)),
   meta('man', ['manual'], 'man', "guestsh's manual: the guide, the options and the verbs (also manual)", [], [0, 0], async (ctx) => ctx.write(ctx.manual())),
 ];
 
-/** guestfish commands guestsh does not have. */
-const NOT_IN_GUESTSH = ['hexedit', 'event', 'list-events', 'delete-event'];
-
 export type Command =
   | { kind: 'meta'; command: MetaCommand; calledAs: string }
-  | { kind: 'action'; action: ActionSpec }
-  | { kind: 'unavailable'; name: string; why: string };
+  | { kind: 'action'; action: ActionSpec };
 
 /** The spelling a command name is looked up by. */
 export function commandKey(name: string): string {
@@ -153,7 +155,6 @@ function index(spelling: string, command: Command): void {
   if (!prev) byKey.set(key, { spelling, command });
 }
 for (const m of META_COMMANDS) for (const n of [m.name, ...m.aliases]) index(n, { kind: 'meta', command: m, calledAs: n });
-for (const n of NOT_IN_GUESTSH) index(n, { kind: 'unavailable', name: n, why: `${n}: this guestfish command is not available in guestsh` });
 const shellActions = spec.actions.filter(inShell).sort((x, y) => (x.name < y.name ? -1 : 1));
 for (const a of shellActions) {
   const command: Command = { kind: 'action', action: a };
@@ -172,16 +173,14 @@ function unknownCommand(name: string): UsageError {
 }
 
 /** Like resolveCommand, but a name that cannot run is an error saying why. */
-export function commandOrThrow(name: string): Exclude<Command, { kind: 'unavailable' }> {
+export function commandOrThrow(name: string): Command {
   const c = resolveCommand(name);
   if (!c) throw unknownCommand(name);
-  if (c.kind === 'unavailable') throw new UsageError(c.why);
   return c;
 }
 
-/** Every name completion offers (each spelling of every command that can run), sorted. */
+/** Every name completion offers (each spelling of every command), sorted. */
 const COMMAND_NAMES: readonly string[] = [...byKey.values()]
-  .filter((e) => e.command.kind !== 'unavailable')
   .map((e) => e.spelling)
   .sort();
 
@@ -233,6 +232,5 @@ export function listCommands(): string {
 export function helpFor(name: string): string {
   const c = resolveCommand(name);
   if (!c) throw new UsageError(`${name}: command not known: use 'help --list' to list all commands`);
-  if (c.kind === 'unavailable') throw new UsageError(c.why);
   return c.kind === 'meta' ? metaHelp(c.command) : actionHelp(c.action, notSupported[c.action.name]);
 }

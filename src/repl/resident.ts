@@ -346,6 +346,11 @@ export async function serveResident(shell: Shell, o: Options, finish: (ok: boole
   server.close();
   unlinkIfThere(paths.socket);
   let code = how.how === 'exit' ? 0 : 1;
+  // What the end prints (a close event's handler, the commit's notices) is the client's that ended it, as with guestfish.
+  if (how.how !== 'idle') {
+    shell.out = how.client.out;
+    shell.err = how.client.err;
+  }
   if (how.how === 'exit') {
     try {
       await finish(!failedUnseen);

@@ -11,6 +11,7 @@ import type { ArgValue, OptArgs, RetValue } from '../spec/values.js';
 import { ArgumentError, kebab, parseCommandArgs } from '../commands/parse.js';
 import { CommandFailed, type CommandContext } from '../commands/context.js';
 import { checkArity, commandOrThrow } from '../commands/table.js';
+import { EventHandlers } from '../commands/events.js';
 import { sh, waitExit, writeTo } from '../commands/host.js';
 import { CancelledError, GuestfsError, UsageError } from '../runtime/errors.js';
 import { Session, type CallTransfer } from '../runtime/session/session.js';
@@ -59,17 +60,27 @@ export class Shell {
   /** The actions, typed, through this shell's call: cancellable, with progress, on whatever session is current. */
   readonly g: GuestfsApi = createApi(this);
   readonly internal: GuestfsInternalApi = createInternalApi(this);
+  /** `event` handlers, on whichever session is current; their output goes where the shell's goes at that moment. */
+  readonly events = new EventHandlers(() => ({ out: this.out, err: this.err }));
 
+  /**
+   * `makeSession(old, true)` is a fresh handle (the environment's settings,
+   * as guestfish's reopen creates one), `false` the same session continued
+   * (commit, discard: every setting kept).
+   */
   constructor(
     public session: Session,
     readonly opts: ShellOptions,
-    private readonly makeSession: (old: Session) => Session = (old) => {
+    private readonly makeSession: (old: Session, fresh: boolean) => Session = (old, fresh) => {
+      if (fresh) return new Session();
       // The old session's settings already hold what the environment set.
       const s = new Session({ env: {} });
       Object.assign(s.settings, old.settings);
       return s;
     },
-  ) {}
+  ) {
+    this.events.attach(session);
+  }
 
   /** Errors a call raised (the action ran and failed), as against the shell refusing the line first. */
   private readonly callErrors = new WeakSet<Error>();
@@ -218,6 +229,7 @@ export class Shell {
       g: this.g,
       internal: this.internal,
       issue: (name, args) => this.issue(name, args, null, src),
+      events: this.events,
       manual,
       quit: () => void (this.quit = true),
       replaceSession: (how) => this.replaceSession(how),
@@ -321,9 +333,20 @@ export class Shell {
   private async replaceSession(how: 'commit' | 'discard' | 'reopen'): Promise<void> {
     const old = this.session;
     if (how === 'reopen') {
-      await old.shutdown({ signal: this.opts.signal });
+      // guestfish's reopen: the shutdown action (changes committed), a new
+      // handle given the settings guestfish itself sets (not the appliance
+      // path, which guestsh does not let be set), then the old handle closed
+      // (its close event heard), and no event handlers on the new one.
+      await this.call('shutdown');
+      const fresh = this.makeSession(old, true);
+      await fresh.g.setVerbose(await this.g.getVerbose());
+      await fresh.g.setTrace(await this.g.getTrace());
+      await fresh.g.setAutosync(await this.g.getAutosync());
+      await fresh.g.setPgroup(await this.g.getPgroup());
       await old.close();
-      this.session = this.makeSession(old);
+      this.events.clear();
+      this.events.attach(fresh);
+      this.session = fresh;
       return;
     }
     const wasReady = old.state === 'ready';
@@ -339,8 +362,11 @@ export class Shell {
           : `committed the changes to ${images.join(', ')} in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`,
       );
     }
+    // The same session continued, for the event handlers too: the old one's close is not theirs.
+    this.events.detach();
     await old.close();
-    this.session = this.makeSession(old);
+    this.session = this.makeSession(old, false);
+    this.events.attach(this.session);
     for (const d of old.drives) {
       if (d.tx || d.readonly) await this.session.addDrive(d.path, { format: d.format, readonly: d.readonly, label: d.label });
     }

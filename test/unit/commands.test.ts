@@ -34,12 +34,11 @@ const shell = new Shell(fakeSession, { json: false, interactive: false, progress
 shell.out = new Writable({ write: (_c, _e, done) => done() });
 const completer = new Completer(() => fakeSession);
 
-/** What a command is, as one string: `action:NAME`, `meta:NAME`, `unavailable:NAME` or `none`. */
+/** What a command is, as one string: `action:NAME`, `meta:NAME` or `none`. */
 function identity(c: Command | null): string {
   if (!c) return 'none';
   if (c.kind === 'action') return `action:${c.action.name}`;
-  if (c.kind === 'meta') return `meta:${c.command.name}`;
-  return `unavailable:${c.name}`;
+  return `meta:${c.command.name}`;
 }
 
 /** Words that make the command fail before it does anything (or do something harmless). */
@@ -65,14 +64,14 @@ async function viewsOf(name: string): Promise<{ dispatch: string; help: string; 
   const c = resolveCommand(name);
   const args = probeArgs(c);
   const classify = (o: Outcome): string =>
-    o.ok ? (o.reached ? `reached:${o.reached}` : 'ran') : /^unknown command/.test(o.message) ? 'none' : /not available in guestsh/.test(o.message) ? 'unavailable' : `refused:${o.message}`;
+    o.ok ? (o.reached ? `reached:${o.reached}` : 'ran') : /^unknown command/.test(o.message) ? 'none' : `refused:${o.message}`;
   const dispatched = await outcome(() => shell.dispatch(name, args, null));
   const checked = await outcome(() => checkCommand([name, ...args]));
   let help: string;
   try {
     help = helpFor(name).split('\n')[0]!;
   } catch (e) {
-    help = /command not known/.test((e as Error).message) ? 'none' : /not available in guestsh/.test((e as Error).message) ? 'unavailable' : `error:${(e as Error).message}`;
+    help = /command not known/.test((e as Error).message) ? 'none' : `error:${(e as Error).message}`;
   }
   const [candidates] = await completer.complete(name);
   return {
@@ -89,7 +88,7 @@ function allNames(): string[] {
   const base = [
     ...spec.actions.flatMap((a) => [a.name, ...a.nonCAliases, ...a.fishAlias]),
     ...META_COMMANDS.flatMap((m) => [m.name, ...m.aliases]),
-    'hexedit', 'list-events', 'event', 'no-such-command', 'list-devics',
+    'no-such-command', 'list-devics',
   ];
   return [...new Set(base.flatMap((n) => [n, kebab(n), n.replaceAll('-', '_'), n.toUpperCase()]))];
 }
@@ -103,19 +102,17 @@ describe('command names', () => {
       const expected =
         c === null
           ? { dispatch: 'none', help: 'none', completion: false, check: 'none' }
-          : c.kind === 'unavailable'
-            ? { dispatch: 'unavailable', help: 'unavailable', completion: false, check: 'unavailable' }
-            : c.kind === 'action'
-              ? {
-                  // An action without arguments reaches the session; one with arguments is refused for their count, by name.
-                  dispatch: c.action.args.length ? v.dispatch : `reached:${c.action.name}`,
-                  help: v.help,
-                  completion: true,
-                  check: v.dispatch,
-                }
-              : { dispatch: v.dispatch, help: v.help, completion: true, check: v.dispatch };
+          : c.kind === 'action'
+            ? {
+                // An action without arguments reaches the session; one with arguments is refused for their count, by name.
+                dispatch: c.action.args.length ? v.dispatch : `reached:${c.action.name}`,
+                help: v.help,
+                completion: true,
+                check: v.dispatch,
+              }
+            : { dispatch: v.dispatch, help: v.help, completion: true, check: v.dispatch };
       const sameThing =
-        c === null || c.kind === 'unavailable'
+        c === null
           ? true
           : c.kind === 'action'
             ? v.help.startsWith(kebab(c.action.name)) && (c.action.args.length === 0 || v.dispatch.includes(`${kebab(c.action.name)}: expects`))
@@ -135,7 +132,8 @@ describe('command names', () => {
     expect(identity(resolveCommand('run'))).toBe('action:launch');
     expect(identity(resolveCommand('copy_in'))).toBe('meta:copy-in');
     expect(identity(resolveCommand('VI'))).toBe('meta:edit');
-    expect(identity(resolveCommand('hexedit'))).toBe('unavailable:hexedit');
+    expect(identity(resolveCommand('hexedit'))).toBe('meta:hexedit');
+    expect(identity(resolveCommand('list_events'))).toBe('meta:list-events');
     expect(identity(resolveCommand('internal_test'))).toBe('none');
     expect(identity(resolveCommand('is_ready'))).toBe('none');
   });

@@ -11,7 +11,7 @@ function at(state: SessionState): Lifecycle {
     config: [],
     launching: ['launching'],
     ready: ['launching', 'ready'],
-    failed: ['launching', 'ready', 'failed'],
+    stopped: ['launching', 'ready', 'stopped'],
     closed: ['closed'],
   };
   const l = new Lifecycle();
@@ -29,8 +29,8 @@ describe('session lifecycle', () => {
     expect(TRANSITIONS).toEqual({
       config: ['launching', 'closed'],
       launching: ['ready', 'config', 'closed'],
-      ready: ['failed', 'closed'],
-      failed: ['closed'],
+      ready: ['stopped', 'closed'],
+      stopped: ['config', 'closed'],
       closed: [],
     });
   });
@@ -56,7 +56,7 @@ describe('session lifecycle', () => {
     expect(() => at('config').assert('mount', 'ready')).toThrow(new UsageError('mount: not allowed in state config: launch the appliance first (run or launch)'));
     expect(() => at('launching').assert('mount', 'ready')).toThrow(/state launching: wait for launch to finish/);
     expect(() => at('ready').assert('add_drive', 'config')).toThrow(/state ready: this can only be done before launch/);
-    expect(() => at('failed').assert('mount', 'ready')).toThrow(/state failed: the appliance died; close the session and open a new one/);
+    expect(() => at('stopped').assert('mount', 'ready')).toThrow(/state stopped: the appliance has gone; add drives and launch again once its drives are released \(after a refused commit: shutdown retries it, close discards it\)/);
     expect(() => at('closed').assert('mount', 'ready')).toThrow(/state closed: the session is closed; open a new one/);
     expect(() => at('ready').assert('mount', 'ready')).not.toThrow();
     expect(() => at('launching').assert('debug', 'launching', 'ready')).not.toThrow();

@@ -29,6 +29,8 @@ export interface DispatchHost {
   readonly settings: Pick<SessionSettings, 'trace'>;
   connection(): Connection | null;
   emitTrace(line: string): void;
+  /** Each call by name, as it starts (libguestfs's enter event). */
+  emitEnter(action: string): void;
   /** The appliance died under a call of a ready session: release it and explain. */
   applianceDied(action: string, vm: Vm): Promise<Error>;
 }
@@ -57,6 +59,7 @@ export class Dispatcher implements ActionCaller {
   async call(name: string, args: readonly ArgValue[] = [], optargs: OptArgs = {}, transfer: CallTransfer = {}): Promise<RetValue> {
     const action = actionByName(name);
     if (!action) throw new UsageError(`unknown action '${name}'`);
+    this.host.emitEnter(action.name);
     if (action.procNr !== null) return this.daemonCall(action, args, optargs, transfer, 'ready');
     const impl = libraryActions[action.name];
     if (!impl) throw new UsageError(`${action.name}: not available in guestsh yet`);
@@ -217,7 +220,8 @@ function describeErrno(e: NodeJS.ErrnoException): string {
  * argument given as "name:value", in the spec's order.
  */
 function traceCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptArgs): string {
-  const words = args.map((a) => traceValue(a as RetValue));
+  // A boolean argument reads true/false, as libguestfs traces it (its result reads 1/0).
+  const words = args.map((a) => (typeof a === 'boolean' ? String(a) : traceValue(a as RetValue)));
   for (const o of action.optargs) {
     const v = optargs[o.name];
     if (v !== undefined) words.push(JSON.stringify(`${o.name}:${String(v)}`));
@@ -227,5 +231,7 @@ function traceCall(action: ActionSpec, args: readonly ArgValue[], optargs: OptAr
 
 function traceValue(v: RetValue): string {
   if (Buffer.isBuffer(v)) return `<${v.length} bytes>`;
+  // As libguestfs traces a boolean result (an int in C).
+  if (typeof v === 'boolean') return v ? '1' : '0';
   return JSON.stringify(v, (_k, x) => (typeof x === 'bigint' ? x.toString() : x));
 }

@@ -33,6 +33,8 @@ export interface SessionHost {
   addDriveScratch(sizeBytes: bigint | number, opts?: { label?: string | undefined; blocksize?: number | undefined }): Promise<void>;
   launch(): Promise<void>;
   shutdown(): Promise<void>;
+  /** libguestfs's shutdown action: stop and commit, then back to config with no drives. */
+  stopAppliance(): Promise<void>;
   close(): Promise<void>;
   /** Plugs another image in read-only (through a throwaway overlay); returns its device. */
   attachReadOnly(path: string, format?: string): Promise<string>;

@@ -85,6 +85,11 @@ export class ReadOnlyAttachments {
     return this.attached;
   }
 
+  /** The appliance they were plugged into is gone, and their overlays with its run directory. */
+  forget(): void {
+    this.attached = 0;
+  }
+
   async attach(path: string, format?: string): Promise<string> {
     const info = await probeImage(path, format, this.host.backing());
     const i = this.host.driveCount() + this.attached;

@@ -4,24 +4,30 @@
 // runs on in the wrong state (a cold boot marked ready with a dead VM's
 // channel attached, say).
 //
-//   config ──launch──▶ launching ──disks settled──▶ ready ──shutdown/close──▶ closed
-//     ▲                   │  │                        │
-//     └── launch failed ──┘  └──── close ──▶ closed   └── appliance died ──▶ failed ──close──▶ closed
+//   config ──launch──▶ launching ──disks settled──▶ ready ──shutdown()/close──▶ closed
+//    ▲  ▲                 │  │                        │
+//    │  └─ launch failed ─┘  └──── close ──▶ closed   │ appliance died, or the shutdown /
+//    │                                                │ kill_subprocess action
+//    │                                                ▼
+//    └──── drives released (handle put back) ──── stopped ──close──▶ closed
 //
-// config → closed: a session closed without ever launching.
+// config → closed: a session closed without ever launching. stopped is the
+// moment between the appliance going and the handle being back in config, as
+// libguestfs puts it back: no call may reach the old VM, and its drives are
+// being committed (stopped by the action) or discarded (died).
 
 import { UsageError } from '../errors.js';
 
-export type SessionState = 'config' | 'launching' | 'ready' | 'failed' | 'closed';
+export type SessionState = 'config' | 'launching' | 'ready' | 'stopped' | 'closed';
 
-export const SESSION_STATES: readonly SessionState[] = ['config', 'launching', 'ready', 'failed', 'closed'];
+export const SESSION_STATES: readonly SessionState[] = ['config', 'launching', 'ready', 'stopped', 'closed'];
 
 /** From each state, the states it may move to. closed is final. */
 export const TRANSITIONS: Readonly<Record<SessionState, readonly SessionState[]>> = {
   config: ['launching', 'closed'],
   launching: ['ready', 'config', 'closed'],
-  ready: ['failed', 'closed'],
-  failed: ['closed'],
+  ready: ['stopped', 'closed'],
+  stopped: ['config', 'closed'],
   closed: [],
 };
 
@@ -30,7 +36,7 @@ const NEXT_STEP: Record<SessionState, string> = {
   config: 'launch the appliance first (run or launch)',
   launching: 'wait for launch to finish',
   ready: 'this can only be done before launch',
-  failed: 'the appliance died; close the session and open a new one',
+  stopped: 'the appliance has gone; add drives and launch again once its drives are released (after a refused commit: shutdown retries it, close discards it)',
   closed: 'the session is closed; open a new one',
 };
 

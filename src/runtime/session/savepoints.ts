@@ -35,6 +35,11 @@ export class Savepoints {
 
   constructor(private readonly host: SavepointHost) {}
 
+  /** The drives the marks were of are gone (the handle went back to config). */
+  forget(): void {
+    this.marks = [];
+  }
+
   async take(name: string): Promise<void> {
     const writable = [...this.host.drives.entries()].filter(([, d]) => d.tx);
     if (writable.length === 0) throw new UsageError('savepoint: no read-write drive to mark (savepoints work on transactional drives)');

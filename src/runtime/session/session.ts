@@ -46,6 +46,9 @@ export interface SessionControls {
 
 export interface ProgressEvent {
   action: string;
+  /** The daemon's procedure number and the call's serial, as libguestfs's progress event carries them. */
+  proc: number;
+  serial: number;
   position: bigint;
   total: bigint;
 }
@@ -58,6 +61,14 @@ export interface SessionEvents {
   trace: [string];
   /** Notices for the user, such as the TCG fallback. */
   notice: [string];
+  /** An action is called (its name), before its arguments are checked: libguestfs's enter event. */
+  enter: [string];
+  /** launch() has the appliance ready (libguestfs's launch_done). */
+  launched: [];
+  /** close() has ended the session, the first time it is called (libguestfs's close event). */
+  closed: [];
+  /** The appliance's qemu died under a call (libguestfs's subprocess_quit); the handle goes back to config. */
+  applianceQuit: [];
   /** A read-write image's changes are being merged into it (journal written next). */
   commit: [{ image: string }];
 }
@@ -90,6 +101,10 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   private commitPending = false;
   private conn: Connection | null = null;
   private readonly slots = new Map<SessionSlot<unknown>, unknown>();
+  /** close() has been called: the closed event is fired once. */
+  private closeCalled = false;
+  /** A stopped appliance's drives being released (stopped → config): close() and shutdown() wait for it. */
+  private resetting: Promise<void> | null = null;
   /** shutdown()'s merges while they run: close() waits for them rather than pull their files away. */
   private merging: Promise<void> | null = null;
   /** What must end while the appliance still answers (a FUSE mount of it), run first by shutdown() and close(). */
@@ -109,6 +124,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     settings: this.settings,
     connection: () => this.conn,
     emitTrace: (line) => this.emit('trace', line),
+    emitEnter: (action) => this.emit('enter', action),
     applianceDied: (action, vm) => this.applianceDied(action, vm),
   });
 
@@ -245,6 +261,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       }
       signal.throwIfAborted();
       this.lifecycle.transition('ready');
+      this.emit('launched');
     } catch (e) {
       await this.dropAppliance();
       // A failed launch leaves the session as it was, to launch again; a
@@ -296,7 +313,7 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
 
   private connect(vm: Vm): void {
     this.conn = new Connection(vm, (p) => {
-      this.emit('progress', { action: this.dispatcher.currentAction ?? '', position: p.position, total: p.total });
+      this.emit('progress', { action: this.dispatcher.currentAction ?? '', proc: p.proc, serial: p.serial, position: p.position, total: p.total });
     });
   }
 
@@ -356,16 +373,70 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
     return this.dispatcher.call(name, args, optargs, transfer);
   }
 
-  /** The VM went away under a call: explain why, then release everything. */
+  /**
+   * The VM went away under a call: explain why, and put the handle back in
+   * config as libguestfs does (its drives dropped, their uncommitted changes
+   * discarded), so that drives can be added and the appliance launched again.
+   */
   private async applianceDied(action: string, vm: Vm): Promise<ApplianceError> {
     // Nothing may talk to this VM again (not even shutdown's autosync). A
-    // second call that met the same dead channel finds the session failed or closed.
-    if (this.state === 'ready') this.lifecycle.transition('failed');
-    // The socket usually closes a moment before qemu's exit status arrives.
-    await Promise.race([vm.exited, sleep(1000, undefined, { ref: false })]);
-    const err = new ApplianceError(`${action}: the appliance died: ${vm.describeExit()}`);
-    await this.close();
-    return err;
+    // second call that met the same dead channel waits for the same reset.
+    if (this.state === 'ready') {
+      this.lifecycle.transition('stopped');
+      this.resetting = (async () => {
+        // The socket usually closes a moment before qemu's exit status arrives.
+        await Promise.race([vm.exited, sleep(1000, undefined, { ref: false })]);
+        this.emit('applianceQuit');
+        await this.releaseDrives();
+      })().finally(() => (this.resetting = null));
+    }
+    await this.resetting?.catch(noop);
+    return new ApplianceError(`${action}: the appliance died: ${vm.describeExit()}`);
+  }
+
+  /**
+   * libguestfs's shutdown and kill_subprocess actions: the appliance stops
+   * (synced first, with autosync), the changes are committed as shutdown()
+   * commits them, and the handle is back in config with no drives, to add
+   * drives and launch again. In config there is nothing to stop.
+   */
+  async stopAppliance(): Promise<void> {
+    await this.resetting?.catch(noop);
+    if (this.state === 'config') return;
+    // stopped here is a stop whose commit was refused: this retries it.
+    this.assertState('shutdown', 'ready', 'stopped');
+    await this.stopAndCommit('stopped', {});
+    this.resetting = this.releaseDrives().finally(() => (this.resetting = null));
+    await this.resetting;
+  }
+
+  /**
+   * stopped → config: the old appliance's qemu, drives (uncommitted changes
+   * discarded, locks released), savepoints, attachments and run directory
+   * are gone, and nothing learnt about them (feature groups, caches) is kept.
+   * The settings stay, as libguestfs keeps them.
+   */
+  private async releaseDrives(): Promise<void> {
+    if (this.state !== 'stopped') return;
+    await this.runEndHooks();
+    await this.dropAppliance();
+    for (const d of this.drives) await d.tx?.discard();
+    this.drives.length = 0;
+    this.savepoints.forget();
+    this.attachments.forget();
+    this.slots.clear();
+    this.dispatcher.writeCalls = 0;
+    await this.removeRunDir();
+    // close() meanwhile has already ended the session.
+    if (this.state === 'stopped') this.lifecycle.transition('config');
+  }
+
+  private async removeRunDir(): Promise<void> {
+    if (!this.runDir) return;
+    const dir = this.runDir;
+    this.runDir = null;
+    await rm(dir, { recursive: true, force: true, maxRetries: 3 });
+    releaseWatchdogs(dir);
   }
 
   /**
@@ -389,6 +460,14 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
   }
 
   async shutdown(opts: StopOptions = {}): Promise<void> {
+    await this.resetting?.catch(noop);
+    await this.stopAndCommit('closed', opts);
+    await this.dropAppliance();
+    if (this.state === 'launching' || this.state === 'stopped') this.lifecycle.transition('closed');
+  }
+
+  /** Stops a ready appliance cleanly (moving to `after`), then commits: shutdown()'s work, and stopAppliance()'s. */
+  private async stopAndCommit(after: 'closed' | 'stopped', opts: StopOptions): Promise<void> {
     await this.runEndHooks();
     if (this.state === 'ready') {
       if (this.settings.autosync) {
@@ -402,7 +481,9 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       const conn = this.conn!;
       this.conn = null;
       await conn.quit();
-      this.lifecycle.transition('closed');
+      // close() meanwhile (a stop) has discarded the changes: nothing to commit.
+      if (this.state !== 'ready') return;
+      this.lifecycle.transition(after);
       this.commitPending = true;
     }
     if (this.commitPending) {
@@ -427,8 +508,6 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       }
       this.commitPending = false;
     }
-    await this.dropAppliance();
-    if (this.state === 'launching' || this.state === 'failed') this.lifecycle.transition('closed');
   }
 
   /**
@@ -437,12 +516,18 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
    * twice, and while shutdown() runs: merges under way complete first.
    */
   async close(): Promise<void> {
+    const first = !this.closeCalled;
+    this.closeCalled = true;
+    // As libguestfs traces its close.
+    if (first && this.settings.trace) this.emit('trace', 'close');
     // A launch under way gives up first and has killed its qemu when it ends:
     // only then is the run directory free to remove, with nothing still writing into it.
     if (this.launchUnderWay) {
       this.launchUnderWay.abort.abort(new ApplianceError('launch: the session was closed while the appliance started'));
       await this.launchUnderWay.ended;
     }
+    // A dead appliance's drives are being released: let that end first.
+    await this.resetting?.catch(noop);
     await this.runEndHooks();
     await this.merging;
     const conn = this.conn;
@@ -455,14 +540,11 @@ export class Session extends EventEmitter<SessionEvents> implements SessionHost 
       if (this.state !== 'closed') this.lifecycle.transition('closed');
       // Whatever was not committed by shutdown() is thrown away.
       for (const d of this.drives) await d.tx?.discard();
-      if (this.runDir) {
-        await rm(this.runDir, { recursive: true, force: true, maxRetries: 3 });
-        releaseWatchdogs(this.runDir);
-      }
-      this.runDir = null;
+      await this.removeRunDir();
       this.applianceUse?.release();
       this.applianceUse = null;
       live.delete(this);
+      if (first) this.emit('closed');
     }
   }
 

@@ -36,8 +36,9 @@ const implemented: LibraryTable = {
   ...inspectActions,
   ...mountLocalActions,
   launch: (s) => s.launch(),
-  shutdown: (s) => s.shutdown(),
-  kill_subprocess: (s) => s.shutdown(),
+  // As in libguestfs, the handle is back in config afterwards, to add drives and launch again.
+  shutdown: (s) => s.stopAppliance(),
+  kill_subprocess: (s) => s.stopAppliance(),
   version: () => ({ major: 1n, minor: 48n, release: 6n, extra: '' }),
   is_config: (s) => s.state === 'config',
   is_launching: (s) => s.state === 'launching',
