@@ -235,15 +235,17 @@ export const lifecycleGroup: Group = {
         await c.call('write', ['/last-words', 'synced by shutdown']);
         const pid = c.s.qemuPid!;
         await c.call('shutdown');
-        A.equal(c.s.state, 'closed');
+        // As libguestfs: the handle is back in config, its drives released, ready for new ones.
+        A.equal(c.s.state, 'config');
+        A.deepEqual(c.s.drives, []);
         A.throws(() => process.kill(pid, 0));
         // autosync: the write reached the image file before qemu exited.
         A.equal(execFileSync('debugfs', ['-R', 'cat /last-words', c.f.ext4Image], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }), 'synced by shutdown');
         A.equal(c.s.qemuPid, null);
-        // kill_subprocess (deprecated alias) on a stopped appliance is harmless.
+        // kill_subprocess (deprecated alias) with no appliance is harmless, as libguestfs's shutdown in config.
         await c.call('kill_subprocess');
-        A.equal(c.s.state, 'closed');
-        await c.fails(/not allowed in state closed/, 'ping_daemon');
+        A.equal(c.s.state, 'config');
+        await c.fails(/not allowed in state config/, 'ping_daemon');
       },
     },
   ],
