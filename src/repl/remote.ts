@@ -42,7 +42,8 @@ export function remoteRequest(o: Options): RemoteRequest {
  * --remote, a bad pid), which the full command line then parses and reports.
  */
 export function leanRemoteRequest(argv: readonly string[]): RemoteRequest | null {
-  const m = /^--remote(?:=([1-9][0-9]*))?$/.exec(argv[0] ?? '');
+  // The pid itself is remotePid's to check, as it is for the option table.
+  const m = /^--remote(?:=(.*))?$/.exec(argv[0] ?? '');
   if (!m) return null;
   let words = argv.slice(1);
   if (words[0] === '--') words = words.slice(1);
