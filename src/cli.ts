@@ -8,7 +8,7 @@
 
 import type { Session } from './runtime/session/session.js';
 import { UsageError } from './runtime/errors.js';
-import { checkCommand, helpFor, listCommands } from './commands/table.js';
+import { checkCommandLine, helpFor, listCommands } from './commands/table.js';
 import { parseOptions, usage, type Options } from './repl/options.js';
 import type { Shell } from './repl/shell.js';
 import { failureLine, oneLine, processDialect } from './repl/dialect.js';
@@ -74,7 +74,7 @@ async function main(argv: string[]): Promise<number> {
   // Commands on the command line are checked before the appliance boots:
   // a typo costs milliseconds, not a launch. (-cmd ones may fail on purpose.)
   try {
-    for (const words of opts.commands) if (!words[0]!.startsWith('-')) checkCommand(words);
+    checkCommandLine(opts.commands);
   } catch (e) {
     return fail(oneLine(e));
   }

@@ -209,6 +209,11 @@ export function paramKind(m: MetaCommand, index: number): ParamKind {
  * parameter count (meta-commands) or every argument's type (actions). The
  * command line is checked this way before the appliance boots.
  */
+/** Checks a command line's commands before any runs; a `-cmd` may fail on purpose, so it is not checked. */
+export function checkCommandLine(commands: readonly (readonly string[])[]): void {
+  for (const words of commands) if (!words[0]!.startsWith('-')) checkCommand(words);
+}
+
 export function checkCommand(words: readonly string[]): void {
   const [name, ...args] = words;
   const c = commandOrThrow(name!);

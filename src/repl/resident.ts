@@ -27,7 +27,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Readable, Writable } from 'node:stream';
 import { UsageError } from '../runtime/errors.js';
 import { writeTo } from '../commands/host.js';
-import { checkCommand } from '../commands/table.js';
+import { checkCommandLine } from '../commands/table.js';
 import { failureLine, oneLine } from './dialect.js';
 import { type LineSource, StreamLineSource } from './input.js';
 import type { Options } from './options.js';
@@ -233,7 +233,7 @@ export async function serveResident(shell: Shell, o: Options, finish: (ok: boole
     // A typo is refused before any command runs, and does not end the session as a
     // failing command would (the client does not load the command table to check it).
     try {
-      for (const words of hello.commands ?? []) if (!words[0]!.startsWith('-')) checkCommand(words);
+      checkCommandLine(hello.commands ?? []);
     } catch (e) {
       await writeTo(c.err, failureLine(oneLine(e)));
       return c.reply(1);
